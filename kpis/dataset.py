@@ -1,0 +1,240 @@
+"""The FLS-DB dataset vocabulary (spec/dataset.md), shared by the portal and the KPI engine.
+
+Kept free of Flask so that the KPI engine, the validation layer and the CSV importer all read
+one list of allowed values.
+"""
+
+from __future__ import annotations
+
+NATIONS = ("England", "Wales", "Northern Ireland")
+ROLES = ("clinician", "lead", "admin")
+
+YES_NO_UNKNOWN = ("Yes", "No", "Not known")
+SEXES = ("Male", "Female", "Other", "Not known")
+SMOKER = ("Current", "Ex", "Never", "Not known")
+DXA_STATUS = ("Recommended", "Not recommended", "Not known")
+DXA_NOT_RECOMMENDED_REASONS = (
+    "Recent DXA",
+    "Treat without DXA",
+    "Patient declined",
+    "Not appropriate",
+    "Other",
+)
+FRACTURE_SITES = ("Hip", "Spine", "Humerus", "Pelvis", "Wrist", "Other")
+DRUGS = (
+    "Alendronate",
+    "Risedronate",
+    "Ibandronate",
+    "Zoledronate",
+    "Denosumab",
+    "Teriparatide",
+    "Romosozumab",
+    "Abaloparatide",
+    "Strontium ranelate",
+    "HRT",
+    "Raloxifene",
+)
+# Approved names accepted as the same drug.
+DRUG_SYNONYMS = {
+    "alendronic acid": "Alendronate",
+    "risedronate sodium": "Risedronate",
+    "ibandronic acid": "Ibandronate",
+    "zoledronic acid": "Zoledronate",
+}
+THERAPY_OUTCOMES = (
+    "Not appropriate",
+    "Informed decline",
+    "Referred for clinical opinion",
+    "Referred to GP to decide",
+    "Not known",
+)
+FOLLOWUP_THERAPY_OUTCOMES = (
+    "Not started",
+    "No longer appropriate",
+    "Informed decline",
+    "Referred for clinical opinion",
+    "Not known",
+)
+FOLLOWUP_THERAPY = DRUGS + FOLLOWUP_THERAPY_OUTCOMES
+
+PATIENT_FIELDS = (
+    "nhs_number",
+    "date_of_birth",
+    "sex",
+    "postcode",
+    "care_home_resident",
+    "date_of_death",
+)
+
+# Episode fields by journey stage, in the order of dataset.md.
+STAGES = {
+    "identification": ("fracture_date", "identification_date", "admitted", "fracture_sites"),
+    "assessment": (
+        "assessment_date",
+        "height_cm",
+        "weight_kg",
+        "previous_fracture",
+        "parental_hip_fracture",
+        "smoker",
+        "on_bone_therapy_at_fracture",
+        "dxa_status",
+        "dxa_not_recommended_reason",
+        "dxa_date",
+        "t_score",
+        "frax_major_percent",
+        "falls_assessed",
+        "falls_referred",
+    ),
+    "treatment": ("bone_therapy", "calcium_vitd"),
+    "followup16": ("followup16_done", "followup16_date", "therapy16", "strength_balance16"),
+    "followup52": ("followup52_done", "followup52_date", "therapy52", "refracture"),
+}
+STAGE_TITLES = {
+    "identification": "Identification",
+    "assessment": "Assessment",
+    "treatment": "Treatment recommendation",
+    "followup16": "Monitoring at 12-16 weeks",
+    "followup52": "Follow-up at 12 months",
+}
+EPISODE_FIELDS = tuple(field for fields in STAGES.values() for field in fields)
+
+# Canonical CSV column order (dataset.md, "Columns").
+CSV_COLUMNS = ("service_code",) + PATIENT_FIELDS + EPISODE_FIELDS
+
+# FLS-DB question codes (dataset version 3).
+FLSDB_CODES = {
+    "1.01": "nhs_number",
+    "1.02": "date_of_birth",
+    "1.03": "sex",
+    "1.04": "postcode",
+    "1.05": "care_home_resident",
+    "1.06": "identification_date",
+    "1.07": "assessment_date",
+    "1.08": "admitted",
+    "1.09": "fracture_date",
+    "1.11": "fracture_sites",
+    "1.12": "fracture_sites",
+    "1.13": "fracture_sites",
+    "2.01": "height_cm",
+    "2.02": "weight_kg",
+    "2.03": "previous_fracture",
+    "2.04": "parental_hip_fracture",
+    "2.05": "smoker",
+    "2.06": "on_bone_therapy_at_fracture",
+    "3.01": "dxa_status",
+    "3.02": "dxa_not_recommended_reason",
+    "3.03": "dxa_date",
+    "3.04": "t_score",
+    "3.05": "frax_major_percent",
+    "4.01": "bone_therapy",
+    "4.02": "calcium_vitd",
+    "5.01": "falls_assessed",
+    "5.10": "falls_referred",
+    "6.01": "followup16_done",
+    "6.02": "followup16_date",
+    "6.05": "therapy16",
+    "6.06": "strength_balance16",
+    "7.01": "followup52_done",
+    "7.02": "followup52_date",
+    "7.05": "therapy52",
+    "7.06": "refracture",
+}
+
+# The 17 audited fields of KPI 1 (data completeness).
+AUDITED_FIELDS = (
+    "sex",
+    "postcode",
+    "care_home_resident",
+    "identification_date",
+    "admitted",
+    "fracture_sites",
+    "assessment_date",
+    "previous_fracture",
+    "smoker",
+    "on_bone_therapy_at_fracture",
+    "dxa_status",
+    "falls_assessed",
+    "bone_therapy",
+    "calcium_vitd",
+    "followup16_done",
+    "strength_balance16",
+    "followup52_done",
+)
+
+# Allowed values of each single-choice field.
+CHOICES = {
+    "sex": SEXES,
+    "care_home_resident": YES_NO_UNKNOWN,
+    "admitted": YES_NO_UNKNOWN,
+    "previous_fracture": YES_NO_UNKNOWN,
+    "parental_hip_fracture": YES_NO_UNKNOWN,
+    "smoker": SMOKER,
+    "on_bone_therapy_at_fracture": YES_NO_UNKNOWN,
+    "dxa_status": DXA_STATUS,
+    "dxa_not_recommended_reason": DXA_NOT_RECOMMENDED_REASONS,
+    "falls_assessed": YES_NO_UNKNOWN,
+    "falls_referred": YES_NO_UNKNOWN,
+    "calcium_vitd": YES_NO_UNKNOWN,
+    "followup16_done": YES_NO_UNKNOWN,
+    "therapy16": FOLLOWUP_THERAPY,
+    "strength_balance16": YES_NO_UNKNOWN,
+    "followup52_done": YES_NO_UNKNOWN,
+    "therapy52": FOLLOWUP_THERAPY,
+    "refracture": YES_NO_UNKNOWN,
+}
+MULTI_VALUE_FIELDS = ("fracture_sites", "bone_therapy")
+DATE_FIELDS = (
+    "date_of_birth",
+    "date_of_death",
+    "fracture_date",
+    "identification_date",
+    "assessment_date",
+    "dxa_date",
+    "followup16_date",
+    "followup52_date",
+)
+# (minimum, maximum, decimals allowed)
+NUMBER_FIELDS = {
+    "height_cm": (100, 230, 1),
+    "weight_kg": (25, 250, 1),
+    "t_score": (-7, 4, 1),
+    "frax_major_percent": (0, 100, 1),
+}
+
+LABELS = {
+    "service_code": "Service code",
+    "nhs_number": "NHS number",
+    "date_of_birth": "Date of birth",
+    "sex": "Sex",
+    "postcode": "Postcode",
+    "care_home_resident": "Care home resident",
+    "date_of_death": "Date of death",
+    "fracture_date": "Date the fracture was diagnosed",
+    "identification_date": "Date of first FLS contact",
+    "admitted": "Admitted to hospital",
+    "fracture_sites": "Fracture sites",
+    "assessment_date": "Date of FLS assessment",
+    "height_cm": "Height (cm)",
+    "weight_kg": "Weight (kg)",
+    "previous_fracture": "Previous fracture",
+    "parental_hip_fracture": "Parent had a hip fracture",
+    "smoker": "Smoker",
+    "on_bone_therapy_at_fracture": "On bone therapy at the time of fracture",
+    "dxa_status": "DXA",
+    "dxa_not_recommended_reason": "Reason DXA not recommended",
+    "dxa_date": "Date of DXA",
+    "t_score": "T-score",
+    "frax_major_percent": "FRAX major osteoporotic fracture risk (%)",
+    "falls_assessed": "Falls risk assessed by the FLS",
+    "falls_referred": "Referred for a falls assessment",
+    "bone_therapy": "Bone therapy recommended",
+    "calcium_vitd": "Calcium and vitamin D recommended",
+    "followup16_done": "Monitoring contact at 12-16 weeks done",
+    "followup16_date": "Date of 12-16 week contact",
+    "therapy16": "Bone therapy at 12-16 weeks",
+    "strength_balance16": "Started strength and balance exercise",
+    "followup52_done": "Follow-up at 12 months done",
+    "followup52_date": "Date of 12 month follow-up",
+    "therapy52": "Bone therapy at 12 months",
+    "refracture": "New fracture since the index fracture",
+}

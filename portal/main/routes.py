@@ -1,0 +1,76 @@
+"""The home page, switching service, and the health and reachability checks."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, jsonify, redirect, render_template, request
+from sqlalchemy import text
+
+from portal.access import current_service, switch_service
+from portal.admin.forms import ConfirmForm
+from portal.auth.routes import _safe_next
+from portal.extensions import db
+
+bp = Blueprint("main", __name__)
+
+
+@bp.get("/")
+def home():
+    return render_template("main/home.html", service=current_service())
+
+
+@bp.post("/service")
+def choose_service():
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    try:
+        service_id = int(request.form.get("service_id", ""))
+    except ValueError:
+        abort(400)
+    switch_service(service_id)
+    return redirect(_safe_next(request.form.get("next")))
+
+
+@bp.get("/health")
+def health():
+    """For a load balancer: the process answers and the database is reachable."""
+    db.session.execute(text("SELECT 1"))
+    return jsonify(status="ok")
+
+
+@bp.route("/ping", methods=["GET", "HEAD"])
+def reachability():
+    """The offline script asks this to decide whether the server is reachable (offline.md)."""
+    return "", 204
+
+
+@bp.app_errorhandler(403)
+def forbidden(error):
+    return _error_page(403, "You do not have permission to do this", error), 403
+
+
+@bp.app_errorhandler(404)
+def not_found(error):
+    return _error_page(404, "Page not found", error), 404
+
+
+@bp.app_errorhandler(400)
+def bad_request(error):
+    return _error_page(400, "The request could not be handled", error), 400
+
+
+def _error_page(status: int, title: str, error):
+    description = getattr(error, "description", None)
+    return render_template(
+        "errors/error.html", status=status, title=title, description=description
+    )
+
+
+
+@bp.get("/csrf-token")
+def csrf_token():
+    """A fresh CSRF token for the offline script to replay waiting submissions (offline.md)."""
+    from flask_wtf.csrf import generate_csrf
+
+    response = jsonify(csrf_token=generate_csrf())
+    response.headers["Cache-Control"] = "no-store"
+    return response

@@ -1,0 +1,21 @@
+"""Typed SQLAlchemy 2 models of the FLS dataset, accounts and the audit trail."""
+
+from portal.models.accounts import User, user_services
+from portal.models.audit import AuditEvent
+from portal.models.base import Base
+from portal.models.clinical import Episode, Patient
+from portal.models.imports import ImportJob
+from portal.models.service import Service
+from portal.models.submissions import Submission
+
+__all__ = [
+    "AuditEvent",
+    "Base",
+    "Episode",
+    "ImportJob",
+    "Patient",
+    "Service",
+    "Submission",
+    "User",
+    "user_services",
+]

@@ -1,0 +1,146 @@
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import (
+    CheckConstraint,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from kpis import dataset as ds
+from portal.models.base import Base, one_of
+
+
+class Patient(Base):
+    """A patient of one service (the same person seen by two services is two patients)."""
+
+    __tablename__ = "patients"
+    __table_args__ = (
+        UniqueConstraint("service_id", "nhs_number"),
+        CheckConstraint("length(nhs_number) = 10", name="nhs_number_ten_digits"),
+        one_of("sex", ds.SEXES),
+        one_of("care_home_resident", ds.YES_NO_UNKNOWN),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    service_id: Mapped[int] = mapped_column(ForeignKey("services.id"), index=True)
+    nhs_number: Mapped[str] = mapped_column(String(10))
+    date_of_birth: Mapped[date] = mapped_column(Date)
+    sex: Mapped[str] = mapped_column(String(20))
+    postcode: Mapped[str | None] = mapped_column(String(10))
+    care_home_resident: Mapped[str | None] = mapped_column(String(20))
+    date_of_death: Mapped[date | None] = mapped_column(Date)
+    version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=datetime.utcnow)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime, default=datetime.utcnow, onupdate=datetime.utcnow
+    )
+
+    service = relationship("Service")
+    episodes: Mapped[list[Episode]] = relationship(
+        back_populates="patient", order_by="Episode.fracture_date"
+    )
+
+    __mapper_args__ = {"version_id_col": version}
+
+
+class Episode(Base):
+    """One index fracture of a patient and every stage of its journey."""
+
+    __tablename__ = "episodes"
+    __table_args__ = (
+        UniqueConstraint("patient_id", "fracture_date"),
+        # KPI cohorts are read by fracture month across services: see docs/benchmarks.md.
+        Index("ix_episodes_fracture_date", "fracture_date"),
+        one_of("admitted", ds.YES_NO_UNKNOWN),
+        one_of("previous_fracture", ds.YES_NO_UNKNOWN),
+        one_of("parental_hip_fracture", ds.YES_NO_UNKNOWN),
+        one_of("smoker", ds.SMOKER),
+        one_of("on_bone_therapy_at_fracture", ds.YES_NO_UNKNOWN),
+        one_of("dxa_status", ds.DXA_STATUS),
+        one_of("dxa_not_recommended_reason", ds.DXA_NOT_RECOMMENDED_REASONS),
+        one_of("falls_assessed", ds.YES_NO_UNKNOWN),
+        one_of("falls_referred", ds.YES_NO_UNKNOWN),
+        one_of("calcium_vitd", ds.YES_NO_UNKNOWN),
+        one_of("followup16_done", ds.YES_NO_UNKNOWN),
+        one_of("therapy16", ds.FOLLOWUP_THERAPY),
+        one_of("strength_balance16", ds.YES_NO_UNKNOWN),
+        one_of("followup52_done", ds.YES_NO_UNKNOWN),
+        one_of("therapy52", ds.FOLLOWUP_THERAPY),
+        one_of("refracture", ds.YES_NO_UNKNOWN),
+        CheckConstraint("fracture_date >= '2016-01-01'", name="fracture_date_from_2016"),
+        CheckConstraint("height_cm IS NULL OR height_cm BETWEEN 100 AND 230", name="height_cm"),
+        CheckConstraint("weight_kg IS NULL OR weight_kg BETWEEN 25 AND 250", name="weight_kg"),
+        CheckConstraint("t_score IS NULL OR t_score BETWEEN -7 AND 4", name="t_score"),
+        CheckConstraint(
+            "frax_major_percent IS NULL OR frax_major_percent BETWEEN 0 AND 100",
+            name="frax_major_percent",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    service_id: Mapped[int] = mapped_column(ForeignKey("services.id"), index=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
+    # The earlier episode of the same patient when this fracture is a refracture.
+    previous_episode_id: Mapped[int | None] = mapped_column(ForeignKey("episodes.id"))
+
+    # Identification
+    fracture_date: Mapped[date] = mapped_column(Date)
+    identification_date: Mapped[date | None] = mapped_column(Date)
+    admitted: Mapped[str | None] = mapped_column(String(20))
+    # Multi-value fields are kept as ';'-joined values in dataset.md order.
+    fracture_sites: Mapped[str | None] = mapped_column(String(100))
+    # Assessment
+    assessment_date: Mapped[date | None] = mapped_column(Date)
+    height_cm: Mapped[float | None] = mapped_column(Numeric(4, 1, asdecimal=False))
+    weight_kg: Mapped[float | None] = mapped_column(Numeric(4, 1, asdecimal=False))
+    previous_fracture: Mapped[str | None] = mapped_column(String(20))
+    parental_hip_fracture: Mapped[str | None] = mapped_column(String(20))
+    smoker: Mapped[str | None] = mapped_column(String(20))
+    on_bone_therapy_at_fracture: Mapped[str | None] = mapped_column(String(20))
+    dxa_status: Mapped[str | None] = mapped_column(String(20))
+    dxa_not_recommended_reason: Mapped[str | None] = mapped_column(String(40))
+    dxa_date: Mapped[date | None] = mapped_column(Date)
+    t_score: Mapped[float | None] = mapped_column(Numeric(2, 1, asdecimal=False))
+    frax_major_percent: Mapped[float | None] = mapped_column(Numeric(4, 1, asdecimal=False))
+    falls_assessed: Mapped[str | None] = mapped_column(String(20))
+    falls_referred: Mapped[str | None] = mapped_column(String(20))
+    # Treatment recommendation
+    bone_therapy: Mapped[str | None] = mapped_column(String(300))
+    calcium_vitd: Mapped[str | None] = mapped_column(String(20))
+    # Monitoring at 12-16 weeks
+    followup16_done: Mapped[str | None] = mapped_column(String(20))
+    followup16_date: Mapped[date | None] = mapped_column(Date)
+    therapy16: Mapped[str | None] = mapped_column(String(40))
+    strength_balance16: Mapped[str | None] = mapped_column(String(20))
+    # Follow-up at 12 months
+    followup52_done: Mapped[str | None] = mapped_column(String(20))
+    followup52_date: Mapped[date | None] = mapped_column(Date)
+    therapy52: Mapped[str | None] = mapped_column(String(40))
+    refracture: Mapped[str | None] = mapped_column(String(20))
+
+    # Record keeping
+    version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=datetime.utcnow)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime, default=datetime.utcnow, onupdate=datetime.utcnow
+    )
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime)
+    deleted_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    deleted_reason: Mapped[str | None] = mapped_column(Text)
+
+    patient: Mapped[Patient] = relationship(back_populates="episodes")
+    service = relationship("Service")
+    previous_episode = relationship("Episode", remote_side=[id])
+
+    __mapper_args__ = {"version_id_col": version}

@@ -1,0 +1,188 @@
+"""Deny by default: sign-in required except on one explicit public list; headers; timeouts."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from functools import wraps
+
+from flask import Flask, abort, g, jsonify, redirect, request, session, url_for
+from flask_login import current_user, logout_user
+
+from portal.extensions import db, login_manager
+
+# Endpoints that anyone may reach (security.md, "Who sees what"). Everything else needs sign-in.
+PUBLIC_ENDPOINTS = {
+    "static",
+    "auth.sign_in",
+    "auth.set_password",
+    "main.health",
+    "main.reachability",
+    "main.csrf_token",
+}
+# Blueprints whose every page is public (the benchmarks table and public run charts).
+PUBLIC_BLUEPRINTS = {"public"}
+
+# Requests the browser makes by itself; they never reset the idle timer.
+BACKGROUND_HEADER = "X-Background-Request"
+
+_CSP = "; ".join(
+    [
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data:",
+        "font-src 'self'",
+        "connect-src 'self'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+        "base-uri 'self'",
+        "object-src 'none'",
+        "worker-src 'self'",
+        "manifest-src 'self'",
+    ]
+)
+
+
+def init_app(app: Flask) -> None:
+    login_manager.login_view = "auth.sign_in"
+    login_manager.login_message = "Sign in to continue."
+    login_manager.login_message_category = "info"
+    login_manager.user_loader(_load_user)
+    login_manager.unauthorized_handler(_unauthorized)
+    app.before_request(_require_sign_in)
+    app.after_request(_security_headers)
+
+
+def _load_user(session_id: str):
+    from portal.models import User
+
+    try:
+        user_id, version = (int(part) for part in session_id.split(":"))
+    except ValueError:
+        return None
+    user = db.session.get(User, user_id)
+    # A raised session_version (sign-out, password change, deactivation) ends every old session.
+    if user is None or not user.active or user.session_version != version:
+        return None
+    return user
+
+
+def is_htmx() -> bool:
+    return request.headers.get("HX-Request") == "true"
+
+
+def _unauthorized():
+    if is_htmx() or request.accept_mimetypes.best == "application/json":
+        # The offline script keeps the submission and asks the user to sign in (offline.md).
+        response = jsonify(error="signed_out", sign_in=url_for("auth.sign_in"))
+        response.status_code = 401
+        return response
+    return redirect(url_for("auth.sign_in", next=request.full_path.rstrip("?")))
+
+
+def is_public(endpoint: str | None) -> bool:
+    if endpoint is None:
+        return False
+    return endpoint in PUBLIC_ENDPOINTS or endpoint.split(".")[0] in PUBLIC_BLUEPRINTS
+
+
+def _require_sign_in():
+    if request.endpoint is None:
+        return None  # 404 follows
+    if not current_user.is_authenticated:
+        if is_public(request.endpoint):
+            return None
+        return _unauthorized()
+    if _session_expired(request.endpoint):
+        from portal.services import audit
+
+        audit.record("sign_out", user=current_user._get_current_object(), detail="session timed out")
+        db.session.commit()
+        logout_user()
+        session.clear()
+        if is_public(request.endpoint):
+            return None
+        return _unauthorized()
+    return None
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _session_expired(endpoint: str) -> bool:
+    """Idle and absolute limits; background requests do not count as activity."""
+    from flask import current_app
+
+    now = _now().timestamp()
+    started = session.get("signed_in_at")
+    last_seen = session.get("last_seen", started)
+    if started is None:
+        return True
+    if now - started > current_app.config["ABSOLUTE_TIMEOUT"].total_seconds():
+        return True
+    if now - last_seen > current_app.config["IDLE_TIMEOUT"].total_seconds():
+        return True
+    if request.headers.get(BACKGROUND_HEADER) != "1" and endpoint != "static":
+        session["last_seen"] = now
+    return False
+
+
+def start_session(user) -> None:
+    """A fresh session at sign-in (and after a password change)."""
+    from flask_login import login_user
+
+    service_id = session.get("service_id")
+    session.clear()
+    login_user(user)
+    now = _now().timestamp()
+    session["signed_in_at"] = now
+    session["last_seen"] = now
+    if service_id in user.service_ids:
+        session["service_id"] = service_id
+    session.permanent = True
+
+
+def _security_headers(response):
+    headers = response.headers
+    headers.setdefault("Content-Security-Policy", _CSP)
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    headers.setdefault("Referrer-Policy", "same-origin")
+    headers.setdefault("X-Frame-Options", "DENY")
+    headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+    headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
+    if request.is_secure:
+        headers.setdefault("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
+    if getattr(g, "patient_data", False) or (
+        current_user.is_authenticated and request.endpoint != "static"
+    ):
+        # Pages behind sign-in may show patient data: never kept by the browser or a proxy.
+        headers["Cache-Control"] = "no-store"
+    headers.add("Vary", "HX-Request")
+    return response
+
+
+def roles_required(*roles: str):
+    """Allow only the given roles; anyone else gets 403 and the denial is audited."""
+
+    def decorator(view):
+        @wraps(view)
+        def wrapped(*args, **kwargs):
+            if not current_user.is_authenticated:
+                return _unauthorized()
+            if current_user.role not in roles:
+                deny(f"role {current_user.role} may not use {request.endpoint}")
+            return view(*args, **kwargs)
+
+        return wrapped
+
+    return decorator
+
+
+def deny(reason: str, status: int = 403):
+    """Audit a permission denial, then abort."""
+    from portal.services import audit
+
+    audit.record("permission_denied", detail=f"{request.method} {request.path}: {reason}")
+    db.session.commit()
+    abort(status)

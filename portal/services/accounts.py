@@ -1,0 +1,281 @@
+"""Accounts: passwords, sign-in with per-account slow-down, one-time setup links, user admin."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import cache
+from pathlib import Path
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from sqlalchemy import func, select
+
+from kpis.dataset import ROLES
+from portal.extensions import db
+from portal.models import Service, User
+from portal.services import audit
+
+# argon2-cffi's defaults are Argon2id with RFC 9106's low-memory profile.
+_hasher = PasswordHasher()
+# A real hash to verify against when the email is unknown, so both cases take the same time.
+_DUMMY_HASH = _hasher.hash("not a real password, only for timing")
+
+MIN_PASSWORD_LENGTH = 12
+SIGN_IN_REFUSED = "Enter a correct email address and password."
+
+
+class AccountError(ValueError):
+    """A refused account change: `field` names the form field it belongs to."""
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.field = field
+
+
+@cache
+def _common_passwords() -> frozenset[str]:
+    from zxcvbn.frequency_lists import FREQUENCY_LISTS
+
+    own = Path(__file__).resolve().parent.parent / "data" / "common_passwords.txt"
+    words = {
+        line.strip().lower()
+        for line in own.read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    }
+    return frozenset(words | set(FREQUENCY_LISTS["passwords"]))
+
+
+def password_problem(password: str, email: str | None = None) -> str | None:
+    """Why a password is refused (security.md), or None when it is acceptable."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        return f"Password must be at least {MIN_PASSWORD_LENGTH} characters"
+    if len(password) > 256:
+        return "Password must be 256 characters or fewer"
+    lowered = password.lower()
+    if lowered in _common_passwords() or len(set(lowered)) <= 2:
+        return "This password is too common: choose another"
+    if email and email.split("@")[0].lower() in lowered and len(email.split("@")[0]) >= 4:
+        return "Password must not contain your email address"
+    return None
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def normalise_email(email: str) -> str:
+    return email.strip().lower()
+
+
+def find_user_by_email(email: str) -> User | None:
+    return db.session.scalar(select(User).where(User.email == normalise_email(email)))
+
+
+def find_service(code: str) -> Service | None:
+    return db.session.scalar(select(Service).where(Service.code == code.strip().upper()))
+
+
+# --- sign-in --------------------------------------------------------------------------------
+
+
+@dataclass
+class SignInResult:
+    user: User | None
+    message: str | None = None
+    wait_seconds: int = 0
+
+
+def throttle_wait(user: User, now: datetime, free: int, max_seconds: int) -> int:
+    """Seconds this account must still wait before another attempt is checked.
+
+    The first `free` failures cost nothing; after that each failure doubles the wait, capped, so
+    an attacker can slow an account down for a while but never lock it out.
+    """
+    excess = user.failed_login_count - free
+    if excess < 0 or user.last_failed_login_at is None:
+        return 0
+    wait = min(2**excess, max_seconds)
+    elapsed = (now - user.last_failed_login_at).total_seconds()
+    return max(0, int(wait - elapsed + 0.999))
+
+
+def authenticate(email: str, password: str, *, free: int, max_seconds: int) -> SignInResult:
+    """Check credentials; records failures and success in the audit trail."""
+    now = datetime.utcnow()
+    user = find_user_by_email(email)
+    if user is None or user.password_hash is None or not user.active:
+        try:
+            _hasher.verify(_DUMMY_HASH, password)
+        except VerificationError:
+            pass
+        audit.record("sign_in_failed", user=user, detail="unknown or inactive account")
+        return SignInResult(None, SIGN_IN_REFUSED)
+    wait = throttle_wait(user, now, free, max_seconds)
+    if wait:
+        audit.record("sign_in_failed", user=user, detail=f"throttled for {wait}s")
+        return SignInResult(
+            None,
+            f"Too many failed attempts for this account. Try again in {wait} seconds.",
+            wait,
+        )
+    try:
+        _hasher.verify(user.password_hash, password)
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        user.failed_login_count += 1
+        user.last_failed_login_at = now
+        audit.record("sign_in_failed", user=user, detail="wrong password")
+        return SignInResult(None, SIGN_IN_REFUSED)
+    if _hasher.check_needs_rehash(user.password_hash):
+        user.password_hash = hash_password(password)
+    user.failed_login_count = 0
+    user.last_failed_login_at = None
+    user.last_login_at = now
+    audit.record("sign_in", user=user)
+    return SignInResult(user)
+
+
+def end_all_sessions(user: User) -> None:
+    """Raising the session version makes every cookie issued before it worthless."""
+    user.session_version += 1
+
+
+def sign_out(user: User) -> None:
+    end_all_sessions(user)
+    audit.record("sign_out", user=user)
+
+
+def change_password(user: User, current: str, new: str) -> None:
+    try:
+        _hasher.verify(user.password_hash or _DUMMY_HASH, current)
+    except (VerificationError, InvalidHashError):
+        raise AccountError("Your current password is not correct", "current_password") from None
+    problem = password_problem(new, user.email)
+    if problem:
+        raise AccountError(problem, "new_password")
+    user.password_hash = hash_password(new)
+    end_all_sessions(user)
+    audit.record("password_changed", user, {"password": ("(hidden)", "(changed)")}, user=user)
+
+
+# --- one-time setup links ---------------------------------------------------------------------
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def issue_setup_token(user: User, hours: int) -> str:
+    """A one-time token for the user to set their own password; only its hash is stored."""
+    token = secrets.token_urlsafe(32)
+    user.setup_token_hash = _token_hash(token)
+    user.setup_token_expires_at = datetime.utcnow() + timedelta(hours=hours)
+    return token
+
+
+def user_for_setup_token(token: str) -> User | None:
+    if not token:
+        return None
+    user = db.session.scalar(select(User).where(User.setup_token_hash == _token_hash(token)))
+    if user is None or not user.active:
+        return None
+    if user.setup_token_expires_at is None or user.setup_token_expires_at < datetime.utcnow():
+        return None
+    return user
+
+
+def set_password_with_token(user: User, password: str) -> None:
+    problem = password_problem(password, user.email)
+    if problem:
+        raise AccountError(problem, "password")
+    user.password_hash = hash_password(password)
+    user.setup_token_hash = None
+    user.setup_token_expires_at = None
+    user.failed_login_count = 0
+    end_all_sessions(user)
+    audit.record("password_set", user, {"password": ("(hidden)", "(set)")}, user=user)
+
+
+# --- user administration --------------------------------------------------------------------
+
+
+def _check_role_services(role: str, services: list[Service]) -> None:
+    if role not in ROLES:
+        raise AccountError(f"Unknown role {role!r}: choose one of {', '.join(ROLES)}", "role")
+    if role in ("clinician", "lead") and not services:
+        raise AccountError("Clinicians and leads need at least one service", "services")
+
+
+def create_user(
+    email: str,
+    display_name: str,
+    role: str,
+    services: list[Service],
+    password: str | None = None,
+) -> User:
+    """Add a user. Without a password the user sets one through a one-time link."""
+    email = normalise_email(email)
+    if "@" not in email or email.startswith("@") or email.endswith("@") or " " in email:
+        raise AccountError("Enter an email address like name@nhs.net", "email")
+    if db.session.scalar(select(func.count()).select_from(User).where(User.email == email)):
+        raise AccountError(f"A user with the email {email} already exists", "email")
+    _check_role_services(role, services)
+    if password is not None:
+        problem = password_problem(password, email)
+        if problem:
+            raise AccountError(problem, "password")
+    user = User(
+        email=email,
+        display_name=display_name.strip() or email.split("@")[0],
+        role=role,
+        active=True,
+        password_hash=hash_password(password) if password is not None else None,
+        session_version=1,
+        failed_login_count=0,
+    )
+    user.services = list(services)
+    db.session.add(user)
+    db.session.flush()
+    audit.record(
+        "create",
+        user,
+        {
+            "email": (None, email),
+            "display_name": (None, user.display_name),
+            "role": (None, role),
+            "services": (None, ",".join(s.code for s in services)),
+        },
+    )
+    return user
+
+
+def update_user(
+    user: User, *, display_name: str, role: str, services: list[Service], active: bool
+) -> dict:
+    _check_role_services(role, services)
+    changes = audit.apply_changes(
+        user, {"display_name": display_name.strip(), "role": role, "active": active}
+    )
+    old_codes = ",".join(s.code for s in user.services)
+    new_codes = ",".join(s.code for s in sorted(services, key=lambda s: s.code))
+    if old_codes != new_codes:
+        user.services = list(services)
+        changes["services"] = (old_codes, new_codes)
+    if "active" in changes and not active:
+        end_all_sessions(user)
+    if "role" in changes or "services" in changes:
+        end_all_sessions(user)  # a narrowed role or membership takes effect at once
+    if changes:
+        audit.record("update", user, changes)
+    return changes
+
+
+def reset_password(user: User, hours: int) -> str:
+    """Clear the password, end the user's sessions and issue a new one-time link."""
+    user.password_hash = None
+    end_all_sessions(user)
+    token = issue_setup_token(user, hours)
+    audit.record("password_reset", user, {"password": ("(hidden)", "(reset)")})
+    return token

@@ -1,0 +1,88 @@
+"""The append-only audit trail: every change records who, when, what, and old and new values."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from portal.extensions import db
+from portal.models import AuditEvent
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-safe form of a stored value."""
+    if isinstance(value, date | datetime):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return float(value)
+    return value
+
+
+def _actor():
+    """The signed-in user of the current request, if there is one."""
+    try:
+        from flask import has_request_context
+        from flask_login import current_user
+
+        if has_request_context() and current_user.is_authenticated:
+            return current_user._get_current_object()
+    except RuntimeError:
+        pass
+    return None
+
+
+def _remote_addr() -> str | None:
+    from flask import has_request_context, request
+
+    return request.remote_addr if has_request_context() else None
+
+
+def record(
+    action: str,
+    entity: Any = None,
+    changes: dict[str, tuple[Any, Any]] | None = None,
+    *,
+    user: Any = None,
+    service_id: int | None = None,
+    detail: str | None = None,
+    entity_type: str | None = None,
+    entity_id: int | None = None,
+) -> AuditEvent:
+    """Add an audit event to the current transaction (it commits with the change it records)."""
+    user = user if user is not None else _actor()
+    if entity is not None:
+        if entity.id is None:
+            db.session.flush()
+        entity_type = entity_type or entity.__tablename__.rstrip("s")
+        entity_id = entity.id
+        if service_id is None:
+            service_id = getattr(entity, "service_id", None)
+    event = AuditEvent(
+        at=datetime.utcnow(),
+        user_id=user.id if user is not None else None,
+        service_id=service_id,
+        action=action,
+        entity_type=entity_type,
+        entity_id=entity_id,
+        changes=(
+            {field: [_plain(old), _plain(new)] for field, (old, new) in changes.items()}
+            if changes
+            else None
+        ),
+        detail=detail,
+        remote_addr=_remote_addr(),
+    )
+    db.session.add(event)
+    return event
+
+
+def apply_changes(entity: Any, values: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
+    """Set each value on the entity and return {field: (old, new)} for those that changed."""
+    changes: dict[str, tuple[Any, Any]] = {}
+    for field, new in values.items():
+        old = getattr(entity, field)
+        if _plain(old) != _plain(new):
+            changes[field] = (old, new)
+            setattr(entity, field, new)
+    return changes

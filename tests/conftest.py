@@ -1,0 +1,208 @@
+"""Test fixtures: a migrated database (SQLite by default, PostgreSQL with PORTAL_TEST_DB=postgresql),
+a test client that sends the real CSRF token, and factories.
+
+The real protections stay on: CSRF, sign-in and service scoping are never disabled here.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from pathlib import Path
+
+import pytest
+from flask.testing import FlaskClient
+from sqlalchemy import create_engine, text
+
+ROOT = Path(__file__).resolve().parent.parent
+TEST_PASSWORD = "correct-horse-battery-9"
+IN_CI = os.environ.get("CI") == "true"
+
+
+def _postgres_admin_url() -> str:
+    return os.environ.get(
+        "TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+    )
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory):
+    """One fresh database per test run, so runs never collide."""
+    backend = os.environ.get("PORTAL_TEST_DB", "sqlite")
+    if backend == "sqlite":
+        yield "sqlite:///" + str(tmp_path_factory.mktemp("db") / "portal-test.db")
+        return
+    admin_url = _postgres_admin_url()
+    name = f"fls_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    try:
+        admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as error:  # pragma: no cover - depends on the machine
+        if IN_CI:
+            raise
+        pytest.skip(f"PostgreSQL NOT AVAILABLE at {admin_url}: {error}")
+    yield admin_url.rsplit("/", 1)[0] + "/" + name
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def _migrated(database_url, tmp_path_factory):
+    """Migrate the test database to head once per run, through Alembic as production does."""
+    from flask_migrate import upgrade
+
+    from portal import create_app
+
+    app = create_app(_test_config(database_url, tmp_path_factory.mktemp("instance")))
+    with app.app_context():
+        upgrade()
+        from portal.extensions import db
+
+        db.engine.dispose()
+    return database_url
+
+
+def _test_config(database_url: str, instance: Path) -> dict:
+    return {
+        "TESTING": True,
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "SECRET_KEY": "test-secret-key",
+        "SERVER_NAME": None,
+        "RATELIMIT_ENABLED": False,
+    }
+
+
+class CSRFClient(FlaskClient):
+    """A test client that sends the real CSRF token with every state-changing request,
+    as a browser with the form (or htmx with its header) would."""
+
+    def csrf_token(self) -> str:
+        response = self.get("/csrf-token")
+        return response.get_json()["csrf_token"]
+
+    def open(self, *args, **kwargs):
+        method = (kwargs.get("method") or "GET").upper()
+        send_csrf = kwargs.pop("csrf", True)
+        if send_csrf and method in ("POST", "PUT", "PATCH", "DELETE"):
+            headers = dict(kwargs.pop("headers", None) or {})
+            if "X-CSRFToken" not in headers:
+                headers["X-CSRFToken"] = self.csrf_token()
+            kwargs["headers"] = headers
+        return super().open(*args, **kwargs)
+
+
+@pytest.fixture
+def app(_migrated, tmp_path):
+    from portal import create_app
+    from portal.extensions import db
+
+    app = create_app(_test_config(_migrated, tmp_path))
+    app.test_client_class = CSRFClient
+    with app.app_context():
+        yield app
+        db.session.remove()
+        _empty_tables(db)
+        db.engine.dispose()
+
+
+def _empty_tables(db) -> None:
+    from portal.models import Base
+
+    with db.engine.begin() as conn:
+        for table in reversed(Base.metadata.sorted_tables):
+            conn.execute(table.delete())
+
+
+@pytest.fixture
+def db(app):
+    from portal.extensions import db
+
+    return db
+
+
+@pytest.fixture
+def client(app) -> CSRFClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+# --- factories --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def make_service(db):
+    from portal.models import Service
+
+    def make(code="BRD", name=None, nation="England", expected_caseload=1200, active=True):
+        service = Service(
+            code=code,
+            name=name or f"{code} Fracture Liaison Service",
+            nation=nation,
+            expected_caseload=expected_caseload,
+            active=active,
+            data_version=0,
+        )
+        db.session.add(service)
+        db.session.commit()
+        return service
+
+    return make
+
+
+@pytest.fixture
+def make_user(db):
+    from portal.models import User
+    from portal.services.accounts import hash_password
+
+    hashed = hash_password(TEST_PASSWORD)
+
+    def make(role="clinician", services=(), email=None, active=True, password=None):
+        user = User(
+            email=email or f"{role}-{uuid.uuid4().hex[:6]}@nhs.test",
+            display_name=f"Test {role}",
+            role=role,
+            active=active,
+            password_hash=hash_password(password) if password else hashed,
+            session_version=1,
+            failed_login_count=0,
+        )
+        user.services = list(services)
+        db.session.add(user)
+        db.session.commit()
+        return user
+
+    return make
+
+
+def sign_in(client: CSRFClient, user, password: str = TEST_PASSWORD):
+    response = client.post(
+        "/auth/sign-in", data={"email": user.email, "password": password}, follow_redirects=False
+    )
+    assert response.status_code == 302, response.get_data(as_text=True)[:2000]
+    return response
+
+
+@pytest.fixture
+def signed_in(client, make_service, make_user):
+    """A client signed in as a clinician of service BRD: returns (client, user, service)."""
+
+    def make(role="clinician", service=None):
+        service = service or make_service()
+        user = make_user(role=role, services=[service])
+        sign_in(client, user)
+        return client, user, service
+
+    return make
+
+
+def csrf_from_html(html: str) -> str:
+    match = re.search(r'name="csrf-token" content="([^"]+)"', html)
+    assert match, "page carries no CSRF meta tag"
+    return match.group(1)
