@@ -158,9 +158,14 @@ def normalise_postcode(raw: str) -> str:
 
 # Dates ----------------------------------------------------------------------------------------
 
-_ISO_DATE = re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})(?:[ T](\d{1,2}:\d{2}(?::\d{2}(?:\.0+)?)?))?$")
-_UK_DATE = re.compile(r"^(\d{1,2})/(\d{1,2})/(\d+)(?: (\d{1,2}:\d{2}(?::\d{2}(?:\.0+)?)?))?$")
-_MIDNIGHT = re.compile(r"^0?0:00(?::00(?:\.0+)?)?$")
+# re.ASCII: \d means 0-9 only, not every script's digits.
+_ISO_DATE = re.compile(
+    r"^(\d{4})-(\d{1,2})-(\d{1,2})(?:[ T](\d{1,2}:\d{2}(?::\d{2}(?:\.0+)?)?))?$", re.ASCII
+)
+_UK_DATE = re.compile(
+    r"^(\d{1,2})/(\d{1,2})/(\d+)(?: (\d{1,2}:\d{2}(?::\d{2}(?:\.0+)?)?))?$", re.ASCII
+)
+_MIDNIGHT = re.compile(r"^0?0:00(?::00(?:\.0+)?)?$", re.ASCII)
 
 
 def _parse_date(field: str, text: str) -> date:
@@ -187,9 +192,11 @@ def _parse_date(field: str, text: str) -> date:
 
 # Numbers --------------------------------------------------------------------------------------
 
-_NUMBER = re.compile(r"^([+\-\u2212]?)(\d+(?:\.\d+)?|\.\d+)$")
-_DECIMAL_COMMA = re.compile(r"^[+\-\u2212]?\d*,\d+$")
-_WITH_UNIT = re.compile(r"^[+\-\u2212]?(?:\d+(?:[.,]\d+)?|[.,]\d+) ?[^\d\s.,+\-\u2212]+\.?$")
+_NUMBER = re.compile(r"^([+\-\u2212]?)(\d+(?:\.\d+)?|\.\d+)$", re.ASCII)
+_DECIMAL_COMMA = re.compile(r"^[+\-\u2212]?\d*,\d+$", re.ASCII)
+_WITH_UNIT = re.compile(
+    r"^[+\-\u2212]?(?:\d+(?:[.,]\d+)?|[.,]\d+) ?[^\d\s.,+\-\u2212]+\.?$", re.ASCII
+)
 
 
 def _format_bound(field: str, bound: float) -> str:
@@ -232,7 +239,7 @@ def _fold(text: str) -> str:
     return text.casefold()
 
 
-def _choice(field: str, text: str, allowed: Iterable[str]) -> str | None:
+def _choice(text: str, allowed: Iterable[str]) -> str | None:
     """The canonical spelling of text among allowed (any case, with the dataset's synonyms)."""
     allowed = tuple(allowed)
     folded = _fold(text)
@@ -250,7 +257,7 @@ def _choice(field: str, text: str, allowed: Iterable[str]) -> str | None:
 
 def _one_of(field: str, text: str) -> str:
     allowed = CHOICES[field]
-    value = _choice(field, text, allowed)
+    value = _choice(text, allowed)
     if value is None:
         raise ValueProblem(f"{_label(field)} must be one of: {', '.join(allowed)}")
     return value
@@ -266,7 +273,7 @@ def _parse_fracture_sites(text: str) -> str:
     typed: list[str] = []
     mapped: set[str] = set()
     for part in _parts(text):
-        site = _choice("fracture_sites", part, FRACTURE_SITES)
+        site = _choice(part, FRACTURE_SITES)
         if site is not None:
             if site in typed:
                 raise ValueProblem(f"{label} cannot name a site twice ({site})")
@@ -289,13 +296,13 @@ def _parse_bone_therapy(text: str) -> str:
     drugs: list[str] = []
     outcomes: list[str] = []
     for part in _parts(text):
-        drug = _choice("bone_therapy", part, DRUGS)
+        drug = _choice(part, DRUGS)
         if drug is not None:
             if drug in drugs:
                 raise ValueProblem(f"{label} cannot name a drug twice ({drug})")
             drugs.append(drug)
             continue
-        outcome = _choice("bone_therapy", part, THERAPY_OUTCOMES)
+        outcome = _choice(part, THERAPY_OUTCOMES)
         if outcome is None:
             raise ValueProblem(
                 f"{label}: {part} is not a drug ({', '.join(DRUGS)}) "
@@ -509,7 +516,12 @@ def _check_required(values: Mapping[str, Any], fields: Iterable[str], problems: 
 def _check_age(date_of_birth: date, fracture_date: date, problems: _Problems) -> None:
     age = age_on(date_of_birth, fracture_date)
     when = f"the fracture was diagnosed ({uk_date(fracture_date)})"
-    if age < MINIMUM_AGE:
+    if date_of_birth > fracture_date:
+        problems.add(
+            "date_of_birth",
+            f"{_label('date_of_birth')} cannot be after {when}",
+        )
+    elif age < MINIMUM_AGE:
         problems.add(
             "date_of_birth",
             f"The patient must be {MINIMUM_AGE} or over when {when}; this date of birth makes them {age}",

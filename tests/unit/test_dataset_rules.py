@@ -864,3 +864,43 @@ def test_numbers_round_trip_through_export(field, tenths):
 def test_any_order_of_sites_is_stored_in_dataset_order(sites):
     stored = parse_value("fracture_sites", ";".join(sites))
     assert stored.split(";") == [site for site in FRACTURE_SITES if site in sites]
+
+
+def test_born_after_the_fracture():
+    found = problems({"date_of_birth": date(2024, 3, 13)})
+    assert found == {
+        "date_of_birth": "Date of birth cannot be after the fracture was diagnosed (12/03/2024)"
+    }
+
+
+# Rows of shared/samples/canonical-sample.csv: parsed, checked, and written back cell for cell.
+CANONICAL_HEADER = (
+    "nhs_number,date_of_birth,sex,postcode,care_home_resident,date_of_death,fracture_date,"
+    "identification_date,admitted,fracture_sites,assessment_date,height_cm,weight_kg,"
+    "previous_fracture,parental_hip_fracture,smoker,on_bone_therapy_at_fracture,dxa_status,"
+    "dxa_not_recommended_reason,dxa_date,t_score,frax_major_percent,falls_assessed,falls_referred,"
+    "bone_therapy,calcium_vitd,followup16_done,followup16_date,therapy16,strength_balance16,"
+    "followup52_done,followup52_date,therapy52,refracture"
+).split(",")
+CANONICAL_ROWS = [
+    "9992146885,1936-10-12,Female,EX7 6ZY,No,,2025-02-17,2025-02-22,Yes,Other,2025-07-25,170,,"
+    "Yes,No,Never,Not known,Recommended,,2025-03-09,-1.2,,No,Yes,Risedronate;Romosozumab,Yes,Yes,"
+    "2025-03-06,Not started,No,Yes,2026-02-22,Informed decline,No",
+    "9996279723,1937-08-03,Female,CF15 8AE,No,,2024-07-31,2024-08-13,No,Hip;Wrist;Humerus,"
+    "2024-10-30,,,No,No,Current,No,Recommended,,2025-02-06,-2.6,,Yes,Yes,Alendronate,No,Yes,"
+    "2024-11-21,Not known,Yes,Not known,,,",
+]
+
+
+@pytest.mark.parametrize("row", CANONICAL_ROWS)
+def test_a_canonical_row_parses_checks_and_exports_unchanged(row):
+    cells = dict(zip(CANONICAL_HEADER, row.split(","), strict=True))
+    values, refusals = parse_values(cells)
+    assert refusals == {}
+    patient_values = {f: v for f, v in values.items() if f in CANONICAL_HEADER[:6]}
+    episode_values = {f: v for f, v in values.items() if f not in patient_values}
+    assert check_record(patient_values, episode_values, date(2026, 11, 27)) == {}
+    # Hip;Wrist;Humerus is written in dataset order: Hip;Humerus;Wrist.
+    expected = {**cells, "fracture_sites": format_value("fracture_sites", cells["fracture_sites"])}
+    assert {field: format_value(field, value) for field, value in values.items()} == expected
+    assert expected["fracture_sites"] in ("Other", "Hip;Humerus;Wrist")
