@@ -497,14 +497,31 @@ AFTER_FRACTURE_DATES = tuple(field for field in EPISODE_DATES if field != "fract
 
 
 def _lower_first(text: str) -> str:
+    """A label inside a sentence: "Date of DXA" -> "date of DXA" (acronyms kept)."""
     return text[0].lower() + text[1:] if text[:1].isupper() and not text[:3].isupper() else text
 
 
 class _Problems(dict):
-    """{field: message}; the first rule broken on a field wins, being the most basic."""
+    """{field: message}, knowing which fields the user changed.
+
+    A rule between two fields puts its message on the field the user changed, so that it shows
+    in the form they are filling in; when both or neither changed, on the rule's usual field.
+    The first rule broken on a field wins, rules being checked from the most basic.
+    """
+
+    def __init__(self, changed: Iterable[str] | None) -> None:
+        super().__init__()
+        self.changed = None if changed is None else frozenset(changed)
 
     def add(self, field: str, message: str) -> None:
         self.setdefault(field, message)
+
+    def on_changed(self, usual: str, usual_message: str, other: str, other_message: str) -> None:
+        """Report a broken rule between two fields on the one the user must fix."""
+        if self.changed is not None and other in self.changed and usual not in self.changed:
+            self.add(other, other_message)
+        else:
+            self.add(usual, usual_message)
 
 
 def _check_required(values: Mapping[str, Any], fields: Iterable[str], problems: _Problems) -> None:
@@ -513,24 +530,74 @@ def _check_required(values: Mapping[str, Any], fields: Iterable[str], problems: 
             problems.add(field, f"{_label(field)} is required")
 
 
-def _check_age(date_of_birth: date, fracture_date: date, problems: _Problems) -> None:
-    age = age_on(date_of_birth, fracture_date)
-    when = f"the fracture was diagnosed ({uk_date(fracture_date)})"
+def _check_order(
+    problems: _Problems, earlier_field: str, earlier: date, later_field: str, later: date
+) -> None:
+    """`earlier` must not come after `later`; the message names the other field and its date."""
+    if earlier <= later:
+        return
+    problems.on_changed(
+        later_field,
+        f"{_label(later_field)} cannot be before the {_lower_first(_label(earlier_field))} "
+        f"({uk_date(earlier)})",
+        earlier_field,
+        f"{_label(earlier_field)} cannot be after the {_lower_first(_label(later_field))} "
+        f"({uk_date(later)})",
+    )
+
+
+def _check_fracture_order(problems: _Problems, field: str, day: date, fracture_date: date) -> None:
+    """A date of the episode on or after the fracture, in the spec's own words."""
+    if day >= fracture_date:
+        return
+    problems.on_changed(
+        field,
+        f"{_label(field)} cannot be before the fracture was diagnosed ({uk_date(fracture_date)})",
+        "fracture_date",
+        f"{_label('fracture_date')} cannot be after the {_lower_first(_label(field))} "
+        f"({uk_date(day)})",
+    )
+
+
+def _check_death_order(problems: _Problems, field: str, day: date, died: date) -> None:
+    """Nothing of a patient's record happens after their death."""
+    if day <= died:
+        return
+    problems.on_changed(
+        field,
+        f"{_label(field)} cannot be after the patient's date of death ({uk_date(died)})",
+        "date_of_death",
+        f"{_label('date_of_death')} cannot be before the {_lower_first(_label(field))} "
+        f"({uk_date(day)})",
+    )
+
+
+def _check_age(problems: _Problems, date_of_birth: date, fracture_date: date) -> None:
+    """50 or over, and not over 115, on the day the fracture was diagnosed."""
     if date_of_birth > fracture_date:
-        problems.add(
+        problems.on_changed(
             "date_of_birth",
-            f"{_label('date_of_birth')} cannot be after {when}",
+            f"{_label('date_of_birth')} cannot be after the fracture was diagnosed "
+            f"({uk_date(fracture_date)})",
+            "fracture_date",
+            f"{_label('fracture_date')} cannot be before the date of birth "
+            f"({uk_date(date_of_birth)})",
         )
-    elif age < MINIMUM_AGE:
-        problems.add(
-            "date_of_birth",
-            f"The patient must be {MINIMUM_AGE} or over when {when}; this date of birth makes them {age}",
-        )
-    elif age > MAXIMUM_AGE:
-        problems.add(
-            "date_of_birth",
-            f"An age over {MAXIMUM_AGE} is refused: this date of birth makes the patient {age} when {when}",
-        )
+        return
+    age = age_on(date_of_birth, fracture_date)
+    if MINIMUM_AGE <= age <= MAXIMUM_AGE:
+        return
+    rule = (
+        f"must be {MINIMUM_AGE} or over" if age < MINIMUM_AGE else f"cannot be over {MAXIMUM_AGE}"
+    )
+    problems.on_changed(
+        "date_of_birth",
+        f"The patient {rule} when the fracture was diagnosed ({uk_date(fracture_date)}); "
+        f"this date of birth makes them {age}",
+        "fracture_date",
+        f"The patient {rule} when the fracture was diagnosed; "
+        f"born {uk_date(date_of_birth)}, they were {age} on this date",
+    )
 
 
 def _check_patient_alone(patient: Mapping[str, Any], today: date, problems: _Problems) -> None:
@@ -541,24 +608,28 @@ def _check_patient_alone(patient: Mapping[str, Any], today: date, problems: _Pro
     if died is not None:
         if died > today:
             problems.add("date_of_death", f"{_label('date_of_death')} cannot be in the future")
-        if born is not None and died < born:
-            problems.add(
-                "date_of_death",
-                f"{_label('date_of_death')} cannot be before the date of birth ({uk_date(born)})",
-            )
+        if born is not None:
+            _check_order(problems, "date_of_birth", born, "date_of_death", died)
 
 
 def check_record(
-    patient: Mapping[str, Any], episode: Mapping[str, Any], today: date | None = None
+    patient: Mapping[str, Any],
+    episode: Mapping[str, Any],
+    today: date | None = None,
+    *,
+    changed: Iterable[str] | None = None,
 ) -> dict[str, str]:
     """Every cross-field rule of dataset.md on the typed values of one patient and one episode.
 
     Keys are field names; a missing key is an empty value. Returns {field: message} for every
-    broken rule, on the field the user must fix (an episode date after the patient's death is
-    reported on the episode date; use check_patient_dates when the patient is what changed).
+    broken rule, on the field the user must fix. A rule between two fields (a date before the
+    fracture, after the death, follow-ups out of order, the age rule) is reported on its usual
+    field (the later date, the episode's date, date_of_birth); pass `changed`, the fields the
+    user has just changed (a stage form's fields), to report it on the changed one instead, so
+    it shows in the form being filled in. Use check_patient_dates when the patient changed.
     """
     today = today or today_in_london()
-    problems = _Problems()
+    problems = _Problems(changed)
     _check_patient_alone(patient, today, problems)
     _check_required(episode, EPISODE_REQUIRED, problems)
 
@@ -571,14 +642,11 @@ def check_record(
                 f"{_label('fracture_date')} must be on or after {uk_date(AUDIT_START_DATE)}",
             )
         if born is not None:
-            _check_age(born, fracture_date, problems)
+            _check_age(problems, born, fracture_date)
         for field in AFTER_FRACTURE_DATES:
             day = episode.get(field)
-            if day is not None and day < fracture_date:
-                problems.add(
-                    field,
-                    f"{_label(field)} cannot be before the fracture was diagnosed ({uk_date(fracture_date)})",
-                )
+            if day is not None:
+                _check_fracture_order(problems, field, day, fracture_date)
     for field in EPISODE_DATES:
         day = episode.get(field)
         if day is None:
@@ -587,11 +655,8 @@ def check_record(
             problems.add(
                 field, f"{_label(field)} cannot be in the future (today is {uk_date(today)})"
             )
-        if died is not None and day > died:
-            problems.add(
-                field,
-                f"{_label(field)} cannot be after the patient's date of death ({uk_date(died)})",
-            )
+        if died is not None:
+            _check_death_order(problems, field, day, died)
 
     _check_dxa(episode, problems)
     _check_followups(episode, problems)
@@ -635,10 +700,13 @@ def _check_followups(episode: Mapping[str, Any], problems: _Problems) -> None:
             )
     first, second = episode.get("followup16_date"), episode.get("followup52_date")
     if first is not None and second is not None and second <= first:
-        problems.add(
+        problems.on_changed(
             "followup52_date",
-            f"{_label('followup52_date')} must be after the {_lower_first(_label('followup16_date'))} "
-            f"({uk_date(first)})",
+            f"{_label('followup52_date')} must be after the "
+            f"{_lower_first(_label('followup16_date'))} ({uk_date(first)})",
+            "followup16_date",
+            f"{_label('followup16_date')} must be before the "
+            f"{_lower_first(_label('followup52_date'))} ({uk_date(second)})",
         )
 
 
@@ -653,23 +721,19 @@ def check_patient_dates(
     the episodes that count (deleted episodes are the caller's choice).
     """
     today = today or today_in_london()
-    problems = _Problems()
+    problems = _Problems(PATIENT_FIELDS)
     _check_patient_alone(patient, today, problems)
     born, died = patient.get("date_of_birth"), patient.get("date_of_death")
     for episode in episodes:
         fracture_date = episode.get("fracture_date")
         if born is not None and fracture_date is not None:
-            _check_age(born, fracture_date, problems)
+            _check_age(problems, born, fracture_date)
         if died is None:
             continue
         for field in EPISODE_DATES:
             day = episode.get(field)
-            if day is not None and died < day:
-                problems.add(
-                    "date_of_death",
-                    f"{_label('date_of_death')} cannot be before the "
-                    f"{_lower_first(_label(field))} of an episode ({uk_date(day)})",
-                )
+            if day is not None:
+                _check_death_order(problems, field, day, died)
     return dict(problems)
 
 
