@@ -14,10 +14,12 @@ Two steps, both used by forms and importer alike:
 
 2. **The record as a whole**: `check_record(patient, episode)` applies every cross-field rule to
    the typed values of one patient and one episode and returns `{field: message}`, the message
-   placed on the field the user must fix. Forms merge the stage's parsed values into the stored
-   episode before calling it (so a rule about a field of another stage is still checked); the
+   placed on the field the user must fix. A stage form merges its parsed values into the stored
+   episode and calls `check_record(patient, episode, changed=<the stage's fields>)`: every rule
+   is still checked, and a rule between its field and another stage's (say a fracture date moved
+   after the assessment date) is reported on its own field, so it shows in that form. The
    importer calls it on the merged patient and episode of each row. A change of the patient
-   alone (date of birth, date of death) is checked against all of their episodes with
+   (date of birth, date of death) is checked against all of their episodes with
    `check_patient_dates`.
 
 Derived values (`aom_recommended`, `on_aom`, `stage_status`, `missing_audited_fields`,
