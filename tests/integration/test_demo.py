@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from kpis import dataset as ds
 from portal.models import AuditEvent, Base, Episode, Patient, Service, User
-from portal.services import synthetic
+from portal.services import dataset_rules, synthetic
 
 TODAY = date(2026, 11, 27)
 SIGN_IN_LINE = re.compile(
@@ -117,11 +117,33 @@ def _rule_problems(patient: dict, episode: dict, today: date) -> list[str]:
     return problems
 
 
+def _shared_rule_problems(patient: dict, episode: dict, today: date) -> list[str]:
+    """The portal's own validation layer: each value survives export and re-parsing unchanged
+    (allowed values, ranges, NHS number, postcode), and the record passes every cross-field rule."""
+    problems = []
+    for fields, values in ((ds.PATIENT_FIELDS, patient), (ds.EPISODE_FIELDS, episode)):
+        for field in fields:
+            value = values.get(field)
+            text = dataset_rules.format_value(field, value)
+            try:
+                parsed = dataset_rules.parse_value(field, text)
+            except dataset_rules.ValueProblem as problem:
+                problems.append(f"{field}: {problem}")
+                continue
+            if parsed != value:
+                problems.append(f"{field}: {value!r} comes back as {parsed!r}")
+    problems += [
+        f"{f}: {m}" for f, m in dataset_rules.check_record(patient, episode, today).items()
+    ]
+    return problems
+
+
 def _assert_rows_keep_the_rules(patients: dict, episodes: list[dict], today: date) -> None:
     broken = {}
     for episode in episodes:
         patient = patients[episode["patient_id"]]
         problems = _rule_problems(patient, episode, today)
+        problems += _shared_rule_problems(patient, episode, today)
         if problems:
             broken[episode["id"]] = problems
     assert not broken, list(broken.items())[:5]
