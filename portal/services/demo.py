@@ -1,6 +1,6 @@
 """The synthetic demo behind `flask demo` (spec/cli.md): six services across England, Wales and
-Northern Ireland, users of every role, and a few thousand realistic episodes over four years
-ending today. Deterministic: the same `today` gives the same rows."""
+Northern Ireland, users of every role, and a few thousand realistic episodes over three and a
+half years ending today. Deterministic: the same `today` gives the same rows."""
 
 from __future__ import annotations
 
@@ -15,18 +15,21 @@ from portal.models import Patient, Service, User
 from portal.services import audit, synthetic
 from portal.services.accounts import hash_password, password_problem
 
-EPISODES = 4_200
-YEARS = 4
+# Three and a half years of fractures, so the oldest have finished their 12-month follow-up.
+YEARS = 3
+EXTRA_DAYS = 182
 EMAIL_DOMAIN = "demo.fls.nhs.uk"
 
-# code, name, nation, expected caseload, quality (0 struggling .. 1 excellent)
+# code, name, nation, expected caseload, quality (0 struggling .. 1 excellent). Caseloads are
+# at the smaller end of the audit's 400-4,000 so the demo stays a few thousand episodes while
+# each service's identification rate (KPI 2) stays realistic.
 SERVICES = (
-    ("LTH", "Leeds Teaching Hospitals Fracture Liaison Service", "England", 3200, 0.90),
-    ("NBT", "North Bristol Fracture Liaison Service", "England", 2400, 0.55),
-    ("ULH", "United Lincolnshire Fracture Liaison Service", "England", 1900, 0.15),
-    ("CAV", "Cardiff and Vale Fracture Liaison Service", "Wales", 1700, 0.75),
-    ("BCU", "Betsi Cadwaladr Fracture Liaison Service", "Wales", 2100, 0.30),
-    ("BEL", "Belfast Fracture Liaison Service", "Northern Ireland", 1500, 0.60),
+    ("LTH", "Leeds Teaching Hospitals Fracture Liaison Service", "England", 700, 0.90),
+    ("NBT", "North Bristol Fracture Liaison Service", "England", 550, 0.55),
+    ("ULH", "United Lincolnshire Fracture Liaison Service", "England", 500, 0.15),
+    ("CAV", "Cardiff and Vale Fracture Liaison Service", "Wales", 450, 0.75),
+    ("BCU", "Betsi Cadwaladr Fracture Liaison Service", "Wales", 600, 0.30),
+    ("BEL", "Belfast Fracture Liaison Service", "Northern Ireland", 420, 0.60),
 )
 # One password per role, so the printed list stays short; each passes the password rules.
 PASSWORDS = {
@@ -149,7 +152,9 @@ def fill(today: date | None = None, progress=None) -> str:
     users = _add_users(services)
     leads = {u.services[0].id: u.id for u, _ in users if u.role == "lead"}
 
-    start = synthetic.years_before(today, YEARS) + timedelta(days=1)
+    start = synthetic.years_before(today, YEARS) - timedelta(days=EXTRA_DAYS)
+    per_year = sum(synthetic.identified_per_year(s[3], s[4]) for s in SERVICES)
+    episodes = round(per_year * (today - start).days / 365.25)
     rows = synthetic.generate(
         rng,
         [
@@ -164,10 +169,10 @@ def fill(today: date | None = None, progress=None) -> str:
         ],
         start,
         today,
-        EPISODES,
+        episodes,
         today,
     )
-    written = synthetic.write(db.session, rows, total=EPISODES, progress=progress, deleted_by=leads)
+    written = synthetic.write(db.session, rows, total=episodes, progress=progress, deleted_by=leads)
     summary = (
         f"{len(services)} services, {len(users)} users, {written.patients} patients, "
         f"{written.episodes} episodes ({written.deleted} deleted) with fracture dates from "
