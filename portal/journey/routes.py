@@ -118,6 +118,7 @@ def _save(
     refused: Callable[[journey.Plan], Any],
     conflict: Callable[[journey.Plan], Any],
     existing: Callable[[journey.Plan], Any] | None = None,
+    outcome: tuple[Any, str] | None = None,
 ):
     """Run one save: replay a kept outcome, or plan, keep the submission, write and commit.
 
@@ -143,18 +144,29 @@ def _save(
             return conflict(result)
         if result.outcome == "existing" and existing is not None:
             return existing(result)
+        session = db.session()
         try:
             kept = submissions.remember(
-                current_user.id, submission_id, digest, endpoint=request.endpoint or request.path
+                current_user.id,
+                submission_id,
+                digest,
+                endpoint=request.endpoint or request.path,
+                entity=outcome[0] if outcome else None,
+                outcome_url=outcome[1] if outcome else None,
             )
             record, outcome_url = write(result)
-            submissions.point_at(kept, record, outcome_url)
-            db.session.commit()
+            if outcome is None:
+                submissions.point_at(kept, record, outcome_url)
+            # What was just written is what the answer shows: no need to read it all back.
+            session.expire_on_commit = False
+            session.commit()
         except (IntegrityError, StaleDataError):
-            db.session.rollback()
+            session.rollback()
             if attempt == 2:
                 raise
             continue
+        finally:
+            session.expire_on_commit = True
         return saved(record, outcome_url)
     raise AssertionError("unreachable")  # pragma: no cover
 
@@ -278,9 +290,11 @@ def save_patient(patient_id: int):
     base_version = journey.parse_version(form.get("version"))
     today = today_in_london()
 
+    outcome_url = url_for("journey.patient", patient_id=record.id) + "#patient-details"
+
     def write(plan):
         journey.apply(plan)
-        return record, url_for("journey.patient", patient_id=record.id) + "#patient-details"
+        return record, outcome_url
 
     def saved(_record, url):
         if is_htmx():
@@ -302,6 +316,7 @@ def save_patient(patient_id: int):
             record, inputs=form, errors=plan.errors, version=base_version, status=422
         ),
         conflict=lambda plan: _patient_page(record, plan=plan, status=409),
+        outcome=(record, outcome_url),
     )
 
 
@@ -446,6 +461,7 @@ def save_stage(episode_id: int, stage: str):
             record, stage, inputs=form, errors=plan.errors, version=base_version, status=422
         ),
         conflict=lambda plan: _stage_answer(record, stage, plan=plan, status=409),
+        outcome=(record, anchor),
     )
 
 

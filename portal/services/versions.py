@@ -106,18 +106,18 @@ def merge(
 def record_update(
     entity: Any, values: dict[str, Any], *, action: str = "update", detail: str | None = None
 ) -> dict[str, tuple[Any, Any]]:
-    """Apply values, flush, and audit the changes with the versions they moved between.
+    """Apply values and audit the changes with the versions they move between.
 
-    Returns the changes; nothing is written (and the version stays) when nothing changed.
+    Returns the changes; nothing is written (and the version stays) when nothing changed. The
+    update, its audit event and the data version reach the database together at the next flush:
+    on SQLite the write lock is then held for one short burst, not while Python works.
     """
     before = entity.version
     changes = audit.apply_changes(entity, values)
     if not changes:
         return changes
-    db.session.flush()
-    audit.record(
-        action, entity, {**changes, VERSION_KEY: (before, entity.version)}, detail=detail
-    )
+    # version_id_col counts up by one at each flush that updates the row.
+    audit.record(action, entity, {**changes, VERSION_KEY: (before, before + 1)}, detail=detail)
     advance_data_version(entity.service_id)
     return changes
 
