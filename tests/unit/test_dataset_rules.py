@@ -964,3 +964,15 @@ def test_death_order_on_the_date_of_death_when_it_changed():
         patient(date_of_death=date(1949, 1, 1)), episode(), TODAY, changed=["date_of_birth"]
     )
     assert found["date_of_birth"] == "Date of birth cannot be after the date of death (01/01/1949)"
+
+
+@given(st.dates(min_value=date(1000, 1, 1), max_value=date(9999, 12, 31)))
+def test_any_date_parses_in_every_accepted_spelling(day):
+    for text in (
+        day.isoformat(),
+        f"{day.day}/{day.month}/{day.year}",
+        f"{day:%d/%m/%Y} 00:00",
+        f"{day.isoformat()} 00:00:00",
+    ):
+        assert parse_value("assessment_date", text) == day
+    assert parse_value("assessment_date", format_value("assessment_date", day)) == day
