@@ -418,11 +418,21 @@ def on_aom(therapy: str | None) -> bool:
     return therapy in DRUGS
 
 
+# The derived values read dicts (forms, import rows) and Patient/Episode objects alike.
+Record = Mapping[str, Any] | Any
+
+
+def _get(record: Record, field: str) -> Any:
+    if isinstance(record, Mapping):
+        return record.get(field)
+    return getattr(record, field, None)
+
+
 def _empty(value: Any) -> bool:
     return value is None or (isinstance(value, str) and not value.strip())
 
 
-def stage_fields_that_apply(stage: str, episode: Mapping[str, Any]) -> tuple[str, ...]:
+def stage_fields_that_apply(stage: str, episode: Record) -> tuple[str, ...]:
     """The fields of a stage a complete stage must answer, given the other answers.
 
     - identification: every field.
@@ -447,7 +457,7 @@ def stage_fields_that_apply(stage: str, episode: Mapping[str, Any]) -> tuple[str
             "on_bone_therapy_at_fracture",
             "dxa_status",
         ]
-        if episode.get("dxa_status") == "Not recommended":
+        if _get(episode, "dxa_status") == "Not recommended":
             fields.append("dxa_not_recommended_reason")
         fields += ["falls_assessed", "falls_referred"]
         return tuple(fields)
@@ -455,30 +465,30 @@ def stage_fields_that_apply(stage: str, episode: Mapping[str, Any]) -> tuple[str
         return STAGES["treatment"]
     if stage in ("followup16", "followup52"):
         done, *rest = STAGES[stage]
-        return (done, *rest) if episode.get(done) == "Yes" else (done,)
+        return (done, *rest) if _get(episode, done) == "Yes" else (done,)
     raise KeyError(f"{stage!r} is not a journey stage")
 
 
-def stage_status(stage: str, episode: Mapping[str, Any]) -> str:
+def stage_status(stage: str, episode: Record) -> str:
     """The status of a stage: "not started", "in progress" or "complete".
 
     Not started: no field of the stage answered. Complete: every field that applies (see
     stage_fields_that_apply) answered. In progress: anything between.
     """
     applies = stage_fields_that_apply(stage, episode)
-    if all(not _empty(episode.get(field)) for field in applies):
+    if all(not _empty(_get(episode, field)) for field in applies):
         return "complete"
-    if all(_empty(episode.get(field)) for field in STAGES[stage]):
+    if all(_empty(_get(episode, field)) for field in STAGES[stage]):
         return "not started"
     return "in progress"
 
 
-def missing_audited_fields(patient: Mapping[str, Any], episode: Mapping[str, Any]) -> list[str]:
+def missing_audited_fields(patient: Record, episode: Record) -> list[str]:
     """The 17 audited fields (KPI 1) that are empty, in dataset.md order; Not known is an answer."""
     return [
         field
         for field in AUDITED_FIELDS
-        if _empty((patient if field in PATIENT_FIELDS else episode).get(field))
+        if _empty(_get(patient if field in PATIENT_FIELDS else episode, field))
     ]
 
 

@@ -976,3 +976,12 @@ def test_any_date_parses_in_every_accepted_spelling(day):
     ):
         assert parse_value("assessment_date", text) == day
     assert parse_value("assessment_date", format_value("assessment_date", day)) == day
+
+
+def test_derived_values_read_objects_too():
+    from types import SimpleNamespace
+
+    record = SimpleNamespace(bone_therapy="Alendronate", calcium_vitd=None, sex="Female")
+    assert stage_status("treatment", record) == "in progress"
+    assert "calcium_vitd" in missing_audited_fields(record, record)
+    assert "sex" not in missing_audited_fields(record, record)
