@@ -32,7 +32,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -53,6 +53,7 @@ from kpis.dataset import (
     MAX_FRACTURE_SITES,
     MAXIMUM_AGE,
     MINIMUM_AGE,
+    MULTI_VALUE_FIELDS,
     NOT_KNOWN_SYNONYMS,
     NUMBER_FIELDS,
     PATIENT_FIELDS,
@@ -216,10 +217,7 @@ def _parse_number(field: str, text: str) -> float:
             raise ValueProblem(f"{_label(field)} must be a number without a unit")
         raise ValueProblem(f"{_label(field)} must be a number")
     sign, digits = match.groups()
-    try:
-        number = Decimal(digits)
-    except InvalidOperation:  # the pattern allows only digits and one point; kept for safety
-        raise ValueProblem(f"{_label(field)} must be a number") from None
+    number = Decimal(digits)
     # Trailing zeros carry no precision claim (-1.70 is -1.7); anything finer is refused, never rounded.
     fraction = digits.partition(".")[2].rstrip("0")
     if len(fraction) > decimals:
@@ -344,8 +342,10 @@ def _parse_service_code(text: str) -> str:
 PARSEABLE_FIELDS = ("service_code",) + PATIENT_FIELDS + EPISODE_FIELDS
 
 
-def parse_value(field: str, raw: str | None) -> Any:
+def parse_value(field: str, raw: str | list[str] | tuple[str, ...] | None) -> Any:
     """One raw text value (form field or CSV cell) of a dataset field as its stored value.
+
+    A multi-value field also takes a list of raw values (the ticked checkboxes of a form).
 
     Returns None when the text is empty after trimming. Dates come back as `date`, numbers as
     `float`, enumerations in dataset.md's spelling, fracture_sites and bone_therapy `;`-joined in
@@ -354,6 +354,8 @@ def parse_value(field: str, raw: str | None) -> Any:
     """
     if field not in PARSEABLE_FIELDS:
         raise KeyError(f"{field!r} is not a field of the FLS dataset")
+    if field in MULTI_VALUE_FIELDS and isinstance(raw, list | tuple):
+        raw = ";".join(raw)  # ticked checkboxes, as request.form.getlist gives them
     text = _clean(raw)
     if text is None:
         return None

@@ -985,3 +985,10 @@ def test_derived_values_read_objects_too():
     assert stage_status("treatment", record) == "in progress"
     assert "calcium_vitd" in missing_audited_fields(record, record)
     assert "sex" not in missing_audited_fields(record, record)
+
+
+def test_multi_values_from_ticked_checkboxes():
+    assert parse_value("fracture_sites", ["Wrist", "Hip"]) == "Hip;Wrist"
+    assert parse_value("bone_therapy", ["Denosumab", "Alendronate"]) == "Alendronate;Denosumab"
+    assert parse_value("bone_therapy", []) is None
+    assert "cannot mix" in refused("bone_therapy", ["Denosumab", "Not appropriate"])
