@@ -128,3 +128,37 @@ def test_error_summary_takes_focus_and_has_no_accessibility_violations(page, pag
     violations = axe_violations(page)
     assert violations == [], describe_violations(violations)
     assert page_log.csp_violations == []
+
+
+def test_saved_message_is_an_nhs_banner_that_takes_focus(page, page_log, live_server):
+    clinician = live_server.make_user("clinician", [live_server.make_service()])
+    sign_in_browser(page, live_server, clinician)
+    page.goto("/auth/password")
+    wait_for_htmx(page)
+    page.fill("#current_password", clinician.password)
+    page.fill("#password", "Ample-Orchid-Lantern-42")
+    page.fill("#confirm", "Ample-Orchid-Lantern-42")
+    with page.expect_navigation():
+        page.click("main form button[type=submit]")
+    wait_for_htmx(page)
+
+    banner = page.locator(".nhsuk-notification-banner--success")
+    assert "Your password has been changed." in banner.inner_text()
+    assert page.evaluate(
+        "() => document.activeElement.classList.contains('nhsuk-notification-banner--success')"
+    )
+    violations = axe_violations(page)
+    assert violations == [], describe_violations(violations)
+    _assert_clean(page_log)
+
+
+def test_sign_out_returns_to_sign_in_with_a_message(page, page_log, live_server):
+    clinician = live_server.make_user("clinician", [live_server.make_service()])
+    sign_in_browser(page, live_server, clinician)
+    with page.expect_navigation():
+        page.click("#sign-out-form button")
+    wait_for_htmx(page)
+    assert "/auth/sign-in" in page.url
+    assert "You have signed out." in page.locator(".portal-flash").inner_text()
+    assert page.locator("#sign-out-form").count() == 0
+    _assert_clean(page_log)
