@@ -471,6 +471,8 @@ def save_stage(episode_id: int, stage: str):
 @bp.get("/episodes/<int:episode_id>/history")
 def history(episode_id: int):
     record = get_episode(episode_id, include_deleted=current_user.role == "admin")
+    journey.record_view(record.patient)
+    db.session.commit()
     return render_template(
         "journey/history.html", episode=record, patient=record.patient, lines=journey.history(record)
     )
