@@ -38,12 +38,18 @@ class Banding:
 
 
 EIGHTY_FIFTY = Banding(
-    green_from=Fraction(80), amber_from=Fraction(50), words="green 80% or more, amber 50% to 80%, red below 50%"
+    green_from=Fraction(80),
+    amber_from=Fraction(50),
+    words="green 80% or more, amber 50% to 80%, red below 50%",
 )
 SPINE = Banding(
-    green_above=Fraction(20), amber_from=Fraction(10), words="green above 20%, amber 10% to 20%, red below 10%"
+    green_above=Fraction(20),
+    amber_from=Fraction(10),
+    words="green above 20%, amber 10% to 20%, red below 10%",
 )
-FIFTY_NO_AMBER = Banding(green_from=Fraction(50), words="green 50% or more, red below 50% (no amber)")
+FIFTY_NO_AMBER = Banding(
+    green_from=Fraction(50), words="green 50% or more, red below 50% (no amber)"
+)
 
 
 @dataclass(frozen=True)
@@ -86,33 +92,78 @@ KPIS: tuple[KPI, ...] = (
         EIGHTY_FIFTY,
         is_proportion=False,
     ),
-    KPI(3, "Spine fractures", "Spine", "episodes whose fracture sites include Spine",
-        "episodes in the cohort", SPINE),
-    KPI(4, "FLS assessment within 90 days", "Assessment 90d",
-        "episodes assessed 0 to 90 days after the fracture", "episodes due at 90 days",
-        EIGHTY_FIFTY),
-    KPI(5, "DXA within 90 days", "DXA 90d", "episodes with a DXA 0 to 90 days after the fracture",
-        "episodes with DXA recommended, due at 90 days", EIGHTY_FIFTY),
-    KPI(6, "Falls risk assessment", "Falls",
-        "episodes with falls risk assessed or a falls referral", "episodes in the cohort",
-        EIGHTY_FIFTY),
-    KPI(7, "Bone therapy recommended", "Bone therapy",
-        "episodes with a bone therapy drug recommended", "episodes in the cohort", FIFTY_NO_AMBER),
-    KPI(8, "Strength and balance by 16 weeks", "Strength & balance",
+    KPI(
+        3,
+        "Spine fractures",
+        "Spine",
+        "episodes whose fracture sites include Spine",
+        "episodes in the cohort",
+        SPINE,
+    ),
+    KPI(
+        4,
+        "FLS assessment within 90 days",
+        "Assessment 90d",
+        "episodes assessed 0 to 90 days after the fracture",
+        "episodes due at 90 days",
+        EIGHTY_FIFTY,
+    ),
+    KPI(
+        5,
+        "DXA within 90 days",
+        "DXA 90d",
+        "episodes with a DXA 0 to 90 days after the fracture",
+        "episodes with DXA recommended, due at 90 days",
+        EIGHTY_FIFTY,
+    ),
+    KPI(
+        6,
+        "Falls risk assessment",
+        "Falls",
+        "episodes with falls risk assessed or a falls referral",
+        "episodes in the cohort",
+        EIGHTY_FIFTY,
+    ),
+    KPI(
+        7,
+        "Bone therapy recommended",
+        "Bone therapy",
+        "episodes with a bone therapy drug recommended",
+        "episodes in the cohort",
+        FIFTY_NO_AMBER,
+    ),
+    KPI(
+        8,
+        "Strength and balance by 16 weeks",
+        "Strength & balance",
         "episodes that started strength and balance exercise",
-        "non-hip episodes due at 16 weeks, patient alive at 16 weeks", EIGHTY_FIFTY),
-    KPI(9, "Monitoring contact by 16 weeks", "Contact 16w",
+        "non-hip episodes due at 16 weeks, patient alive at 16 weeks",
+        EIGHTY_FIFTY,
+    ),
+    KPI(
+        9,
+        "Monitoring contact by 16 weeks",
+        "Contact 16w",
         "episodes with a monitoring contact 0 to 112 days after the fracture",
         "episodes with bone therapy recommended, due at 16 weeks, patient alive at 16 weeks",
-        EIGHTY_FIFTY),
-    KPI(10, "Treatment started by 16 weeks", "Treatment 16w",
+        EIGHTY_FIFTY,
+    ),
+    KPI(
+        10,
+        "Treatment started by 16 weeks",
+        "Treatment 16w",
         "episodes on a bone therapy drug at the 16-week contact",
         "episodes with bone therapy recommended, due at 16 weeks, patient alive at 16 weeks",
-        EIGHTY_FIFTY),
-    KPI(11, "Adherence at 12 months", "Adherence 12m",
+        EIGHTY_FIFTY,
+    ),
+    KPI(
+        11,
+        "Adherence at 12 months",
+        "Adherence 12m",
         "episodes on a bone therapy drug at the 12-month follow-up",
         "episodes with bone therapy recommended, due at 52 weeks, patient alive at 52 weeks",
-        EIGHTY_FIFTY),
+        EIGHTY_FIFTY,
+    ),
 )
 KPI_BY_NUMBER = {kpi.number: kpi for kpi in KPIS}
 

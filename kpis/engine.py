@@ -112,9 +112,9 @@ def count_columns(as_of: date) -> list[ColumnElement]:
         _flag(k8_den).label("k8_den"),
         _flag(and_(k8_den, e.strength_balance16 == "Yes")).label("k8_num"),
         _flag(k9_den).label("k9_den"),
-        _flag(
-            and_(k9_den, e.followup16_done == "Yes", _within(e.followup16_date, 112))
-        ).label("k9_num"),
+        _flag(and_(k9_den, e.followup16_done == "Yes", _within(e.followup16_date, 112))).label(
+            "k9_num"
+        ),
         _flag(and_(k9_den, e.therapy16.in_(dataset.DRUGS))).label("k10_num"),
         _flag(k11_den).label("k11_den"),
         _flag(and_(k11_den, e.therapy52.in_(dataset.DRUGS))).label("k11_num"),
@@ -181,7 +181,9 @@ def aggregate(
     return result
 
 
-def load_services(conn: Connection, service_ids: Iterable[int] | None = None) -> dict[int, ServiceInfo]:
+def load_services(
+    conn: Connection, service_ids: Iterable[int] | None = None
+) -> dict[int, ServiceInfo]:
     """The services, by id."""
     s = services.c
     query = select(s.id, s.code, s.name, s.expected_caseload, s.data_version, s.active)
@@ -189,7 +191,12 @@ def load_services(conn: Connection, service_ids: Iterable[int] | None = None) ->
         query = query.where(s.id.in_(sorted(set(service_ids))))
     return {
         row.id: ServiceInfo(
-            row.id, row.code, row.name, row.expected_caseload, row.data_version or 0, bool(row.active)
+            row.id,
+            row.code,
+            row.name,
+            row.expected_caseload,
+            row.data_version or 0,
+            bool(row.active),
         )
         for row in conn.execute(query)
     }
@@ -222,7 +229,9 @@ class Figure:
         return self.denominator < SUPPRESS_BELOW
 
 
-def _figure(kpi: KPI, numerator: int, denominator: int | Fraction, band: str | None = None) -> Figure:
+def _figure(
+    kpi: KPI, numerator: int, denominator: int | Fraction, band: str | None = None
+) -> Figure:
     value = percent(numerator, denominator)
     return Figure(kpi, numerator, denominator, value, band if band is not None else kpi.band(value))
 
@@ -369,14 +378,19 @@ def report(
             continue
         service_counts = service_counts or EMPTY_COUNTS
         rows.append(
-            Row(info, service_figures(service_counts, info.expected_caseload, period.months),
-                service_counts["cohort"])
+            Row(
+                info,
+                service_figures(service_counts, info.expected_caseload, period.months),
+                service_counts["cohort"],
+            )
         )
     national = national_figures(
         [(c, infos[sid].expected_caseload) for sid, c in counts.items() if sid in infos],
         period.months,
     )
-    return Report(period, as_of, rows, Row(None, national, sum(c["cohort"] for c in counts.values())), counts)
+    return Report(
+        period, as_of, rows, Row(None, national, sum(c["cohort"] for c in counts.values())), counts
+    )
 
 
 @dataclass(frozen=True)
@@ -407,9 +421,13 @@ def monthly_series(
     if caseloads is None:
         caseloads = {
             sid: info.expected_caseload
-            for sid, info in load_services(conn, None if service_id is None else [service_id]).items()
+            for sid, info in load_services(
+                conn, None if service_id is None else [service_id]
+            ).items()
         }
-    groups = aggregate(conn, period, as_of, None if service_id is None else [service_id], by_month=True)
+    groups = aggregate(
+        conn, period, as_of, None if service_id is None else [service_id], by_month=True
+    )
     by_month: dict[str, list[tuple[Counts, int]]] = {}
     for (sid, month), counts in groups.items():
         by_month.setdefault(month, []).append((counts, caseloads.get(sid, 0)))

@@ -8,7 +8,16 @@ from collections.abc import Iterator
 
 from kpis.engine import Report, Row
 
-HEADER = ("service_code", "period_start", "period_end", "kpi", "numerator", "denominator", "value", "band")
+HEADER = (
+    "service_code",
+    "period_start",
+    "period_end",
+    "kpi",
+    "numerator",
+    "denominator",
+    "value",
+    "band",
+)
 
 
 def export_rows(report: Report, include_national: bool = True) -> Iterator[tuple[str, ...]]:

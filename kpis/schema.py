@@ -12,8 +12,14 @@ from sqlalchemy.sql.expression import TableClause
 from kpis.dataset import AUDITED_FIELDS
 
 # Columns of each table the engine reads, with their types (so dates bind and read as dates).
-_DATES = {"fracture_date", "identification_date", "assessment_date", "dxa_date",
-          "followup16_date", "date_of_death"}
+_DATES = {
+    "fracture_date",
+    "identification_date",
+    "assessment_date",
+    "dxa_date",
+    "followup16_date",
+    "date_of_death",
+}
 _INTEGERS = {"id", "service_id", "patient_id", "expected_caseload", "data_version"}
 
 

@@ -33,7 +33,9 @@ def parse_as_of(text: str | None) -> date:
     try:
         return date.fromisoformat(text.strip())
     except ValueError:
-        raise KpiRequestError(f"--as-of {text!r} is not a date like 2025-03-31 (YYYY-MM-DD)") from None
+        raise KpiRequestError(
+            f"--as-of {text!r} is not a date like 2025-03-31 (YYYY-MM-DD)"
+        ) from None
 
 
 def find_service(code: str) -> Service | None:
@@ -48,7 +50,9 @@ class ExportRequest:
     service: Service | None
 
 
-def export_request(start: str, end: str, as_of: str | None, service_code: str | None) -> ExportRequest:
+def export_request(
+    start: str, end: str, as_of: str | None, service_code: str | None
+) -> ExportRequest:
     """Check the export's options (cli.md): a bad month, an inverted period, an unknown service or
     a bad as-of date is refused with the reason."""
     try:
