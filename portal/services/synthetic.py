@@ -487,10 +487,12 @@ def write(
     chunk: int = 5_000,
     audited: bool = True,
     now: datetime | None = None,
+    after_chunk: Callable[[], Any] | None = None,
 ) -> Written:
     """Bulk-insert generated rows with SQLAlchemy Core, in chunks, with a `create` audit event per
     patient and episode (and a `delete` one per soft-deleted episode, by the service's user in
-    `deleted_by`). Writes in the session's transaction; never commits."""
+    `deleted_by`). Writes in the session's transaction and never commits itself; `after_chunk` is
+    called after each chunk."""
     now = now or datetime.utcnow()
     next_patient = (session.scalar(select(func.max(Patient.id))) or 0) + 1
     next_episode = (session.scalar(select(func.max(Episode.id))) or 0) + 1
@@ -508,6 +510,8 @@ def write(
             session.execute(insert(AuditEvent.__table__), events)
         if bar is not None:
             bar.update(len(episodes))
+        if after_chunk is not None:  # e.g. a commit, so a huge load never sits in one transaction
+            after_chunk()
         patients.clear()
         episodes.clear()
         events.clear()

@@ -7,6 +7,7 @@ import hashlib
 import random
 import re
 from datetime import date, timedelta
+from pathlib import Path
 
 from sqlalchemy import func, select
 
@@ -384,3 +385,42 @@ def test_generator_is_repeatable():
         )
 
     assert run() == run()
+
+
+# --- the benchmark dataset script --------------------------------------------------------------
+
+
+def _make_dataset_module():
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[2] / "bench" / "make_dataset.py"
+    spec = importlib.util.spec_from_file_location("make_dataset", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_make_dataset_fills_the_database_once(app, db, monkeypatch, tmp_path, capsys):
+    make_dataset = _make_dataset_module()
+    monkeypatch.setenv("DATABASE_URL", app.config["SQLALCHEMY_DATABASE_URI"])
+    monkeypatch.setenv("PORTAL_INSTANCE_PATH", str(tmp_path))
+    args = ["--episodes", "1500", "--years", "4", "--services", "12", "--today", "2026-11-27"]
+    assert make_dataset.main(args) == 0
+    assert "1500 episodes" in capsys.readouterr().out
+    db.session.remove()
+    services = db.session.scalars(select(Service)).all()
+    assert len(services) == 12 and {s.nation for s in services} == set(ds.NATIONS)
+    assert len({s.code for s in services}) == 12
+    patients = {p["id"]: p for p in _rows(db, Patient)}
+    episodes = _rows(db, Episode)
+    assert len(episodes) == 1500
+    assert min(e["fracture_date"] for e in episodes) > date(2022, 11, 27)
+    _assert_rows_keep_the_rules(patients, episodes, TODAY)
+    creates = db.session.scalar(
+        select(func.count()).select_from(AuditEvent).where(AuditEvent.action == "create")
+    )
+    assert creates == len(patients) + len(episodes) + len(services)
+
+    assert make_dataset.main(args) == 1  # never adds to a database that holds data
+    assert "already holds data" in capsys.readouterr().err
+    assert db.session.scalar(select(func.count()).select_from(Episode)) == 1500
