@@ -407,30 +407,32 @@ class MonthPoint:
         return self.denominator < SUPPRESS_BELOW
 
 
-def monthly_series(
-    conn: Connection,
-    kpi_number: int,
-    period: Period,
-    as_of: date,
-    service_id: int | None = None,
-    *,
-    caseloads: dict[int, int] | None = None,
-) -> list[MonthPoint]:
-    """One KPI month by month (cohort = fracture month), for a service or nationally (None), from
-    one query. Months whose denominator is 0 are left out."""
-    if caseloads is None:
-        caseloads = {
-            sid: info.expected_caseload
-            for sid, info in load_services(
-                conn, None if service_id is None else [service_id]
-            ).items()
-        }
-    groups = aggregate(
+MonthlyGroups = dict[tuple[int, str | None], Counts]
+
+
+def monthly_groups(
+    conn: Connection, period: Period, as_of: date, service_id: int | None = None
+) -> MonthlyGroups:
+    """The counts of every service (or one) by fracture month: one query that serves the run
+    charts of all 11 KPIs, for a service and nationally."""
+    return aggregate(
         conn, period, as_of, None if service_id is None else [service_id], by_month=True
     )
+
+
+def series_from_groups(
+    groups: MonthlyGroups,
+    kpi_number: int,
+    period: Period,
+    caseloads: dict[int, int],
+    service_id: int | None = None,
+) -> list[MonthPoint]:
+    """One KPI month by month for a service, or nationally (None), from `monthly_groups`.
+    Months whose denominator is 0 are left out."""
     by_month: dict[str, list[tuple[Counts, int]]] = {}
     for (sid, month), counts in groups.items():
-        by_month.setdefault(month, []).append((counts, caseloads.get(sid, 0)))
+        if service_id is None or sid == service_id:
+            by_month.setdefault(month or "", []).append((counts, caseloads.get(sid, 0)))
     points = []
     for month in period.each_month():
         members = by_month.get(month.key, [])
@@ -438,9 +440,26 @@ def monthly_series(
             figure = national_figures(members, 1)[kpi_number - 1]
         else:
             # A month without episodes still has KPI 2's expected caseload (value 0).
-            counts, _ = members[0] if members else (EMPTY_COUNTS, 0)
+            counts = members[0][0] if members else EMPTY_COUNTS
             figure = service_figures(counts, caseloads.get(service_id, 0), 1)[kpi_number - 1]
         if figure.denominator == 0:
             continue
         points.append(MonthPoint(month, figure.numerator, figure.denominator, figure.value))
     return points
+
+
+def monthly_series(
+    conn: Connection,
+    kpi_number: int,
+    period: Period,
+    as_of: date,
+    service_id: int | None = None,
+) -> list[MonthPoint]:
+    """One KPI month by month (cohort = fracture month), for a service or nationally (None), from
+    one query. Months whose denominator is 0 are left out."""
+    caseloads = {
+        sid: info.expected_caseload
+        for sid, info in load_services(conn, None if service_id is None else [service_id]).items()
+    }
+    groups = monthly_groups(conn, period, as_of, service_id)
+    return series_from_groups(groups, kpi_number, period, caseloads, service_id)

@@ -266,6 +266,18 @@ def service_page(service: Service, period: Period, as_of: date) -> ServicePage:
 # --- run charts ---------------------------------------------------------------------------------
 
 
+def monthly_groups(period: Period, as_of: date) -> tuple[engine.MonthlyGroups, dict[int, int]]:
+    """Every service's counts by fracture month, and the caseloads: one query shared (cached) by
+    the run charts of every KPI and service for the same months."""
+
+    def compute():
+        with db.engine.connect() as conn:
+            caseloads = {s.id: s.expected_caseload for s in engine.load_services(conn).values()}
+            return engine.monthly_groups(conn, period, as_of), caseloads
+
+    return _cached({"page": "monthly_groups", "period": str(period), "as_of": as_of}, compute)
+
+
 def run_chart(
     kpi_number: int, service: Service | None, period: Period, as_of: date, public: bool
 ) -> runchart.RunChart:
@@ -281,16 +293,11 @@ def run_chart(
     }
 
     def compute() -> runchart.RunChart:
-        with db.engine.connect() as conn:
-            caseloads = {s.id: s.expected_caseload for s in engine.load_services(conn).values()}
-            national = engine.monthly_series(
-                conn, kpi_number, period, as_of, None, caseloads=caseloads
-            )
-            if service is None:
-                return runchart.build(kpi, "National", period, national, public=public)
-            points = engine.monthly_series(
-                conn, kpi_number, period, as_of, service.id, caseloads=caseloads
-            )
+        groups, caseloads = monthly_groups(period, as_of)
+        national = engine.series_from_groups(groups, kpi_number, period, caseloads)
+        if service is None:
+            return runchart.build(kpi, "National", period, national, public=public)
+        points = engine.series_from_groups(groups, kpi_number, period, caseloads, service.id)
         return runchart.build(kpi, service.name, period, points, national, public=public)
 
     return _cached(what, compute)

@@ -185,3 +185,21 @@ def test_export_refusals_exit_1_with_the_reason(runner, make_service, args, reas
 def test_export_usage_errors_exit_2(runner, args):
     result = runner.invoke(args=["kpis", "export", *args])
     assert result.exit_code == 2
+
+
+def test_monthly_series_add_up_to_the_period(db, fixture_services):
+    aaa, bbb, _ = fixture_services
+    with db.engine.connect() as conn:
+        national3 = engine.monthly_series(conn, 3, YEAR, AS_OF)
+        aaa2 = engine.monthly_series(conn, 2, YEAR, AS_OF, aaa.id)
+        aaa4 = engine.monthly_series(conn, 4, YEAR, AS_OF, aaa.id)
+        bbb5 = engine.monthly_series(conn, 5, YEAR, AS_OF, bbb.id)
+    assert sum(p.numerator for p in national3) == 5
+    assert sum(p.denominator for p in national3) == 43
+    # KPI 2 of a service: every month, even without episodes, has 600 / 12 = 50 expected.
+    assert [p.denominator for p in aaa2] == [50] * 12
+    assert sum(p.numerator for p in aaa2) == 40
+    assert (sum(p.numerator for p in aaa4), sum(p.denominator for p in aaa4)) == (35, 37)
+    # December: 30-32 not yet due, 27-29 due: 3 in the denominator.
+    assert aaa4[-1].month.key == "2024-12" and aaa4[-1].denominator == 3
+    assert bbb5 == []  # no DXA recommended: every month left out
