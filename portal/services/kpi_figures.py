@@ -187,13 +187,15 @@ def figure_cache() -> FigureCache:
 
 
 def data_versions() -> dict[str, int]:
-    """Every service's data version, by code: national figures depend on all of them."""
-    rows = db.session.execute(select(Service.code, Service.data_version)).all()
-    return {code: version or 0 for code, version in rows}
+    """Every service's data version, by id and code: national figures depend on all of them."""
+    rows = db.session.execute(select(Service.id, Service.code, Service.data_version)).all()
+    return {f"{id_}:{code}": version or 0 for id_, code, version in rows}
 
 
 def _cached(what: dict, compute):
-    return figure_cache().get_or_compute(cache_key(what, data_versions()), compute)
+    # The database is part of the key, so two databases never share an entry in one Redis.
+    where = db.engine.url.render_as_string(hide_password=True)
+    return figure_cache().get_or_compute(cache_key(what | {"db": where}, data_versions()), compute)
 
 
 def full_report(period: Period, as_of: date) -> Report:
