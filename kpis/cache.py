@@ -95,6 +95,18 @@ class FigureCache:
         self.hits = 0
         self.misses = 0
 
+    def lookup(self, key: str) -> tuple[bool, Any]:
+        """(True, value) when the key is stored, else (False, None)."""
+        raw = self.store.get(key)
+        if raw is None:
+            self.misses += 1
+            return False, None
+        self.hits += 1
+        return True, pickle.loads(raw)
+
+    def put(self, key: str, value: Any) -> None:
+        self.store.set(key, pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
+
     def get_or_compute(self, key: str, compute: Callable[[], Any]) -> Any:
         raw = self.store.get(key)
         if raw is not None:

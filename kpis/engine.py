@@ -362,18 +362,39 @@ def report(
     as_of: date,
     service_ids: Iterable[int] | None = None,
     include_empty: bool = False,
+    national: bool = True,
 ) -> Report:
     """Figures of each service with episodes in the cohort (or of every service asked for when
-    `include_empty`), in order of code, and the national row over every service."""
-    wanted = None if service_ids is None else set(service_ids)
+    `include_empty`), in order of code, and the national row over every service.
+
+    With `national=False` only the services asked for are counted, and the national row is
+    left empty (the export of one service writes no national rows)."""
     infos = load_services(conn)
-    # The national row always pools every service, so the query covers them all.
-    counts = {sid: c for (sid, _), c in aggregate(conn, period, as_of).items()}
+    scope = None if national or service_ids is None else service_ids
+    counts = {sid: c for (sid, _), c in aggregate(conn, period, as_of, scope).items()}
+    return report_from_counts(
+        infos, counts if national else {}, period, as_of, service_ids, include_empty, counts
+    )
+
+
+def report_from_counts(
+    infos: dict[int, ServiceInfo],
+    counts: dict[int, Counts],
+    period: Period,
+    as_of: date,
+    service_ids: Iterable[int] | None = None,
+    include_empty: bool = False,
+    row_counts: dict[int, Counts] | None = None,
+) -> Report:
+    """A report from each service's counts (services without episodes absent from `counts`);
+    `row_counts`, when given, feeds the service rows instead of `counts`."""
+    wanted = None if service_ids is None else set(service_ids)
+    row_counts = counts if row_counts is None else row_counts
     rows = []
     for info in sorted(infos.values(), key=lambda s: s.code):
         if wanted is not None and info.id not in wanted:
             continue
-        service_counts = counts.get(info.id)
+        service_counts = row_counts.get(info.id)
         if service_counts is None and not (include_empty and wanted is not None):
             continue
         service_counts = service_counts or EMPTY_COUNTS
@@ -384,13 +405,11 @@ def report(
                 service_counts["cohort"],
             )
         )
-    national = national_figures(
-        [(c, infos[sid].expected_caseload) for sid, c in counts.items() if sid in infos],
-        period.months,
+    pooled = [(c, infos[sid].expected_caseload) for sid, c in counts.items() if sid in infos]
+    national = Row(
+        None, national_figures(pooled, period.months), sum(c["cohort"] for c, _ in pooled)
     )
-    return Report(
-        period, as_of, rows, Row(None, national, sum(c["cohort"] for c in counts.values())), counts
-    )
+    return Report(period, as_of, rows, national, dict(counts))
 
 
 @dataclass(frozen=True)

@@ -92,6 +92,7 @@ def export_csv(request: ExportRequest) -> str:
             request.as_of,
             service_ids=None if request.service is None else [request.service.id],
             include_empty=True,
+            national=request.service is None,
         )
     return to_csv(report, include_national=request.service is None)
 
@@ -186,24 +187,74 @@ def figure_cache() -> FigureCache:
     return cache
 
 
-def data_versions() -> dict[str, int]:
-    """Every service's data version, by id and code: national figures depend on all of them."""
+def _versions() -> dict[int, tuple[str, int]]:
+    """Every service's (code, data version), by id."""
     rows = db.session.execute(select(Service.id, Service.code, Service.data_version)).all()
-    return {f"{id_}:{code}": version or 0 for id_, code, version in rows}
+    return {id_: (code, version or 0) for id_, code, version in rows}
 
 
-def _cached(what: dict, compute):
+def _key(what: dict, versions: dict[int, tuple[str, int]]) -> str:
     # The database is part of the key, so two databases never share an entry in one Redis.
     where = db.engine.url.render_as_string(hide_password=True)
-    return figure_cache().get_or_compute(cache_key(what | {"db": where}, data_versions()), compute)
+    return cache_key(
+        what | {"db": where},
+        {f"{id_}:{code}": version for id_, (code, version) in versions.items()},
+    )
+
+
+def _cached(what: dict, compute, versions: dict[int, tuple[str, int]] | None = None):
+    """The stored value for what is shown at the current data versions of every service (national
+    figures and charts with a national line depend on all of them), else compute and keep it."""
+    return figure_cache().get_or_compute(_key(what, versions or _versions()), compute)
+
+
+def counts_by_service(period: Period, as_of: date, by_month: bool = False) -> dict[int, object]:
+    """Each service's counts for a period (or by month), each cached under that service's own
+    data version: after a change in one service only that service is counted again, and the
+    national figures are pooled from the rest as kept. Services without episodes map to None."""
+    cache = figure_cache()
+    versions = _versions()
+    what = {"page": "counts", "period": str(period), "as_of": as_of, "by_month": by_month}
+    keys = {sid: _key(what | {"service": sid}, {sid: v}) for sid, v in versions.items()}
+    result: dict[int, object] = {}
+    missing = []
+    for sid, key in keys.items():
+        found, value = cache.lookup(key)
+        if found:
+            result[sid] = value
+        else:
+            missing.append(sid)
+    if missing:
+        # One grouped query: over every service when most are missing (a scan by date is then
+        # cheaper than one index search per service), else over the missing ones only.
+        scope = None if len(missing) * 2 > len(keys) else missing
+        with db.engine.connect() as conn:
+            groups = engine.aggregate(conn, period, as_of, scope, by_month=by_month)
+        fresh: dict[int, object] = {sid: None for sid in missing}
+        for (sid, month), counts in groups.items():
+            if sid not in fresh:
+                continue
+            if by_month:
+                fresh[sid] = (fresh[sid] or {}) | {month: counts}
+            else:
+                fresh[sid] = counts
+        for sid, value in fresh.items():
+            cache.put(keys[sid], value)
+            result[sid] = value
+    return result
+
+
+def _infos() -> dict[int, engine.ServiceInfo]:
+    with db.engine.connect() as conn:
+        return engine.load_services(conn)
 
 
 def full_report(period: Period, as_of: date) -> Report:
     """Every service with episodes and the national row (benchmarks, service pages), cached."""
 
     def compute() -> Report:
-        with db.engine.connect() as conn:
-            return engine.report(conn, period, as_of)
+        counts = {sid: c for sid, c in counts_by_service(period, as_of).items() if c is not None}
+        return engine.report_from_counts(_infos(), counts, period, as_of)
 
     return _cached({"page": "report", "period": str(period), "as_of": as_of}, compute)
 
@@ -269,15 +320,14 @@ def service_page(service: Service, period: Period, as_of: date) -> ServicePage:
 
 
 def monthly_groups(period: Period, as_of: date) -> tuple[engine.MonthlyGroups, dict[int, int]]:
-    """Every service's counts by fracture month, and the caseloads: one query shared (cached) by
-    the run charts of every KPI and service for the same months."""
-
-    def compute():
-        with db.engine.connect() as conn:
-            caseloads = {s.id: s.expected_caseload for s in engine.load_services(conn).values()}
-            return engine.monthly_groups(conn, period, as_of), caseloads
-
-    return _cached({"page": "monthly_groups", "period": str(period), "as_of": as_of}, compute)
+    """Every service's counts by fracture month, and the caseloads: shared (cached) by the run
+    charts of every KPI and service for the same months."""
+    groups: engine.MonthlyGroups = {}
+    for sid, months in counts_by_service(period, as_of, by_month=True).items():
+        for month, counts in (months or {}).items():
+            groups[(sid, month)] = counts
+    caseloads = {sid: info.expected_caseload for sid, info in _infos().items()}
+    return groups, caseloads
 
 
 def run_chart(
