@@ -208,6 +208,12 @@ def _cached(what: dict, compute, versions: dict[int, tuple[str, int]] | None = N
     return figure_cache().get_or_compute(_key(what, versions or _versions()), compute)
 
 
+def cached_fragment(what: dict, as_of: date, render) -> str:
+    """A rendered piece of a page of figures over every service (HTML without anything of the
+    user or session in it), kept until any service's data changes."""
+    return _cached(what | {"as_of": as_of, "fragment": True}, render)
+
+
 def counts_by_service(period: Period, as_of: date, by_month: bool = False) -> dict[int, object]:
     """Each service's counts for a period (or by month), each cached under that service's own
     data version: after a change in one service only that service is counted again, and the
