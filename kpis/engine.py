@@ -181,6 +181,50 @@ def aggregate(
     return result
 
 
+def aggregate_periods(
+    conn: Connection,
+    periods: Sequence[Period],
+    as_of: date,
+    service_ids: Iterable[int] | None = None,
+    by_month: bool = False,
+) -> dict[tuple[int, int, str | None], Counts]:
+    """Counts for several periods that do not overlap (a period and the one before it) in one
+    pass over the episodes: {(service_id, index of the period, month or None): counts}."""
+    ordered = sorted(range(len(periods)), key=lambda i: periods[i].start)
+    for before, after in zip(ordered, ordered[1:], strict=False):
+        if periods[after].start <= periods[before].end:
+            raise ValueError("periods overlap: count them one at a time")
+    fracture_date = episodes.c.fracture_date
+    keys: list[ColumnElement] = [episodes.c.service_id.label("service_id")]
+    if len(periods) > 1:
+        bucket = case(
+            *[(fracture_date <= periods[i].end, i) for i in ordered[:-1]], else_=ordered[-1]
+        )
+        keys.append(bucket.label("bucket"))
+    if by_month:
+        keys.append(month_key(fracture_date).label("month"))
+    conditions: list[ColumnElement] = [
+        episodes.c.deleted_at.is_(None),
+        or_(*[and_(fracture_date >= p.start, fracture_date <= p.end) for p in periods]),
+    ]
+    if service_ids is not None:
+        conditions.append(episodes.c.service_id.in_(sorted(set(service_ids))))
+    query = (
+        select(*keys, *count_columns(as_of))
+        .select_from(episodes.join(patients, patients.c.id == episodes.c.patient_id))
+        .where(*conditions)
+        .group_by(*keys)
+    )
+    result: dict[tuple[int, int, str | None], Counts] = {}
+    for row in conn.execute(query).mappings():
+        month = row["month"] if by_month else None
+        bucket = int(row["bucket"]) if len(periods) > 1 else 0
+        result[(row["service_id"], bucket, month)] = {
+            name: int(row[name] or 0) for name in COUNT_NAMES
+        }
+    return result
+
+
 def load_services(
     conn: Connection, service_ids: Iterable[int] | None = None
 ) -> dict[int, ServiceInfo]:

@@ -205,7 +205,8 @@ def _key(what: dict, versions: dict[int, tuple[str, int]]) -> str:
 def _cached(what: dict, compute, versions: dict[int, tuple[str, int]] | None = None):
     """The stored value for what is shown at the current data versions of every service (national
     figures and charts with a national line depend on all of them), else compute and keep it."""
-    return figure_cache().get_or_compute(_key(what, versions or _versions()), compute)
+    versions = versions if versions is not None else _versions()
+    return figure_cache().get_or_compute(_key(what, versions), compute)
 
 
 def cached_fragment(what: dict, as_of: date, render) -> str:
@@ -214,39 +215,53 @@ def cached_fragment(what: dict, as_of: date, render) -> str:
     return _cached(what | {"as_of": as_of, "fragment": True}, render)
 
 
-def counts_by_service(period: Period, as_of: date, by_month: bool = False) -> dict[int, object]:
-    """Each service's counts for a period (or by month), each cached under that service's own
+def counts_by_service(
+    periods: list[Period],
+    as_of: date,
+    by_month: bool = False,
+    versions: dict[int, tuple[str, int]] | None = None,
+) -> list[dict[int, object]]:
+    """Each service's counts for each period (or by month), each kept under that service's own
     data version: after a change in one service only that service is counted again, and the
-    national figures are pooled from the rest as kept. Services without episodes map to None."""
+    national figures are pooled from the rest as kept. One list entry per period, mapping every
+    service to its counts (None without episodes). The periods must not overlap."""
     cache = figure_cache()
-    versions = _versions()
-    what = {"page": "counts", "period": str(period), "as_of": as_of, "by_month": by_month}
-    keys = {sid: _key(what | {"service": sid}, {sid: v}) for sid, v in versions.items()}
-    result: dict[int, object] = {}
-    missing = []
-    for sid, key in keys.items():
+    versions = versions if versions is not None else _versions()
+    keys: dict[tuple[int, int], str] = {}
+    for index, period in enumerate(periods):
+        what = {"page": "counts", "period": str(period), "as_of": as_of, "by_month": by_month}
+        for sid, version in versions.items():
+            keys[(sid, index)] = _key(what | {"service": sid}, {sid: version})
+    result: list[dict[int, object]] = [{} for _ in periods]
+    missing: list[tuple[int, int]] = []
+    for (sid, index), key in keys.items():
         found, value = cache.lookup(key)
         if found:
-            result[sid] = value
+            result[index][sid] = value
         else:
-            missing.append(sid)
+            missing.append((sid, index))
     if missing:
+        services = {sid for sid, _ in missing}
+        wanted = sorted({index for _, index in missing})
         # One grouped query: over every service when most are missing (a scan by date is then
-        # cheaper than one index search per service), else over the missing ones only.
-        scope = None if len(missing) * 2 > len(keys) else missing
+        # cheaper than an index search per service), else over the missing ones only.
+        scope = None if len(services) * 2 > len(versions) else services
         with db.engine.connect() as conn:
-            groups = engine.aggregate(conn, period, as_of, scope, by_month=by_month)
-        fresh: dict[int, object] = {sid: None for sid in missing}
-        for (sid, month), counts in groups.items():
-            if sid not in fresh:
+            groups = engine.aggregate_periods(
+                conn, [periods[i] for i in wanted], as_of, scope, by_month=by_month
+            )
+        fresh: dict[tuple[int, int], object] = dict.fromkeys(missing)
+        for (sid, position, month), counts in groups.items():
+            slot = (sid, wanted[position])
+            if slot not in fresh:
                 continue
             if by_month:
-                fresh[sid] = (fresh[sid] or {}) | {month: counts}
+                fresh[slot] = (fresh[slot] or {}) | {month: counts}
             else:
-                fresh[sid] = counts
-        for sid, value in fresh.items():
-            cache.put(keys[sid], value)
-            result[sid] = value
+                fresh[slot] = counts
+        for (sid, index), value in fresh.items():
+            cache.put(keys[(sid, index)], value)
+            result[index][sid] = value
     return result
 
 
@@ -255,14 +270,23 @@ def _infos() -> dict[int, engine.ServiceInfo]:
         return engine.load_services(conn)
 
 
+def _report(
+    counts: dict[int, object], infos: dict[int, engine.ServiceInfo], period: Period, as_of: date
+) -> Report:
+    present = {sid: c for sid, c in counts.items() if c is not None}
+    return engine.report_from_counts(infos, present, period, as_of)  # type: ignore[arg-type]
+
+
 def full_report(period: Period, as_of: date) -> Report:
     """Every service with episodes and the national row (benchmarks, service pages), cached."""
+    versions = _versions()
 
     def compute() -> Report:
-        counts = {sid: c for sid, c in counts_by_service(period, as_of).items() if c is not None}
-        return engine.report_from_counts(_infos(), counts, period, as_of)
+        (counts,) = counts_by_service([period], as_of, versions=versions)
+        return _report(counts, _infos(), period, as_of)
 
-    return _cached({"page": "report", "period": str(period), "as_of": as_of}, compute)
+    what = {"page": "report", "period": str(period), "as_of": as_of}
+    return _cached(what, compute, versions)
 
 
 def _service_row(report: Report, service: Service) -> Row:
@@ -313,13 +337,24 @@ def service_page(service: Service, period: Period, as_of: date) -> ServicePage:
     """The 11 KPIs of a service for a period: value, numerator and denominator, band, the national
     value for the same period and the change from the previous period."""
     previous = period.previous()
-    now, before = full_report(period, as_of), full_report(previous, as_of)
-    row, earlier = _service_row(now, service), _service_row(before, service)
-    lines = [
-        KpiLine(kpi, row.figures[i], now.national.figures[i], earlier.figures[i])
-        for i, kpi in enumerate(KPIS)
-    ]
-    return ServicePage(service.code, service.name, period, previous, as_of, lines, row.episodes)
+    versions = _versions()
+
+    def compute() -> ServicePage:
+        now_counts, before_counts = counts_by_service([period, previous], as_of, versions=versions)
+        infos = _infos()
+        now, before = (
+            _report(now_counts, infos, period, as_of),
+            _report(before_counts, infos, previous, as_of),
+        )
+        row, earlier = _service_row(now, service), _service_row(before, service)
+        lines = [
+            KpiLine(kpi, row.figures[i], now.national.figures[i], earlier.figures[i])
+            for i, kpi in enumerate(KPIS)
+        ]
+        return ServicePage(service.code, service.name, period, previous, as_of, lines, row.episodes)
+
+    what = {"page": "service", "service": service.id, "period": str(period), "as_of": as_of}
+    return _cached(what, compute, versions)
 
 
 # --- run charts ---------------------------------------------------------------------------------
@@ -329,8 +364,9 @@ def monthly_groups(period: Period, as_of: date) -> tuple[engine.MonthlyGroups, d
     """Every service's counts by fracture month, and the caseloads: shared (cached) by the run
     charts of every KPI and service for the same months."""
     groups: engine.MonthlyGroups = {}
-    for sid, months in counts_by_service(period, as_of, by_month=True).items():
-        for month, counts in (months or {}).items():
+    (by_service,) = counts_by_service([period], as_of, by_month=True)
+    for sid, months in by_service.items():
+        for month, counts in (months or {}).items():  # type: ignore[attr-defined]
             groups[(sid, month)] = counts
     caseloads = {sid: info.expected_caseload for sid, info in _infos().items()}
     return groups, caseloads

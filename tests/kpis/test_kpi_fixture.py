@@ -203,3 +203,21 @@ def test_monthly_series_add_up_to_the_period(db, fixture_services):
     # December: 30-32 not yet due, 27-29 due: 3 in the denominator.
     assert aaa4[-1].month.key == "2024-12" and aaa4[-1].denominator == 3
     assert bbb5 == []  # no DXA recommended: every month left out
+
+
+def test_several_periods_in_one_pass_match_one_at_a_time(db, fixture_services):
+    aaa, bbb, _ = fixture_services
+    periods = [
+        Period.parse("2024-01", "2024-06"),
+        Period.parse("2023-07", "2023-12"),
+        Period.parse("2024-07", "2024-12"),
+    ]
+    with db.engine.connect() as conn:
+        together = engine.aggregate_periods(conn, periods, AS_OF)
+        for index, period in enumerate(periods):
+            alone = engine.aggregate(conn, period, AS_OF)
+            assert {sid: c for (sid, i, _), c in together.items() if i == index} == {
+                sid: c for (sid, _), c in alone.items()
+            }
+        with pytest.raises(ValueError):
+            engine.aggregate_periods(conn, [YEAR, periods[0]], AS_OF)

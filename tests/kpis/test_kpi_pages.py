@@ -224,13 +224,13 @@ def test_figures_are_computed_once_per_data_version(client, fixture_services, db
     from kpis import engine
 
     queries = []
-    real = engine.aggregate
+    real = engine.aggregate_periods
 
-    def counting(conn, period, as_of, service_ids=None, by_month=False):
+    def counting(conn, periods, as_of, service_ids=None, by_month=False):
         queries.append(None if service_ids is None else sorted(service_ids))
-        return real(conn, period, as_of, service_ids, by_month)
+        return real(conn, periods, as_of, service_ids, by_month)
 
-    monkeypatch.setattr(engine, "aggregate", counting)
+    monkeypatch.setattr(engine, "aggregate_periods", counting)
     first = _text(client.get("/benchmarks/", query_string={"year": "2024"}))
     assert queries == [None]  # one grouped query over every service
     client.get("/benchmarks/", query_string={"year": "2024", "sort": "kpi5"})
