@@ -341,21 +341,28 @@ def _proportion_figures(counts: Counts) -> list[Figure]:
     return [_figure(kpi, n, d) for kpi, (n, d) in zip(KPIS[2:], pairs, strict=True)]
 
 
-def national_figures(groups: Sequence[tuple[Counts, int]], months: int) -> list[Figure]:
+def national_figures(
+    groups: Sequence[tuple[Counts, int]], months: int, only: int | None = None
+) -> list[Figure]:
     """The national row: pools the services with at least one episode in the cohort.
 
     `groups` holds (counts, expected caseload) per service. National KPI 1 is the share of those
-    services that meet KPI 1, banded 80/50.
+    services that meet KPI 1, banded 80/50. With `only` set to a KPI other than 1, KPI 1 (which
+    judges every service's completeness) is skipped and left at no value.
     """
     pooled = [(counts, caseload) for counts, caseload in groups if counts["cohort"] > 0]
     total = dict(EMPTY_COUNTS)
     for counts, _ in pooled:
         for name in COUNT_NAMES:
             total[name] += counts[name]
-    verdicts = [meets_kpi1(counts) for counts, _ in pooled]
-    counted = [v for v in verdicts if v is not None]
+    if only is None or only == 1:
+        verdicts = [meets_kpi1(counts) for counts, _ in pooled]
+        counted = [v for v in verdicts if v is not None]
+        kpi1 = _figure(KPIS[0], sum(counted), len(counted))
+    else:
+        kpi1 = _figure(KPIS[0], 0, 0)
     figures = [
-        _figure(KPIS[0], sum(counted), len(counted)),
+        kpi1,
         _figure(
             KPIS[1],
             total["cohort"],
@@ -500,7 +507,7 @@ def series_from_groups(
     for month in period.each_month():
         members = by_month.get(month.key, [])
         if service_id is None:
-            figure = national_figures(members, 1)[kpi_number - 1]
+            figure = national_figures(members, 1, only=kpi_number)[kpi_number - 1]
         else:
             # A month without episodes still has KPI 2's expected caseload (value 0).
             counts = members[0][0] if members else EMPTY_COUNTS
