@@ -271,10 +271,19 @@ def _infos() -> dict[int, engine.ServiceInfo]:
 
 
 def _report(
-    counts: dict[int, object], infos: dict[int, engine.ServiceInfo], period: Period, as_of: date
+    counts: dict[int, object],
+    infos: dict[int, engine.ServiceInfo],
+    period: Period,
+    as_of: date,
+    service: Service | None = None,
 ) -> Report:
+    """The report from kept counts: every service's row, or only `service`'s (a service page
+    needs its own row and the national one)."""
     present = {sid: c for sid, c in counts.items() if c is not None}
-    return engine.report_from_counts(infos, present, period, as_of)  # type: ignore[arg-type]
+    wanted = None if service is None else [service.id]
+    return engine.report_from_counts(
+        infos, present, period, as_of, wanted, include_empty=service is not None
+    )  # type: ignore[arg-type]
 
 
 def full_report(period: Period, as_of: date) -> Report:
@@ -343,8 +352,8 @@ def service_page(service: Service, period: Period, as_of: date) -> ServicePage:
         now_counts, before_counts = counts_by_service([period, previous], as_of, versions=versions)
         infos = _infos()
         now, before = (
-            _report(now_counts, infos, period, as_of),
-            _report(before_counts, infos, previous, as_of),
+            _report(now_counts, infos, period, as_of, service),
+            _report(before_counts, infos, previous, as_of, service),
         )
         row, earlier = _service_row(now, service), _service_row(before, service)
         lines = [
