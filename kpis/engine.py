@@ -8,6 +8,7 @@ The same SQLAlchemy Core statement runs on SQLite and PostgreSQL.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -84,8 +85,10 @@ def _alive_at(days: int) -> ColumnElement:
     return or_(death.is_(None), death >= plus_days(episodes.c.fracture_date, days))
 
 
-def count_columns(as_of: date) -> list[ColumnElement]:
-    """Every count the KPIs need, as labelled SUM(CASE ...) aggregates."""
+@functools.lru_cache(maxsize=64)
+def count_columns(as_of: date) -> tuple[ColumnElement, ...]:
+    """Every count the KPIs need, as labelled SUM(CASE ...) aggregates (built once per as-of
+    date: SQL expressions are immutable, and building them costs more than running a small query)."""
     due = DueCutoffs(as_of)
     e = episodes.c
     due90 = e.fracture_date <= due.due90
@@ -127,7 +130,7 @@ def count_columns(as_of: date) -> list[ColumnElement]:
         elif counted_in == "due52":
             missing = and_(due52, missing)
         columns.append(_flag(missing).label(f"missing_{name}"))
-    return columns
+    return tuple(columns)
 
 
 COUNT_NAMES = (

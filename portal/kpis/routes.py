@@ -31,7 +31,7 @@ def _service():
             services = kpi_figures.all_services()
             if not services:
                 abort(404, description="There is no service yet.")
-            service = services[0]
+            service = kpi_figures.find_service(services[0].code)
         return service
     if code:
         service = next((s for s in current_user.services if s.code == code), None)

@@ -264,3 +264,11 @@ def test_navigation_links(client, member):
     signed_in_client, _, _ = member
     html = _text(signed_in_client.get("/"))
     assert 'href="/kpis/"' in html and 'href="/benchmarks/"' in html
+
+
+def test_admin_without_a_service_sees_the_first_and_can_choose(make_user, client, fixture_services):
+    sign_in(client, make_user("admin"))
+    html = _text(client.get("/kpis/", query_string=YEAR_2024))
+    assert "Key performance indicators: AAA Fracture Liaison Service" in html
+    assert '<option value="BBB"' in html and '<option value="CCC"' in html
+    assert client.get("/kpis/", query_string={"service": "ZZZ"}).status_code == 404
