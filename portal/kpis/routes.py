@@ -134,3 +134,9 @@ def kpi_percent(value) -> str:
     from kpis.numbers import format_value
 
     return "" if value is None else format_value(value) + "%"
+
+
+@bp.app_template_filter("sentence")
+def sentence(text: str) -> str:
+    """First letter in capitals, the rest as written (Jinja's capitalize lowers "DXA")."""
+    return text[:1].upper() + text[1:]
