@@ -188,8 +188,8 @@ def print_plans(conn, dialect, year, as_of, service_id, raw_all, text) -> None:
 
     statements = {
         "raw GROUP BY": raw_all,
-        "national year": engine.counts_query(year, as_of),
-        "one service, by month": engine.counts_query(year, as_of, [service_id], by_month=True),
+        "national year": engine.counts_query([year], as_of),
+        "one service, two years": engine.counts_query([year.previous(), year], as_of, [service_id]),
     }
     for label, statement in statements.items():
         compiled = statement.compile(conn, compile_kwargs={"literal_binds": True})

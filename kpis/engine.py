@@ -139,60 +139,18 @@ COUNT_NAMES = (
 ).split() + [f"missing_{name}" for name in dataset.AUDITED_FIELDS]
 
 
-def cohort_filter(period: Period, service_ids: Iterable[int] | None) -> list[ColumnElement]:
-    """The cohort: live episodes whose fracture_date lies in the period."""
-    conditions = [
-        episodes.c.deleted_at.is_(None),
-        episodes.c.fracture_date >= period.start,
-        episodes.c.fracture_date <= period.end,
-    ]
-    if service_ids is not None:
-        conditions.append(episodes.c.service_id.in_(sorted(set(service_ids))))
-    return conditions
-
-
-def counts_query(
-    period: Period, as_of: date, service_ids: Iterable[int] | None = None, by_month: bool = False
-):
-    """The one aggregate statement: counts grouped by service (and fracture month)."""
-    keys: list[ColumnElement] = [episodes.c.service_id.label("service_id")]
-    if by_month:
-        keys.append(month_key(episodes.c.fracture_date).label("month"))
-    return (
-        select(*keys, *count_columns(as_of))
-        .select_from(episodes.join(patients, patients.c.id == episodes.c.patient_id))
-        .where(*cohort_filter(period, service_ids))
-        .group_by(*keys)
-    )
-
-
 Counts = dict[str, int]
 
 
-def aggregate(
-    conn: Connection,
-    period: Period,
-    as_of: date,
-    service_ids: Iterable[int] | None = None,
-    by_month: bool = False,
-) -> dict[tuple[int, str | None], Counts]:
-    """Run the aggregate; {(service_id, "YYYY-MM" or None): {count name: value}}."""
-    result: dict[tuple[int, str | None], Counts] = {}
-    for row in conn.execute(counts_query(period, as_of, service_ids, by_month)).mappings():
-        month = row["month"] if by_month else None
-        result[(row["service_id"], month)] = {name: int(row[name] or 0) for name in COUNT_NAMES}
-    return result
-
-
-def aggregate_periods(
-    conn: Connection,
+def counts_query(
     periods: Sequence[Period],
     as_of: date,
     service_ids: Iterable[int] | None = None,
     by_month: bool = False,
-) -> dict[tuple[int, int, str | None], Counts]:
-    """Counts for several periods that do not overlap (a period and the one before it) in one
-    pass over the episodes: {(service_id, index of the period, month or None): counts}."""
+):
+    """The one aggregate statement: the counts of live episodes whose fracture_date lies in one
+    of the periods (which must not overlap), grouped by service, by period when there are several
+    (a CASE bucket: one pass for a period and the one before it), and by fracture month."""
     ordered = sorted(range(len(periods)), key=lambda i: periods[i].start)
     for before, after in zip(ordered, ordered[1:], strict=False):
         if periods[after].start <= periods[before].end:
@@ -212,13 +170,25 @@ def aggregate_periods(
     ]
     if service_ids is not None:
         conditions.append(episodes.c.service_id.in_(sorted(set(service_ids))))
-    query = (
+    return (
         select(*keys, *count_columns(as_of))
         .select_from(episodes.join(patients, patients.c.id == episodes.c.patient_id))
         .where(*conditions)
         .group_by(*keys)
     )
+
+
+def aggregate_periods(
+    conn: Connection,
+    periods: Sequence[Period],
+    as_of: date,
+    service_ids: Iterable[int] | None = None,
+    by_month: bool = False,
+) -> dict[tuple[int, int, str | None], Counts]:
+    """Counts for periods that do not overlap, in one pass over the episodes:
+    {(service_id, index of the period, "YYYY-MM" or None): {count name: value}}."""
     result: dict[tuple[int, int, str | None], Counts] = {}
+    query = counts_query(periods, as_of, service_ids, by_month)
     for row in conn.execute(query).mappings():
         month = row["month"] if by_month else None
         bucket = int(row["bucket"]) if len(periods) > 1 else 0
@@ -226,6 +196,18 @@ def aggregate_periods(
             name: int(row[name] or 0) for name in COUNT_NAMES
         }
     return result
+
+
+def aggregate(
+    conn: Connection,
+    period: Period,
+    as_of: date,
+    service_ids: Iterable[int] | None = None,
+    by_month: bool = False,
+) -> dict[tuple[int, str | None], Counts]:
+    """The counts of one period: {(service_id, "YYYY-MM" or None): {count name: value}}."""
+    groups = aggregate_periods(conn, [period], as_of, service_ids, by_month)
+    return {(sid, month): counts for (sid, _, month), counts in groups.items()}
 
 
 def load_services(
