@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, url_for
 from sqlalchemy import select
+from wtforms import SelectChoice
 
 from portal.admin.forms import ConfirmForm, EditServiceForm, EditUserForm, ServiceForm, UserForm
 from portal.extensions import db
@@ -22,6 +23,10 @@ def _admins_only():
 
 def _all_services() -> list[Service]:
     return list(db.session.scalars(select(Service).order_by(Service.code)))
+
+
+def _service_choices() -> list[SelectChoice]:
+    return [SelectChoice(s.id, f"{s.code} - {s.name}") for s in _all_services()]
 
 
 def _chosen_services(ids: list[int]) -> list[Service]:
@@ -44,7 +49,7 @@ def users():
 @bp.route("/users/new", methods=["GET", "POST"])
 def new_user():
     form = UserForm()
-    form.services.choices = [(s.id, f"{s.code} - {s.name}") for s in _all_services()]
+    form.services.choices = _service_choices()
     if form.validate_on_submit():
         try:
             user = accounts.create_user(
@@ -66,7 +71,7 @@ def new_user():
 def edit_user(user_id: int):
     user = _get_or_404(User, user_id)
     form = EditUserForm(obj=user)
-    form.services.choices = [(s.id, f"{s.code} - {s.name}") for s in _all_services()]
+    form.services.choices = _service_choices()
     if not form.is_submitted():
         form.services.data = [s.id for s in user.services]
     # The email is the login: it is shown, not edited, so it cannot be changed by a posted field.
