@@ -38,6 +38,16 @@ def test_memory_store_drops_the_least_recently_used():
     assert store.get("b") is None and store.get("a") == b"1" and store.get("c") == b"3"
 
 
+def test_memory_store_is_bounded_in_bytes():
+    store = MemoryStore(max_bytes=10)
+    store.set("a", b"12345")
+    store.set("b", b"12345")
+    store.set("a", b"1234")  # replacing an entry counts its new size only
+    store.set("c", b"123")
+    assert store.get("b") is None  # the least recently used went first
+    assert store.get("a") == b"1234" and store.get("c") == b"123"
+
+
 def _redis_or_skip():
     import redis
 
