@@ -4,6 +4,7 @@ the data (keyed by what it shows and by `Service.data_version` of every service 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -41,6 +42,8 @@ def parse_as_of(text: str | None, label: str = "--as-of") -> date:
     if text is None or not text.strip():
         return today()
     try:
+        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text.strip()):
+            raise ValueError  # fromisoformat also takes 20250331 and week dates: not the contract
         return date.fromisoformat(text.strip())
     except ValueError:
         raise KpiRequestError(

@@ -164,6 +164,8 @@ def test_national_rows_without_any_episode(runner, make_service):
         (["--from", "2024-01", "--to", "2024-12", "--service", "ZZZ"], "Unknown service"),
         (["--from", "24-01", "--to", "2024-12"], "YYYY-MM"),
         (["--from", "2024-01", "--to", "2024-12", "--as-of", "2024-02-30"], "YYYY-MM-DD"),
+        (["--from", "2024-01", "--to", "2024-12", "--as-of", "20240301"], "YYYY-MM-DD"),
+        (["--from", "2024-1", "--to", "2024-12"], "YYYY-MM"),
     ],
 )
 def test_export_refusals_exit_1_with_the_reason(runner, make_service, args, reason):
