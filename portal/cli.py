@@ -140,3 +140,7 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(services_cli)
     app.cli.add_command(users_cli)
     app.cli.add_command(demo)
+
+    from portal.kpis.cli import kpis_cli
+
+    app.cli.add_command(kpis_cli)
