@@ -140,3 +140,7 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(services_cli)
     app.cli.add_command(users_cli)
     app.cli.add_command(demo)
+
+    from portal.imports.cli import records_cli
+
+    app.cli.add_command(records_cli)
