@@ -14,10 +14,12 @@ Two steps, both used by forms and importer alike:
 
 2. **The record as a whole**: `check_record(patient, episode)` applies every cross-field rule to
    the typed values of one patient and one episode and returns `{field: message}`, the message
-   placed on the field the user must fix. Forms merge the stage's parsed values into the stored
-   episode before calling it (so a rule about a field of another stage is still checked); the
+   placed on the field the user must fix. A stage form merges its parsed values into the stored
+   episode and calls `check_record(patient, episode, changed=<the stage's fields>)`: every rule
+   is still checked, and a rule between its field and another stage's (say a fracture date moved
+   after the assessment date) is reported on its own field, so it shows in that form. The
    importer calls it on the merged patient and episode of each row. A change of the patient
-   alone (date of birth, date of death) is checked against all of their episodes with
+   (date of birth, date of death) is checked against all of their episodes with
    `check_patient_dates`.
 
 Derived values (`aom_recommended`, `on_aom`, `stage_status`, `missing_audited_fields`,
@@ -30,7 +32,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -51,6 +53,7 @@ from kpis.dataset import (
     MAX_FRACTURE_SITES,
     MAXIMUM_AGE,
     MINIMUM_AGE,
+    MULTI_VALUE_FIELDS,
     NOT_KNOWN_SYNONYMS,
     NUMBER_FIELDS,
     PATIENT_FIELDS,
@@ -84,15 +87,17 @@ def _label(field: str) -> str:
 
 # Characters a spreadsheet leaves around or inside a cell that str.strip() does not remove.
 _INVISIBLE = dict.fromkeys(map(ord, "\ufeff\u200b\u200c\u200d\u2060"), None)
-_SPACES = re.compile(r"\s+")
 
 
 def _clean(raw: str | None) -> str | None:
     """Trimmed text (non-breaking and invisible spaces too) with inner spaces collapsed, or None."""
     if raw is None:
         return None
-    text = _SPACES.sub(" ", str(raw).translate(_INVISIBLE)).strip()
-    return text or None
+    text = str(raw)
+    if not text.isascii():
+        text = text.translate(_INVISIBLE)
+    # split() without arguments splits on every Unicode space, the non-breaking one included.
+    return " ".join(text.split()) or None
 
 
 # NHS number -----------------------------------------------------------------------------------
@@ -158,13 +163,17 @@ def normalise_postcode(raw: str) -> str:
 
 # Dates ----------------------------------------------------------------------------------------
 
-_ISO_DATE = re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})(?:[ T](\d{1,2}:\d{2}(?::\d{2}(?:\.0+)?)?))?$")
-_UK_DATE = re.compile(r"^(\d{1,2})/(\d{1,2})/(\d+)(?: (\d{1,2}:\d{2}(?::\d{2}(?:\.0+)?)?))?$")
-_MIDNIGHT = re.compile(r"^0?0:00(?::00(?:\.0+)?)?$")
+# re.ASCII: \d means 0-9 only, not every script's digits.
+_ISO_DATE = re.compile(
+    r"^(\d{4})-(\d{1,2})-(\d{1,2})(?:[ T](\d{1,2}:\d{2}(?::\d{2}(?:\.0+)?)?))?$", re.ASCII
+)
+_UK_DATE = re.compile(
+    r"^(\d{1,2})/(\d{1,2})/(\d+)(?: (\d{1,2}:\d{2}(?::\d{2}(?:\.0+)?)?))?$", re.ASCII
+)
+_MIDNIGHT = re.compile(r"^0?0:00(?::00(?:\.0+)?)?$", re.ASCII)
 
 
 def _parse_date(field: str, text: str) -> date:
-    label = _label(field)
     iso = _ISO_DATE.match(text)
     uk = _UK_DATE.match(text) if iso is None else None
     if iso is not None:
@@ -172,24 +181,26 @@ def _parse_date(field: str, text: str) -> date:
     elif uk is not None:
         day, month, year, time_part = uk.groups()
         if len(year) != 4:
-            raise ValueProblem(f"{label} must have a four-digit year, like 12/03/2024")
+            raise ValueProblem(f"{_label(field)} must have a four-digit year, like 12/03/2024")
     else:
-        raise ValueProblem(f"{label} must be a date like 12/03/2024 or 2024-03-12")
+        raise ValueProblem(f"{_label(field)} must be a date like 12/03/2024 or 2024-03-12")
     if time_part is not None and not _MIDNIGHT.match(time_part):
-        raise ValueProblem(f"{label} must be a date without a time of day")
+        raise ValueProblem(f"{_label(field)} must be a date without a time of day")
     try:
         return date(int(year), int(month), int(day))
     except ValueError:
         raise ValueProblem(
-            f"{label} must be a real date ({text.split(' ')[0]} does not exist)"
+            f"{_label(field)} must be a real date ({text.split(' ')[0]} does not exist)"
         ) from None
 
 
 # Numbers --------------------------------------------------------------------------------------
 
-_NUMBER = re.compile(r"^([+\-\u2212]?)(\d+(?:\.\d+)?|\.\d+)$")
-_DECIMAL_COMMA = re.compile(r"^[+\-\u2212]?\d*,\d+$")
-_WITH_UNIT = re.compile(r"^[+\-\u2212]?(?:\d+(?:[.,]\d+)?|[.,]\d+) ?[^\d\s.,+\-\u2212]+\.?$")
+_NUMBER = re.compile(r"^([+\-\u2212]?)(\d+(?:\.\d+)?|\.\d+)$", re.ASCII)
+_DECIMAL_COMMA = re.compile(r"^[+\-\u2212]?\d*,\d+$", re.ASCII)
+_WITH_UNIT = re.compile(
+    r"^[+\-\u2212]?(?:\d+(?:[.,]\d+)?|[.,]\d+) ?[^\d\s.,+\-\u2212]+\.?$", re.ASCII
+)
 
 
 def _format_bound(field: str, bound: float) -> str:
@@ -197,30 +208,26 @@ def _format_bound(field: str, bound: float) -> str:
 
 
 def _parse_number(field: str, text: str) -> float:
-    label = _label(field)
     low, high, decimals = NUMBER_FIELDS[field]
     match = _NUMBER.match(text)
     if match is None:
         if _DECIMAL_COMMA.match(text):
-            raise ValueProblem(f"{label} must use a decimal point, not a comma")
+            raise ValueProblem(f"{_label(field)} must use a decimal point, not a comma")
         if _WITH_UNIT.match(text):
-            raise ValueProblem(f"{label} must be a number without a unit")
-        raise ValueProblem(f"{label} must be a number")
+            raise ValueProblem(f"{_label(field)} must be a number without a unit")
+        raise ValueProblem(f"{_label(field)} must be a number")
     sign, digits = match.groups()
-    try:
-        number = Decimal(digits)
-    except InvalidOperation:  # the pattern allows only digits and one point; kept for safety
-        raise ValueProblem(f"{label} must be a number") from None
+    number = Decimal(digits)
     # Trailing zeros carry no precision claim (-1.70 is -1.7); anything finer is refused, never rounded.
     fraction = digits.partition(".")[2].rstrip("0")
     if len(fraction) > decimals:
         places = "one decimal place" if decimals == 1 else f"{decimals} decimal places"
-        raise ValueProblem(f"{label} can have at most {places}")
+        raise ValueProblem(f"{_label(field)} can have at most {places}")
     if sign in ("-", "\u2212"):
         number = -number
     if not low <= number <= high:
         raise ValueProblem(
-            f"{label} must be between {_format_bound(field, low)} and {_format_bound(field, high)}"
+            f"{_label(field)} must be between {_format_bound(field, low)} and {_format_bound(field, high)}"
         )
     return float(number) + 0.0  # + 0.0 turns -0.0 into 0.0
 
@@ -232,25 +239,34 @@ def _fold(text: str) -> str:
     return text.casefold()
 
 
-def _choice(field: str, text: str, allowed: Iterable[str]) -> str | None:
+def _spellings(allowed: tuple[str, ...]) -> dict[str, str]:
+    """{case-folded spelling: canonical value} for a list of allowed values and their synonyms."""
+    spellings = {}
+    if NOT_KNOWN in allowed:
+        spellings.update(dict.fromkeys(NOT_KNOWN_SYNONYMS, NOT_KNOWN))
+    if set(allowed) == set(YES_NO_UNKNOWN):
+        spellings.update(YES_NO_SHORTHANDS)
+    spellings.update({name: drug for name, drug in DRUG_SYNONYMS.items() if drug in allowed})
+    spellings.update({_fold(value): value for value in allowed})
+    return spellings
+
+
+# Built once: an import looks up hundreds of thousands of cells.
+_SPELLINGS: dict[tuple[str, ...], dict[str, str]] = {
+    allowed: _spellings(allowed)
+    for allowed in (*CHOICES.values(), FRACTURE_SITES, DRUGS, THERAPY_OUTCOMES)
+}
+
+
+def _choice(text: str, allowed: tuple[str, ...]) -> str | None:
     """The canonical spelling of text among allowed (any case, with the dataset's synonyms)."""
-    allowed = tuple(allowed)
-    folded = _fold(text)
-    for value in allowed:
-        if _fold(value) == folded:
-            return value
-    if NOT_KNOWN in allowed and folded in NOT_KNOWN_SYNONYMS:
-        return NOT_KNOWN
-    if set(allowed) == set(YES_NO_UNKNOWN) and folded in YES_NO_SHORTHANDS:
-        return YES_NO_SHORTHANDS[folded]
-    if folded in DRUG_SYNONYMS and DRUG_SYNONYMS[folded] in allowed:
-        return DRUG_SYNONYMS[folded]
-    return None
+    spellings = _SPELLINGS.get(allowed) or _spellings(allowed)
+    return spellings.get(_fold(text))
 
 
 def _one_of(field: str, text: str) -> str:
     allowed = CHOICES[field]
-    value = _choice(field, text, allowed)
+    value = _choice(text, allowed)
     if value is None:
         raise ValueProblem(f"{_label(field)} must be one of: {', '.join(allowed)}")
     return value
@@ -266,7 +282,7 @@ def _parse_fracture_sites(text: str) -> str:
     typed: list[str] = []
     mapped: set[str] = set()
     for part in _parts(text):
-        site = _choice("fracture_sites", part, FRACTURE_SITES)
+        site = _choice(part, FRACTURE_SITES)
         if site is not None:
             if site in typed:
                 raise ValueProblem(f"{label} cannot name a site twice ({site})")
@@ -289,13 +305,13 @@ def _parse_bone_therapy(text: str) -> str:
     drugs: list[str] = []
     outcomes: list[str] = []
     for part in _parts(text):
-        drug = _choice("bone_therapy", part, DRUGS)
+        drug = _choice(part, DRUGS)
         if drug is not None:
             if drug in drugs:
                 raise ValueProblem(f"{label} cannot name a drug twice ({drug})")
             drugs.append(drug)
             continue
-        outcome = _choice("bone_therapy", part, THERAPY_OUTCOMES)
+        outcome = _choice(part, THERAPY_OUTCOMES)
         if outcome is None:
             raise ValueProblem(
                 f"{label}: {part} is not a drug ({', '.join(DRUGS)}) "
@@ -326,8 +342,10 @@ def _parse_service_code(text: str) -> str:
 PARSEABLE_FIELDS = ("service_code",) + PATIENT_FIELDS + EPISODE_FIELDS
 
 
-def parse_value(field: str, raw: str | None) -> Any:
+def parse_value(field: str, raw: str | list[str] | tuple[str, ...] | None) -> Any:
     """One raw text value (form field or CSV cell) of a dataset field as its stored value.
+
+    A multi-value field also takes a list of raw values (the ticked checkboxes of a form).
 
     Returns None when the text is empty after trimming. Dates come back as `date`, numbers as
     `float`, enumerations in dataset.md's spelling, fracture_sites and bone_therapy `;`-joined in
@@ -336,6 +354,8 @@ def parse_value(field: str, raw: str | None) -> Any:
     """
     if field not in PARSEABLE_FIELDS:
         raise KeyError(f"{field!r} is not a field of the FLS dataset")
+    if field in MULTI_VALUE_FIELDS and isinstance(raw, list | tuple):
+        raw = ";".join(raw)  # ticked checkboxes, as request.form.getlist gives them
     text = _clean(raw)
     if text is None:
         return None
@@ -400,11 +420,21 @@ def on_aom(therapy: str | None) -> bool:
     return therapy in DRUGS
 
 
+# The derived values read dicts (forms, import rows) and Patient/Episode objects alike.
+Record = Mapping[str, Any] | Any
+
+
+def _get(record: Record, field: str) -> Any:
+    if isinstance(record, Mapping):
+        return record.get(field)
+    return getattr(record, field, None)
+
+
 def _empty(value: Any) -> bool:
     return value is None or (isinstance(value, str) and not value.strip())
 
 
-def stage_fields_that_apply(stage: str, episode: Mapping[str, Any]) -> tuple[str, ...]:
+def stage_fields_that_apply(stage: str, episode: Record) -> tuple[str, ...]:
     """The fields of a stage a complete stage must answer, given the other answers.
 
     - identification: every field.
@@ -429,7 +459,7 @@ def stage_fields_that_apply(stage: str, episode: Mapping[str, Any]) -> tuple[str
             "on_bone_therapy_at_fracture",
             "dxa_status",
         ]
-        if episode.get("dxa_status") == "Not recommended":
+        if _get(episode, "dxa_status") == "Not recommended":
             fields.append("dxa_not_recommended_reason")
         fields += ["falls_assessed", "falls_referred"]
         return tuple(fields)
@@ -437,30 +467,30 @@ def stage_fields_that_apply(stage: str, episode: Mapping[str, Any]) -> tuple[str
         return STAGES["treatment"]
     if stage in ("followup16", "followup52"):
         done, *rest = STAGES[stage]
-        return (done, *rest) if episode.get(done) == "Yes" else (done,)
+        return (done, *rest) if _get(episode, done) == "Yes" else (done,)
     raise KeyError(f"{stage!r} is not a journey stage")
 
 
-def stage_status(stage: str, episode: Mapping[str, Any]) -> str:
+def stage_status(stage: str, episode: Record) -> str:
     """The status of a stage: "not started", "in progress" or "complete".
 
     Not started: no field of the stage answered. Complete: every field that applies (see
     stage_fields_that_apply) answered. In progress: anything between.
     """
     applies = stage_fields_that_apply(stage, episode)
-    if all(not _empty(episode.get(field)) for field in applies):
+    if all(not _empty(_get(episode, field)) for field in applies):
         return "complete"
-    if all(_empty(episode.get(field)) for field in STAGES[stage]):
+    if all(_empty(_get(episode, field)) for field in STAGES[stage]):
         return "not started"
     return "in progress"
 
 
-def missing_audited_fields(patient: Mapping[str, Any], episode: Mapping[str, Any]) -> list[str]:
+def missing_audited_fields(patient: Record, episode: Record) -> list[str]:
     """The 17 audited fields (KPI 1) that are empty, in dataset.md order; Not known is an answer."""
     return [
         field
         for field in AUDITED_FIELDS
-        if _empty((patient if field in PATIENT_FIELDS else episode).get(field))
+        if _empty(_get(patient if field in PATIENT_FIELDS else episode, field))
     ]
 
 
@@ -490,14 +520,31 @@ AFTER_FRACTURE_DATES = tuple(field for field in EPISODE_DATES if field != "fract
 
 
 def _lower_first(text: str) -> str:
+    """A label inside a sentence: "Date of DXA" -> "date of DXA" (acronyms kept)."""
     return text[0].lower() + text[1:] if text[:1].isupper() and not text[:3].isupper() else text
 
 
 class _Problems(dict):
-    """{field: message}; the first rule broken on a field wins, being the most basic."""
+    """{field: message}, knowing which fields the user changed.
+
+    A rule between two fields puts its message on the field the user changed, so that it shows
+    in the form they are filling in; when both or neither changed, on the rule's usual field.
+    The first rule broken on a field wins, rules being checked from the most basic.
+    """
+
+    def __init__(self, changed: Iterable[str] | None) -> None:
+        super().__init__()
+        self.changed = None if changed is None else frozenset(changed)
 
     def add(self, field: str, message: str) -> None:
         self.setdefault(field, message)
+
+    def on_changed(self, usual: str, usual_message: str, other: str, other_message: str) -> None:
+        """Report a broken rule between two fields on the one the user must fix."""
+        if self.changed is not None and other in self.changed and usual not in self.changed:
+            self.add(other, other_message)
+        else:
+            self.add(usual, usual_message)
 
 
 def _check_required(values: Mapping[str, Any], fields: Iterable[str], problems: _Problems) -> None:
@@ -506,19 +553,74 @@ def _check_required(values: Mapping[str, Any], fields: Iterable[str], problems: 
             problems.add(field, f"{_label(field)} is required")
 
 
-def _check_age(date_of_birth: date, fracture_date: date, problems: _Problems) -> None:
+def _check_order(
+    problems: _Problems, earlier_field: str, earlier: date, later_field: str, later: date
+) -> None:
+    """`earlier` must not come after `later`; the message names the other field and its date."""
+    if earlier <= later:
+        return
+    problems.on_changed(
+        later_field,
+        f"{_label(later_field)} cannot be before the {_lower_first(_label(earlier_field))} "
+        f"({uk_date(earlier)})",
+        earlier_field,
+        f"{_label(earlier_field)} cannot be after the {_lower_first(_label(later_field))} "
+        f"({uk_date(later)})",
+    )
+
+
+def _check_fracture_order(problems: _Problems, field: str, day: date, fracture_date: date) -> None:
+    """A date of the episode on or after the fracture, in the spec's own words."""
+    if day >= fracture_date:
+        return
+    problems.on_changed(
+        field,
+        f"{_label(field)} cannot be before the fracture was diagnosed ({uk_date(fracture_date)})",
+        "fracture_date",
+        f"{_label('fracture_date')} cannot be after the {_lower_first(_label(field))} "
+        f"({uk_date(day)})",
+    )
+
+
+def _check_death_order(problems: _Problems, field: str, day: date, died: date) -> None:
+    """Nothing of a patient's record happens after their death."""
+    if day <= died:
+        return
+    problems.on_changed(
+        field,
+        f"{_label(field)} cannot be after the patient's date of death ({uk_date(died)})",
+        "date_of_death",
+        f"{_label('date_of_death')} cannot be before the {_lower_first(_label(field))} "
+        f"({uk_date(day)})",
+    )
+
+
+def _check_age(problems: _Problems, date_of_birth: date, fracture_date: date) -> None:
+    """50 or over, and not over 115, on the day the fracture was diagnosed."""
+    if date_of_birth > fracture_date:
+        problems.on_changed(
+            "date_of_birth",
+            f"{_label('date_of_birth')} cannot be after the fracture was diagnosed "
+            f"({uk_date(fracture_date)})",
+            "fracture_date",
+            f"{_label('fracture_date')} cannot be before the date of birth "
+            f"({uk_date(date_of_birth)})",
+        )
+        return
     age = age_on(date_of_birth, fracture_date)
-    when = f"the fracture was diagnosed ({uk_date(fracture_date)})"
-    if age < MINIMUM_AGE:
-        problems.add(
-            "date_of_birth",
-            f"The patient must be {MINIMUM_AGE} or over when {when}; this date of birth makes them {age}",
-        )
-    elif age > MAXIMUM_AGE:
-        problems.add(
-            "date_of_birth",
-            f"An age over {MAXIMUM_AGE} is refused: this date of birth makes the patient {age} when {when}",
-        )
+    if MINIMUM_AGE <= age <= MAXIMUM_AGE:
+        return
+    rule = (
+        f"must be {MINIMUM_AGE} or over" if age < MINIMUM_AGE else f"cannot be over {MAXIMUM_AGE}"
+    )
+    problems.on_changed(
+        "date_of_birth",
+        f"The patient {rule} when the fracture was diagnosed ({uk_date(fracture_date)}); "
+        f"this date of birth makes them {age}",
+        "fracture_date",
+        f"The patient {rule} when the fracture was diagnosed; "
+        f"born {uk_date(date_of_birth)}, they were {age} on this date",
+    )
 
 
 def _check_patient_alone(patient: Mapping[str, Any], today: date, problems: _Problems) -> None:
@@ -529,24 +631,28 @@ def _check_patient_alone(patient: Mapping[str, Any], today: date, problems: _Pro
     if died is not None:
         if died > today:
             problems.add("date_of_death", f"{_label('date_of_death')} cannot be in the future")
-        if born is not None and died < born:
-            problems.add(
-                "date_of_death",
-                f"{_label('date_of_death')} cannot be before the date of birth ({uk_date(born)})",
-            )
+        if born is not None:
+            _check_order(problems, "date_of_birth", born, "date_of_death", died)
 
 
 def check_record(
-    patient: Mapping[str, Any], episode: Mapping[str, Any], today: date | None = None
+    patient: Mapping[str, Any],
+    episode: Mapping[str, Any],
+    today: date | None = None,
+    *,
+    changed: Iterable[str] | None = None,
 ) -> dict[str, str]:
     """Every cross-field rule of dataset.md on the typed values of one patient and one episode.
 
     Keys are field names; a missing key is an empty value. Returns {field: message} for every
-    broken rule, on the field the user must fix (an episode date after the patient's death is
-    reported on the episode date; use check_patient_dates when the patient is what changed).
+    broken rule, on the field the user must fix. A rule between two fields (a date before the
+    fracture, after the death, follow-ups out of order, the age rule) is reported on its usual
+    field (the later date, the episode's date, date_of_birth); pass `changed`, the fields the
+    user has just changed (a stage form's fields), to report it on the changed one instead, so
+    it shows in the form being filled in. Use check_patient_dates when the patient changed.
     """
     today = today or today_in_london()
-    problems = _Problems()
+    problems = _Problems(changed)
     _check_patient_alone(patient, today, problems)
     _check_required(episode, EPISODE_REQUIRED, problems)
 
@@ -559,14 +665,11 @@ def check_record(
                 f"{_label('fracture_date')} must be on or after {uk_date(AUDIT_START_DATE)}",
             )
         if born is not None:
-            _check_age(born, fracture_date, problems)
+            _check_age(problems, born, fracture_date)
         for field in AFTER_FRACTURE_DATES:
             day = episode.get(field)
-            if day is not None and day < fracture_date:
-                problems.add(
-                    field,
-                    f"{_label(field)} cannot be before the fracture was diagnosed ({uk_date(fracture_date)})",
-                )
+            if day is not None:
+                _check_fracture_order(problems, field, day, fracture_date)
     for field in EPISODE_DATES:
         day = episode.get(field)
         if day is None:
@@ -575,11 +678,8 @@ def check_record(
             problems.add(
                 field, f"{_label(field)} cannot be in the future (today is {uk_date(today)})"
             )
-        if died is not None and day > died:
-            problems.add(
-                field,
-                f"{_label(field)} cannot be after the patient's date of death ({uk_date(died)})",
-            )
+        if died is not None:
+            _check_death_order(problems, field, day, died)
 
     _check_dxa(episode, problems)
     _check_followups(episode, problems)
@@ -623,10 +723,13 @@ def _check_followups(episode: Mapping[str, Any], problems: _Problems) -> None:
             )
     first, second = episode.get("followup16_date"), episode.get("followup52_date")
     if first is not None and second is not None and second <= first:
-        problems.add(
+        problems.on_changed(
             "followup52_date",
-            f"{_label('followup52_date')} must be after the {_lower_first(_label('followup16_date'))} "
-            f"({uk_date(first)})",
+            f"{_label('followup52_date')} must be after the "
+            f"{_lower_first(_label('followup16_date'))} ({uk_date(first)})",
+            "followup16_date",
+            f"{_label('followup16_date')} must be before the "
+            f"{_lower_first(_label('followup52_date'))} ({uk_date(second)})",
         )
 
 
@@ -641,23 +744,19 @@ def check_patient_dates(
     the episodes that count (deleted episodes are the caller's choice).
     """
     today = today or today_in_london()
-    problems = _Problems()
+    problems = _Problems(PATIENT_FIELDS)
     _check_patient_alone(patient, today, problems)
     born, died = patient.get("date_of_birth"), patient.get("date_of_death")
     for episode in episodes:
         fracture_date = episode.get("fracture_date")
         if born is not None and fracture_date is not None:
-            _check_age(born, fracture_date, problems)
+            _check_age(problems, born, fracture_date)
         if died is None:
             continue
         for field in EPISODE_DATES:
             day = episode.get(field)
-            if day is not None and died < day:
-                problems.add(
-                    "date_of_death",
-                    f"{_label('date_of_death')} cannot be before the "
-                    f"{_lower_first(_label(field))} of an episode ({uk_date(day)})",
-                )
+            if day is not None:
+                _check_death_order(problems, field, day, died)
     return dict(problems)
 
 

@@ -677,7 +677,7 @@ def test_check_patient_dates_against_every_episode():
     assert check_patient_dates(patient(), episodes, TODAY) == {}
     found = check_patient_dates(patient(date_of_death=date(2024, 6, 19)), episodes, TODAY)
     assert found == {
-        "date_of_death": "Date of death cannot be before the date of 12-16 week contact of an episode (20/06/2024)"
+        "date_of_death": "Date of death cannot be before the date of 12-16 week contact (20/06/2024)"
     }
     assert check_patient_dates(patient(date_of_death=date(2024, 6, 20)), episodes, TODAY) == {}
     # Turning 50 on 2 May 2020 is too late for the first episode only.
@@ -864,3 +864,131 @@ def test_numbers_round_trip_through_export(field, tenths):
 def test_any_order_of_sites_is_stored_in_dataset_order(sites):
     stored = parse_value("fracture_sites", ";".join(sites))
     assert stored.split(";") == [site for site in FRACTURE_SITES if site in sites]
+
+
+def test_born_after_the_fracture():
+    found = problems({"date_of_birth": date(2024, 3, 13)})
+    assert found == {
+        "date_of_birth": "Date of birth cannot be after the fracture was diagnosed (12/03/2024)"
+    }
+
+
+# Rows of shared/samples/canonical-sample.csv: parsed, checked, and written back cell for cell.
+CANONICAL_HEADER = (
+    "nhs_number,date_of_birth,sex,postcode,care_home_resident,date_of_death,fracture_date,"
+    "identification_date,admitted,fracture_sites,assessment_date,height_cm,weight_kg,"
+    "previous_fracture,parental_hip_fracture,smoker,on_bone_therapy_at_fracture,dxa_status,"
+    "dxa_not_recommended_reason,dxa_date,t_score,frax_major_percent,falls_assessed,falls_referred,"
+    "bone_therapy,calcium_vitd,followup16_done,followup16_date,therapy16,strength_balance16,"
+    "followup52_done,followup52_date,therapy52,refracture"
+).split(",")
+CANONICAL_ROWS = [
+    "9992146885,1936-10-12,Female,EX7 6ZY,No,,2025-02-17,2025-02-22,Yes,Other,2025-07-25,170,,"
+    "Yes,No,Never,Not known,Recommended,,2025-03-09,-1.2,,No,Yes,Risedronate;Romosozumab,Yes,Yes,"
+    "2025-03-06,Not started,No,Yes,2026-02-22,Informed decline,No",
+    "9996279723,1937-08-03,Female,CF15 8AE,No,,2024-07-31,2024-08-13,No,Hip;Wrist;Humerus,"
+    "2024-10-30,,,No,No,Current,No,Recommended,,2025-02-06,-2.6,,Yes,Yes,Alendronate,No,Yes,"
+    "2024-11-21,Not known,Yes,Not known,,,",
+]
+
+
+@pytest.mark.parametrize("row", CANONICAL_ROWS)
+def test_a_canonical_row_parses_checks_and_exports_unchanged(row):
+    cells = dict(zip(CANONICAL_HEADER, row.split(","), strict=True))
+    values, refusals = parse_values(cells)
+    assert refusals == {}
+    patient_values = {f: v for f, v in values.items() if f in CANONICAL_HEADER[:6]}
+    episode_values = {f: v for f, v in values.items() if f not in patient_values}
+    assert check_record(patient_values, episode_values, date(2026, 11, 27)) == {}
+    # Hip;Wrist;Humerus is written in dataset order: Hip;Humerus;Wrist.
+    expected = {**cells, "fracture_sites": format_value("fracture_sites", cells["fracture_sites"])}
+    assert {field: format_value(field, value) for field, value in values.items()} == expected
+    assert expected["fracture_sites"] in ("Other", "Hip;Humerus;Wrist")
+
+
+# Where a rule between two fields is reported, given what the user changed ---------------------
+
+
+def test_a_changed_fracture_date_carries_the_message():
+    values = {"assessment_date": date(2024, 3, 1)}
+    usual = problems(episode_values=values)
+    assert set(usual) == {"assessment_date"}
+    found = check_record(patient(), episode(**values), TODAY, changed=["fracture_date"])
+    assert found == {
+        "fracture_date": "Date the fracture was diagnosed cannot be after the date of FLS "
+        "assessment (01/03/2024)"
+    }
+    # Both changed: the usual field.
+    both = check_record(
+        patient(), episode(**values), TODAY, changed=["fracture_date", "assessment_date"]
+    )
+    assert set(both) == {"assessment_date"}
+
+
+def test_a_changed_followup16_date_carries_the_order_message():
+    values = {
+        "followup16_done": "Yes",
+        "followup16_date": date(2025, 3, 2),
+        "followup52_done": "Yes",
+        "followup52_date": date(2025, 3, 1),
+    }
+    found = check_record(patient(), episode(**values), TODAY, changed=STAGES["followup16"])
+    assert found == {
+        "followup16_date": "Date of 12-16 week contact must be before the date of 12 month "
+        "follow-up (01/03/2025)"
+    }
+
+
+def test_a_changed_fracture_date_carries_the_age_and_death_messages():
+    born_1974 = patient(date_of_birth=date(1974, 3, 13), date_of_death=date(2024, 3, 1))
+    found = check_record(born_1974, episode(), TODAY, changed=STAGES["identification"])
+    assert "born 13/03/1974, they were 49 on this date" in found["fracture_date"]
+    assert set(found) == {"fracture_date"}
+    later_born = patient(date_of_birth=date(2024, 3, 13))
+    found = check_record(later_born, episode(), TODAY, changed=["fracture_date"])
+    assert found == {
+        "fracture_date": "Date the fracture was diagnosed cannot be before the date of birth "
+        "(13/03/2024)"
+    }
+
+
+def test_death_order_on_the_date_of_death_when_it_changed():
+    found = check_record(
+        patient(date_of_death=date(2024, 3, 11)), episode(), TODAY, changed=["date_of_death"]
+    )
+    assert found == {
+        "date_of_death": "Date of death cannot be before the date the fracture was diagnosed "
+        "(12/03/2024)"
+    }
+    found = check_record(
+        patient(date_of_death=date(1949, 1, 1)), episode(), TODAY, changed=["date_of_birth"]
+    )
+    assert found["date_of_birth"] == "Date of birth cannot be after the date of death (01/01/1949)"
+
+
+@given(st.dates(min_value=date(1000, 1, 1), max_value=date(9999, 12, 31)))
+def test_any_date_parses_in_every_accepted_spelling(day):
+    for text in (
+        day.isoformat(),
+        f"{day.day}/{day.month}/{day.year}",
+        f"{day:%d/%m/%Y} 00:00",
+        f"{day.isoformat()} 00:00:00",
+    ):
+        assert parse_value("assessment_date", text) == day
+    assert parse_value("assessment_date", format_value("assessment_date", day)) == day
+
+
+def test_derived_values_read_objects_too():
+    from types import SimpleNamespace
+
+    record = SimpleNamespace(bone_therapy="Alendronate", calcium_vitd=None, sex="Female")
+    assert stage_status("treatment", record) == "in progress"
+    assert "calcium_vitd" in missing_audited_fields(record, record)
+    assert "sex" not in missing_audited_fields(record, record)
+
+
+def test_multi_values_from_ticked_checkboxes():
+    assert parse_value("fracture_sites", ["Wrist", "Hip"]) == "Hip;Wrist"
+    assert parse_value("bone_therapy", ["Denosumab", "Alendronate"]) == "Alendronate;Denosumab"
+    assert parse_value("bone_therapy", []) is None
+    assert "cannot mix" in refused("bone_therapy", ["Denosumab", "Not appropriate"])
