@@ -24,7 +24,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, text, update
 
 from kpis.dataset import DATE_FIELDS, EPISODE_FIELDS, PATIENT_FIELDS
 from portal.extensions import db
@@ -46,6 +46,8 @@ CHUNK_ROWS = 1000
 # How many added/updated rows and refused cells a preview keeps (the counts are always whole).
 PREVIEW_LIMIT = 200
 REFUSALS_KEPT = 1000
+# Parsed cell spellings remembered (bounded, so memory does not grow with the file).
+PARSED_KEPT = 50_000
 EPISODE_DATE_FIELDS = tuple(f for f in EPISODE_FIELDS if f in DATE_FIELDS)
 PATIENT_VALUE_FIELDS = tuple(f for f in PATIENT_FIELDS if f != "nhs_number")
 
@@ -113,7 +115,17 @@ class ImportReport:
 class _PatientState:
     """A patient as the file leaves it so far: stored values merged with accepted rows."""
 
-    __slots__ = ("id", "version", "service_id", "stored", "values", "line", "latest")
+    __slots__ = (
+        "id",
+        "version",
+        "service_id",
+        "stored",
+        "values",
+        "line",
+        "latest",
+        "last_line",
+        "last_unchanged",
+    )
 
     def __init__(self, service_id, stored_id, version, stored, values, line, latest):
         self.service_id = service_id
@@ -123,6 +135,8 @@ class _PatientState:
         self.values = values  # merged values, nhs_number included
         self.line = line  # the first accepted row of this patient in the file, if any
         self.latest = latest  # (date, field) of the latest date of the patient's episodes
+        self.last_line = None  # the last accepted row of this patient
+        self.last_unchanged = False  # whether that row left its episode unchanged
 
 
 @dataclass
@@ -166,6 +180,7 @@ class _Checker:
         self.services_written: set[int] = set()
         self.spool = tempfile.TemporaryFile()
         self.pending: list[tuple] = []
+        self.parsed: dict[tuple[str, str], tuple[Any, str | None]] = {}
         self.services = {s.code: (s.id, s.active) for s in db.session.scalars(select(Service))}
         self.position = {name: i for i, name in enumerate(columns.headers)}
 
@@ -185,30 +200,29 @@ class _Checker:
         problems: list[tuple[str, str]] = []
         failed: set[str] = set()
         values: dict[str, Any] = {}
+        parse = self._parse_value
         for name, index in columns.fields.items():
             if name == "service_code":
                 continue
             raw = cells[index] if index < len(cells) else ""
-            try:
-                value = parse_value(name, raw)
-            except ValueProblem as problem:
-                problems.append((columns.headers[index], str(problem)))
-                failed.add(name)
+            if not raw or raw.isspace():
                 continue
-            if value is not None:
+            value, message = parse(name, raw)
+            if message is not None:
+                problems.append((columns.headers[index], message))
+                failed.add(name)
+            elif value is not None:
                 values[name] = value
         if columns.site_columns:
             raw = ";".join(
                 cells[i] for i in columns.site_columns if i < len(cells) and cells[i].strip()
             )
-            try:
-                value = parse_value("fracture_sites", raw)
-            except ValueProblem as problem:
-                problems.append((columns.column_of("fracture_sites"), str(problem)))
+            value, message = parse("fracture_sites", raw)
+            if message is not None:
+                problems.append((columns.column_of("fracture_sites"), message))
                 failed.add("fracture_sites")
-            else:
-                if value is not None:
-                    values["fracture_sites"] = value
+            elif value is not None:
+                values["fracture_sites"] = value
         if len(cells) > len(columns.headers) and any(
             c.strip() for c in cells[len(columns.headers) :]
         ):
@@ -227,6 +241,22 @@ class _Checker:
             "problems": problems,
             "failed": failed,
         }
+
+    def _parse_value(self, name: str, raw: str) -> tuple[Any, str | None]:
+        """parse_value, remembered: the same few spellings fill most cells of a file."""
+        key = (name, raw)
+        known = self.parsed.get(key)
+        if known is not None:
+            return known
+        try:
+            known = (parse_value(name, raw), None)
+        except ValueProblem as problem:
+            known = (None, str(problem))
+        if name != "nhs_number":  # unique per patient: not worth keeping
+            if len(self.parsed) >= PARSED_KEPT:
+                self.parsed.clear()
+            self.parsed[key] = known
+        return known
 
     def _service_of(self, cells, problems, failed) -> int | None:
         index = self.columns.fields.get("service_code")
@@ -394,22 +424,17 @@ class _Checker:
         report = self.report
         line, service_id = row["line"], row["service_id"]
         nhs = patient["nhs_number"]
-        patient_changes = {}
         if state is not None:
-            for name, new in patient_typed.items():
-                old = state.values.get(name)
-                if format_value(name, old) != format_value(name, new):
-                    patient_changes[name] = (old, new)
             state.values = patient
             if state.line is None:
                 state.line = line
         else:
-            patient_changes = {k: (None, v) for k, v in patient.items() if v is not None}
             state = _PatientState(service_id, None, None, None, patient, line, None)
             self.patients[(service_id, nhs)] = state
+        state.last_line = line
+        state.last_unchanged = False
         state.latest = _later(state.latest, _latest_date(episode))
         if stored_episode is None:
-            episode_changes = {k: (None, v) for k, v in episode.items() if v is not None}
             full = {f: episode.get(f) for f in EPISODE_FIELDS}
             self.pending.append(("add", service_id, nhs, full, line))
             report.added += 1
@@ -428,20 +453,21 @@ class _Checker:
             for f in EPISODE_FIELDS
             if format_value(f, stored_episode[f]) != format_value(f, episode[f])
         }
-        if episode_changes:
-            self.pending.append(
-                (
-                    "update",
-                    service_id,
-                    stored_episode["id"],
-                    stored_episode["version"],
-                    {f: episode[f] for f in EPISODE_FIELDS},
-                    episode_changes,
-                )
-            )
-        if not episode_changes and not patient_changes:
+        if not episode_changes:
+            # Whether the patient's own fields change is known only at the end of the file.
             report.unchanged += 1
+            state.last_unchanged = True
             return
+        self.pending.append(
+            (
+                "update",
+                service_id,
+                stored_episode["id"],
+                stored_episode["version"],
+                {f: episode[f] for f in EPISODE_FIELDS},
+                episode_changes,
+            )
+        )
         report.updated += 1
         self.services_written.add(service_id)
         if len(report.to_update) < PREVIEW_LIMIT:
@@ -450,12 +476,53 @@ class _Checker:
                     "line": line,
                     "nhs_number": nhs,
                     "fracture_date": episode["fracture_date"].isoformat(),
-                    "changes": {
-                        name: [format_value(name, old), format_value(name, new)]
-                        for name, (old, new) in (patient_changes | episode_changes).items()
-                    },
+                    "changes": _shown_changes(episode_changes),
                 }
             )
+
+    def finish(self) -> None:
+        """Patients whose stored fields the file changes (postcode, care home, date of death):
+        the change is the patient's last row's, which counts as an update."""
+        report = self.report
+        for state in self.patients.values():
+            if state.stored is None or state.last_line is None:
+                continue
+            changes = patient_changes(state)
+            if not changes:
+                continue
+            self.services_written.add(state.service_id)
+            if state.last_unchanged:
+                report.unchanged -= 1
+                report.updated += 1
+            entry = next((u for u in report.to_update if u["line"] == state.last_line), None)
+            if entry is not None:
+                entry["changes"] = _shown_changes(changes) | entry["changes"]
+            elif len(report.to_update) < PREVIEW_LIMIT:
+                report.to_update.append(
+                    {
+                        "line": state.last_line,
+                        "nhs_number": state.values["nhs_number"],
+                        "fracture_date": "",
+                        "changes": _shown_changes(changes),
+                    }
+                )
+        report.to_update.sort(key=lambda u: u["line"])
+
+
+def patient_changes(state: _PatientState) -> dict[str, tuple[Any, Any]]:
+    """{field: (stored, new)} of a stored patient's fields the file changes."""
+    return {
+        f: (state.stored.get(f), state.values.get(f))
+        for f in PATIENT_VALUE_FIELDS
+        if format_value(f, state.values.get(f)) != format_value(f, state.stored.get(f))
+    }
+
+
+def _shown_changes(changes: dict[str, tuple[Any, Any]]) -> dict[str, list[str]]:
+    return {
+        name: [format_value(name, old), format_value(name, new)]
+        for name, (old, new) in changes.items()
+    }
 
 
 def _label(name: str) -> str:
@@ -528,6 +595,7 @@ def check_file(
                     progress(min(done, total), total)
         if chunk:
             checker.check_chunk(chunk)
+        checker.finish()
         if progress is not None:
             progress(total, total)
     # The check reads only: end its transaction so the write starts on fresh data.
@@ -556,12 +624,19 @@ def _audit_row(now, user_id, remote_addr, service_id, action, entity_type, entit
         "action": action,
         "entity_type": entity_type,
         "entity_id": entity_id,
-        "changes": {k: [_plain(old), _plain(new)] for k, (old, new) in changes.items()}
+        "changes": {k: [_json_safe(old), _json_safe(new)] for k, (old, new) in changes.items()}
         if changes
         else None,
         "detail": "CSV import",
         "remote_addr": remote_addr,
     }
+
+
+def _json_safe(value: Any) -> Any:
+    """audit._plain for the few types an import stores, quicker for a hundred thousand rows."""
+    if value is None or type(value) in (str, float, int):
+        return value
+    return _plain(value)
 
 
 def _check_versions(table, expected: dict[int, int]) -> None:
@@ -613,13 +688,7 @@ def apply_plan(
     # Patients: new ones inserted, changed ones updated, each audited.
     new_patients = [s for s in plan.patients.values() if s.id is None]
     changed_patients = [
-        s
-        for s in plan.patients.values()
-        if s.id is not None
-        and any(
-            format_value(f, s.values.get(f)) != format_value(f, s.stored.get(f))
-            for f in PATIENT_VALUE_FIELDS
-        )
+        s for s in plan.patients.values() if s.stored is not None and patient_changes(s)
     ]
     _check_versions(_patients, {s.id: s.version for s in changed_patients})
     for batch in _batches(new_patients):
@@ -628,13 +697,10 @@ def apply_plan(
             | {f: s.values.get(f) for f in PATIENT_FIELDS}
             for s in batch
         ]
-        ids = (
-            session.execute(
-                insert(_patients).returning(_patients.c.id, sort_by_parameter_order=True), rows
-            )
-            .scalars()
-            .all()
-        )
+        ids = _allocate_ids(_patients, len(rows))
+        for values, new_id in zip(rows, ids, strict=True):
+            values["id"] = new_id
+        session.execute(insert(_patients), rows)
         for state, new_id in zip(batch, ids, strict=True):
             state.id = new_id
             audit_rows.append(
@@ -665,11 +731,7 @@ def apply_plan(
                 [{"_id": s.id} | {f: s.values.get(f) for f in PATIENT_VALUE_FIELDS} for s in batch],
             )
             for state in batch:
-                changes = {
-                    f: (state.stored.get(f), state.values.get(f))
-                    for f in PATIENT_VALUE_FIELDS
-                    if format_value(f, state.values.get(f)) != format_value(f, state.stored.get(f))
-                }
+                changes = patient_changes(state)
                 audit_rows.append(
                     _audit_row(
                         now,
@@ -710,13 +772,10 @@ def apply_plan(
             | values
             for _, service_id, nhs, values, _line in adds
         ]
-        ids = (
-            session.execute(
-                insert(_episodes).returning(_episodes.c.id, sort_by_parameter_order=True), rows
-            )
-            .scalars()
-            .all()
-        )
+        ids = _allocate_ids(_episodes, len(rows))
+        for values, new_id in zip(rows, ids, strict=True):
+            values["id"] = new_id
+        session.execute(insert(_episodes), rows)
         for (_, service_id, _nhs, values, _line), new_id in zip(adds, ids, strict=True):
             added_ids.append(new_id)
             audit_rows.append(
@@ -799,6 +858,29 @@ def apply_plan(
     )
     flush_audit(force=True)
     return job
+
+
+def _allocate_ids(table, count: int) -> list[int]:
+    """Ids for rows about to be inserted, so that one executemany needs no RETURNING.
+
+    PostgreSQL takes them from the table's sequence. On SQLite this transaction already holds
+    the database's write lock (apply_plan writes first), so nobody else can insert meanwhile.
+    """
+    if count == 0:
+        return []
+    session = db.session
+    if session.get_bind().dialect.name == "postgresql":
+        return list(
+            session.execute(
+                text(
+                    "SELECT nextval(CAST(pg_get_serial_sequence(:table, 'id') AS regclass)) "
+                    "FROM generate_series(1, :count)"
+                ),
+                {"table": table.name, "count": count},
+            ).scalars()
+        )
+    start = session.execute(select(func.coalesce(func.max(table.c.id), 0))).scalar_one()
+    return list(range(start + 1, start + 1 + count))
 
 
 def _link_refractures(added_ids: list[int]) -> None:

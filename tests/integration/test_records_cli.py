@@ -515,3 +515,82 @@ def test_round_trip_export_import_into_empty_database(runner, db, app, tmp_path)
     assert result.stdout == "added 9, updated 0, unchanged 0, refused 0\n", result.stderr
     second = runner.invoke(args=["records", "export", "--service", "XMP"]).stdout
     assert second == first
+
+
+def test_rows_of_one_patient_across_chunks(runner, db, brd, tmp_path, monkeypatch):
+    from portal.services import record_import
+
+    monkeypatch.setattr(record_import, "CHUNK_ROWS", 2)
+    rows = [
+        later_row("2020-01-02", postcode="LS1 1PH"),
+        later_row("2021-01-02", nhs_number=nhs_number(2)),
+        later_row("2022-01-02", nhs_number=nhs_number(3)),
+        later_row("2023-01-02", sex="Male"),
+        later_row("2024-01-02", care_home_resident="Yes"),
+    ]
+    path = write(tmp_path, csv_text(rows))
+    result = run_import(runner, path)
+    assert result.stderr.startswith("line 5: sex: Sex differs from line 2")
+    kept = run_import(runner, path, "--keep-valid")
+    assert kept.stdout == "added 4, updated 0, unchanged 0, refused 1\n"
+    mine = [e for e in episodes(db) if e.patient.nhs_number == nhs_number(1)]
+    assert [e.fracture_date.year for e in mine] == [2020, 2024]
+    assert mine[1].previous_episode_id == mine[0].id
+    assert mine[0].patient.care_home_resident == "Yes"
+
+
+def test_reimport_with_patient_fields_differing_between_rows_changes_nothing(
+    runner, db, brd, tmp_path
+):
+    from portal.models import Service
+
+    rows = [
+        later_row("2023-01-02", care_home_resident="No", postcode="LS1 1PH"),
+        later_row("2024-01-02", care_home_resident="Yes", postcode=""),
+    ]
+    path = write(tmp_path, csv_text(rows))
+    assert run_import(runner, path).stdout == "added 2, updated 0, unchanged 0, refused 0\n"
+    again = run_import(runner, path)
+    assert again.stdout == "added 0, updated 0, unchanged 2, refused 0\n"
+    db.session.expire_all()
+    assert db.session.get(Service, brd.id).data_version == 1
+    moved = csv_text([later_row("2024-01-02", postcode="B7 3PZ")])
+    result = run_import(runner, write(tmp_path, moved, "moved.csv"))
+    assert result.stdout == "added 0, updated 1, unchanged 0, refused 0\n"
+    assert episodes(db)[0].patient.postcode == "B7 3PZ"
+
+
+def test_site_columns_collapse_mapped_repeats_and_refuse_typed_repeats(runner, db, brd, tmp_path):
+    header = "1.01 NHS,1.09 Frac,1.02 DoB,1.03 Sex,1.11 Site1,1.12 Site2,1.13 Site3"
+    text = (
+        f"{header}\n"
+        f"{nhs_number(1)},01/03/2024,12/03/1940,Female,Non hip/non spine,Other,\n"
+        f"{nhs_number(2)},01/03/2024,12/03/1940,Female,Hip,hip,\n"
+    )
+    result = run_import(runner, write(tmp_path, text), "--service", "BRD", "--keep-valid")
+    assert result.stderr.startswith("line 3: 1.11 Site1: ")
+    assert "twice" in result.stderr
+    assert [e.fracture_sites for e in episodes(db)] == ["Other"]
+
+
+def test_records_changed_after_the_check_write_nothing(app, db, brd, tmp_path):
+    from portal.models import AuditEvent
+    from portal.services import record_import
+
+    path = tmp_path / "first.csv"
+    path.write_text(csv_text([row()]))
+    record_import.import_file(path, service=brd, user_id=None)
+    db.session.commit()
+    path.write_text(csv_text([row(smoker="Never")]))
+    plan = record_import.check_file(path, service=brd)
+    episode = episodes(db)[0]
+    episode.smoker = "Current"  # a nurse saves meanwhile
+    db.session.commit()
+    events = count(db, AuditEvent)
+    with pytest.raises(record_import.StaleRecords):
+        record_import.apply_plan(plan, user_id=None)
+    db.session.rollback()
+    plan.close()
+    db.session.expire_all()
+    assert episodes(db)[0].smoker == "Current"
+    assert count(db, AuditEvent) == events
