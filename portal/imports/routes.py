@@ -132,7 +132,11 @@ def apply(job_id: int):
     if import_jobs.request_apply(job, keep_valid=form.mode.data == "valid"):
         db.session.commit()
         import_jobs.start(
-            current_app._get_current_object(), job.id, apply=True, remote_addr=request.remote_addr
+            current_app._get_current_object(),
+            job.id,
+            apply=True,
+            user_id=current_user.id,
+            remote_addr=request.remote_addr,
         )
     return redirect(url_for("imports.job", job_id=job.id), 303)
 

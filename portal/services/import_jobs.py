@@ -88,22 +88,34 @@ def _progress_writer(job_id: int):
     return progress
 
 
-def start(app: Flask, job_id: int, *, apply: bool, remote_addr: str | None = None) -> None:
-    """Check (apply=False) or check and write (apply=True) a job in a background thread."""
+def start(
+    app: Flask,
+    job_id: int,
+    *,
+    apply: bool,
+    user_id: int | None = None,
+    remote_addr: str | None = None,
+) -> None:
+    """Check (apply=False) or check and write (apply=True) a job in a background thread.
+
+    `user_id` is who applies it (audited as the author of the changes), `remote_addr` where from.
+    """
     thread = threading.Thread(
         target=_run,
-        args=(app, job_id, apply, remote_addr),
+        args=(app, job_id, apply, user_id, remote_addr),
         name=f"import-job-{job_id}",
         daemon=True,
     )
     thread.start()
 
 
-def _run(app: Flask, job_id: int, apply: bool, remote_addr: str | None) -> None:
+def _run(
+    app: Flask, job_id: int, apply: bool, user_id: int | None, remote_addr: str | None
+) -> None:
     with app.app_context():
         try:
             if apply:
-                _apply(app, job_id, remote_addr)
+                _apply(app, job_id, user_id, remote_addr)
             else:
                 _check(app, job_id)
         except Exception:  # the job must not stay "running" forever; no patient data is logged
@@ -161,14 +173,14 @@ def _set_preview(job: ImportJob, report: record_import.ImportReport) -> None:
     job.report = report.as_dict()
 
 
-def _apply(app: Flask, job_id: int, remote_addr: str | None) -> None:
+def _apply(app: Flask, job_id: int, user_id: int | None, remote_addr: str | None) -> None:
     job = db.session.get(ImportJob, job_id)
     service = db.session.get(Service, job.service_id)
     try:
         report = record_import.import_file(
             Path(job.stored_path),
             service=service,
-            user_id=job.user_id,
+            user_id=user_id if user_id is not None else job.user_id,
             file_name=job.file_name,
             keep_valid=job.keep_valid,
             max_bytes=app.config["IMPORT_MAX_BYTES"],

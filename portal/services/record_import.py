@@ -436,7 +436,9 @@ class _Checker:
         state.latest = _later(state.latest, _latest_date(episode))
         if stored_episode is None:
             full = {f: episode.get(f) for f in EPISODE_FIELDS}
-            self.pending.append(("add", service_id, nhs, full, line))
+            # The audit entry is prepared here, so that the write transaction stays short.
+            created = audit_changes({k: (None, v) for k, v in full.items() if v is not None})
+            self.pending.append(("add", service_id, nhs, full, created))
             report.added += 1
             self.services_written.add(service_id)
             if len(report.to_add) < PREVIEW_LIMIT:
@@ -465,7 +467,7 @@ class _Checker:
                 stored_episode["id"],
                 stored_episode["version"],
                 {f: episode[f] for f in EPISODE_FIELDS},
-                episode_changes,
+                audit_changes(episode_changes),
             )
         )
         report.updated += 1
@@ -624,12 +626,15 @@ def _audit_row(now, user_id, remote_addr, service_id, action, entity_type, entit
         "action": action,
         "entity_type": entity_type,
         "entity_id": entity_id,
-        "changes": {k: [_json_safe(old), _json_safe(new)] for k, (old, new) in changes.items()}
-        if changes
-        else None,
+        "changes": changes or None,
         "detail": "CSV import",
         "remote_addr": remote_addr,
     }
+
+
+def audit_changes(changes: dict[str, tuple[Any, Any]]) -> dict[str, list[Any]]:
+    """{field: [old, new]} in the JSON-safe form of the audit trail."""
+    return {k: [_json_safe(old), _json_safe(new)] for k, (old, new) in changes.items()}
 
 
 def _json_safe(value: Any) -> Any:
@@ -712,7 +717,7 @@ def apply_plan(
                     "create",
                     "patient",
                     new_id,
-                    {k: (None, v) for k, v in state.values.items() if v is not None},
+                    audit_changes({k: (None, v) for k, v in state.values.items() if v is not None}),
                 )
             )
             flush_audit()
@@ -731,7 +736,7 @@ def apply_plan(
                 [{"_id": s.id} | {f: s.values.get(f) for f in PATIENT_VALUE_FIELDS} for s in batch],
             )
             for state in batch:
-                changes = patient_changes(state)
+                changes = audit_changes(patient_changes(state))
                 audit_rows.append(
                     _audit_row(
                         now,
@@ -770,13 +775,13 @@ def apply_plan(
                 "version": 1,
             }
             | values
-            for _, service_id, nhs, values, _line in adds
+            for _, service_id, nhs, values, _changes in adds
         ]
         ids = _allocate_ids(_episodes, len(rows))
         for values, new_id in zip(rows, ids, strict=True):
             values["id"] = new_id
         session.execute(insert(_episodes), rows)
-        for (_, service_id, _nhs, values, _line), new_id in zip(adds, ids, strict=True):
+        for (_, service_id, _nhs, _values, changes), new_id in zip(adds, ids, strict=True):
             added_ids.append(new_id)
             audit_rows.append(
                 _audit_row(
@@ -787,7 +792,7 @@ def apply_plan(
                     "create",
                     "episode",
                     new_id,
-                    {k: (None, v) for k, v in values.items() if v is not None},
+                    changes,
                 )
             )
             flush_audit()

@@ -594,3 +594,12 @@ def test_records_changed_after_the_check_write_nothing(app, db, brd, tmp_path):
     db.session.expire_all()
     assert episodes(db)[0].smoker == "Current"
     assert count(db, AuditEvent) == events
+
+
+def test_inactive_service_is_refused(runner, db, make_service, tmp_path):
+    make_service("OLD", active=False)
+    result = run_import(runner, write(tmp_path, csv_text([row()])), "--service", "OLD")
+    assert result.exit_code == 1
+    assert "inactive" in result.stderr
+    result = run_import(runner, write(tmp_path, csv_text([row(service_code="OLD")]), "o.csv"))
+    assert result.stderr.startswith("line 2: service_code: service OLD is inactive")
