@@ -17,7 +17,9 @@ Two steps, so that nothing is half-written and nurses' saves are not held up:
 from __future__ import annotations
 
 import pickle
+import sqlite3
 import tempfile
+from array import array
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
@@ -125,6 +127,7 @@ class _PatientState:
         "latest",
         "last_line",
         "last_unchanged",
+        "nidx",
     )
 
     def __init__(self, service_id, stored_id, version, stored, values, line, latest):
@@ -137,14 +140,92 @@ class _PatientState:
         self.latest = latest  # (date, field) of the latest date of the patient's episodes
         self.last_line = None  # the last accepted row of this patient
         self.last_unchanged = False  # whether that row left its episode unchanged
+        self.nidx = None  # a new patient's place among the file's new patients
+
+
+def _patient_key(service_id: int, nhs_number: str) -> int:
+    return service_id * 10**10 + int(nhs_number)
+
+
+class _Index:
+    """The patients and episode keys a file has met, kept in a private temporary SQLite
+    database (on disk once past a small cache) so that memory does not grow with the file."""
+
+    def __init__(self) -> None:
+        # "" opens a temporary database of its own, removed when closed.
+        self.db = sqlite3.connect("", isolation_level=None)
+        self.db.execute("PRAGMA journal_mode=OFF")
+        self.db.execute("PRAGMA synchronous=OFF")
+        self.db.execute(
+            "CREATE TABLE p (key INTEGER PRIMARY KEY, nidx INTEGER, stored INTEGER, data BLOB)"
+        )
+        self.db.execute(
+            "CREATE TABLE e (pkey INTEGER, day INTEGER, line INTEGER, PRIMARY KEY (pkey, day))"
+            " WITHOUT ROWID"
+        )
+
+    @staticmethod
+    def _marks(count: int) -> str:
+        return ",".join("?" * count)
+
+    def patients(self, keys: list[tuple[int, str]]) -> dict[tuple[int, str], _PatientState]:
+        found = {}
+        numbers = {_patient_key(*key): key for key in keys}
+        for start in range(0, len(keys), 900):
+            part = list(numbers)[start : start + 900]
+            for number, data in self.db.execute(
+                f"SELECT key, data FROM p WHERE key IN ({self._marks(len(part))})", part
+            ):
+                found[numbers[number]] = pickle.loads(data)
+        return found
+
+    def lines(self, keys: list[tuple[int, str]]) -> dict[tuple[int, str, date], int]:
+        found = {}
+        numbers = {_patient_key(*key): key for key in keys}
+        for start in range(0, len(keys), 900):
+            part = list(numbers)[start : start + 900]
+            for number, day, line in self.db.execute(
+                f"SELECT pkey, day, line FROM e WHERE pkey IN ({self._marks(len(part))})", part
+            ):
+                found[(*numbers[number], date.fromordinal(day))] = line
+        return found
+
+    def keep(self, states: dict, lines: list[tuple[int, str, date, int]]) -> None:
+        self.db.execute("BEGIN")
+        self.db.executemany(
+            "INSERT OR REPLACE INTO p (key, nidx, stored, data) VALUES (?, ?, ?, ?)",
+            [
+                (
+                    _patient_key(*key),
+                    state.nidx,
+                    state.stored is not None,
+                    pickle.dumps(state, pickle.HIGHEST_PROTOCOL),
+                )
+                for key, state in states.items()
+            ],
+        )
+        self.db.executemany(
+            "INSERT OR REPLACE INTO e (pkey, day, line) VALUES (?, ?, ?)",
+            [(_patient_key(s, n), day.toordinal(), line) for s, n, day, line in lines],
+        )
+        self.db.execute("COMMIT")
+
+    def each(self, where: str = "1", order: str = "key") -> Iterator[_PatientState]:
+        for (data,) in self.db.execute(f"SELECT data FROM p WHERE {where} ORDER BY {order}"):
+            yield pickle.loads(data)
+
+    def close(self) -> None:
+        self.db.close()
 
 
 @dataclass
 class ImportPlan:
-    """The checked writes of a file: patients in memory, episode rows in a spool on disk."""
+    """The checked writes of a file: patients in a temporary index, episode rows in a spool,
+    both on disk."""
 
     report: ImportReport
-    patients: dict[tuple[int, str], _PatientState]
+    index: _Index
+    new_patients: int
     spool: Any
     services_written: set[int]
 
@@ -163,6 +244,7 @@ class ImportPlan:
 
     def close(self) -> None:
         self.spool.close()
+        self.index.close()
 
 
 # Checking ---------------------------------------------------------------------------------
@@ -175,8 +257,12 @@ class _Checker:
         self.today = today
         self.on_refusal = on_refusal
         self.report = ImportReport(unknown_columns=list(columns.unknown))
+        self.index = _Index()
+        self.new_patients = 0
+        # The patients and episode keys of the chunk being checked (the rest is in the index).
         self.patients: dict[tuple[int, str], _PatientState] = {}
         self.seen: dict[tuple[int, str, date], int] = {}
+        self.new_lines: list[tuple[int, str, date, int]] = []
         self.services_written: set[int] = set()
         self.spool = tempfile.TemporaryFile()
         self.pending: list[tuple] = []
@@ -188,9 +274,20 @@ class _Checker:
 
     def check_chunk(self, rows: list[tuple[int, list[str]]]) -> None:
         parsed = [self._parse(line, cells) for line, cells in rows]
+        keys = list(
+            {
+                (row["service_id"], row["values"]["nhs_number"])
+                for row in parsed
+                if row["service_id"] is not None and "nhs_number" in row["values"]
+            }
+        )
+        self.patients = self.index.patients(keys)
+        self.seen = self.index.lines(keys)
         episodes = self._load(parsed)
         for row in parsed:
             self._check(row, episodes)
+        self.index.keep(self.patients, self.new_lines)
+        self.patients, self.seen, self.new_lines = {}, {}, []
         if self.pending:
             pickle.dump(self.pending, self.spool, protocol=pickle.HIGHEST_PROTOCOL)
             self.pending = []
@@ -354,6 +451,7 @@ class _Checker:
                 problems.append((column_of("fracture_date"), f"duplicate of line {self.seen[key]}"))
             else:
                 self.seen[key] = line
+                self.new_lines.append((*key, line))
         state = self.patients.get((service_id, nhs)) if known_key else None
         stored_episode = (
             episodes.get((state.id, fracture_date)) if state is not None and state.id else None
@@ -430,6 +528,8 @@ class _Checker:
                 state.line = line
         else:
             state = _PatientState(service_id, None, None, None, patient, line, None)
+            state.nidx = self.new_patients
+            self.new_patients += 1
             self.patients[(service_id, nhs)] = state
         state.last_line = line
         state.last_unchanged = False
@@ -437,8 +537,14 @@ class _Checker:
         if stored_episode is None:
             full = {f: episode.get(f) for f in EPISODE_FIELDS}
             # The audit entry is prepared here, so that the write transaction stays short.
-            created = audit_changes({k: (None, v) for k, v in full.items() if v is not None})
-            self.pending.append(("add", service_id, nhs, full, created))
+            created = {
+                k: [None, v.isoformat() if type(v) is date else v]
+                for k, v in full.items()
+                if v is not None
+            }
+            # A new patient's id is known only when written: -(its place + 1) stands for it.
+            patient_ref = state.id if state.id is not None else -(state.nidx + 1)
+            self.pending.append(("add", service_id, patient_ref, full, created))
             report.added += 1
             self.services_written.add(service_id)
             if len(report.to_add) < PREVIEW_LIMIT:
@@ -486,8 +592,8 @@ class _Checker:
         """Patients whose stored fields the file changes (postcode, care home, date of death):
         the change is the patient's last row's, which counts as an update."""
         report = self.report
-        for state in self.patients.values():
-            if state.stored is None or state.last_line is None:
+        for state in self.index.each("stored = 1"):
+            if state.last_line is None:
                 continue
             changes = patient_changes(state)
             if not changes:
@@ -604,7 +710,8 @@ def check_file(
     db.session.rollback()
     return ImportPlan(
         report=checker.report,
-        patients=checker.patients,
+        index=checker.index,
+        new_patients=checker.new_patients,
         spool=checker.spool,
         services_written=checker.services_written,
     )
@@ -691,23 +798,46 @@ def apply_plan(
             audit_rows.clear()
 
     # Patients: new ones inserted, changed ones updated, each audited.
-    new_patients = [s for s in plan.patients.values() if s.id is None]
-    changed_patients = [
-        s for s in plan.patients.values() if s.stored is not None and patient_changes(s)
-    ]
-    _check_versions(_patients, {s.id: s.version for s in changed_patients})
-    for batch in _batches(new_patients):
+    new_ids = _NewIds(_patients, plan.new_patients)
+
+    def changed_patients() -> Iterator[list[_PatientState]]:
+        batch = []
+        for state in plan.index.each("stored = 1"):
+            if patient_changes(state):
+                batch.append(state)
+                if len(batch) >= 1000:
+                    yield batch
+                    batch = []
+        if batch:
+            yield batch
+
+    for batch in changed_patients():
+        _check_versions(_patients, {s.id: s.version for s in batch})
+
+    def new_patients() -> Iterator[list[_PatientState]]:
+        batch = []
+        for state in plan.index.each("nidx IS NOT NULL", order="nidx"):
+            batch.append(state)
+            if len(batch) >= 1000:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+
+    for batch in new_patients():
         rows = [
-            {"service_id": s.service_id, "created_at": now, "updated_at": now, "version": 1}
+            {
+                "id": new_ids[s.nidx],
+                "service_id": s.service_id,
+                "created_at": now,
+                "updated_at": now,
+                "version": 1,
+            }
             | {f: s.values.get(f) for f in PATIENT_FIELDS}
             for s in batch
         ]
-        ids = _allocate_ids(_patients, len(rows))
-        for values, new_id in zip(rows, ids, strict=True):
-            values["id"] = new_id
         session.execute(insert(_patients), rows)
-        for state, new_id in zip(batch, ids, strict=True):
-            state.id = new_id
+        for state, values in zip(batch, rows, strict=True):
             audit_rows.append(
                 _audit_row(
                     now,
@@ -716,40 +846,39 @@ def apply_plan(
                     state.service_id,
                     "create",
                     "patient",
-                    new_id,
+                    values["id"],
                     audit_changes({k: (None, v) for k, v in state.values.items() if v is not None}),
                 )
             )
             flush_audit()
-    if changed_patients:
-        statement = (
-            update(_patients)
-            .where(_patients.c.id == bindparam("_id"))
-            .values(
-                {f: bindparam(f) for f in PATIENT_VALUE_FIELDS}
-                | {"version": _patients.c.version + 1, "updated_at": now}
-            )
+    statement = (
+        update(_patients)
+        .where(_patients.c.id == bindparam("_id"))
+        .values(
+            {f: bindparam(f) for f in PATIENT_VALUE_FIELDS}
+            | {"version": _patients.c.version + 1, "updated_at": now}
         )
-        for batch in _batches(changed_patients):
-            session.execute(
-                statement,
-                [{"_id": s.id} | {f: s.values.get(f) for f in PATIENT_VALUE_FIELDS} for s in batch],
-            )
-            for state in batch:
-                changes = audit_changes(patient_changes(state))
-                audit_rows.append(
-                    _audit_row(
-                        now,
-                        user_id,
-                        remote_addr,
-                        state.service_id,
-                        "update",
-                        "patient",
-                        state.id,
-                        changes,
-                    )
+    )
+    for batch in changed_patients():
+        session.execute(
+            statement,
+            [{"_id": s.id} | {f: s.values.get(f) for f in PATIENT_VALUE_FIELDS} for s in batch],
+        )
+        for state in batch:
+            changes = audit_changes(patient_changes(state))
+            audit_rows.append(
+                _audit_row(
+                    now,
+                    user_id,
+                    remote_addr,
+                    state.service_id,
+                    "update",
+                    "patient",
+                    state.id,
+                    changes,
                 )
-            flush_audit()
+            )
+        flush_audit()
 
     # Episodes: bulk inserts and updates from the spool, in file order.
     added_ids: list[int] = []
@@ -768,14 +897,14 @@ def apply_plan(
         rows = [
             {
                 "service_id": service_id,
-                "patient_id": plan.patients[(service_id, nhs)].id,
+                "patient_id": patient_ref if patient_ref > 0 else new_ids[-patient_ref - 1],
                 "created_by_id": user_id,
                 "created_at": now,
                 "updated_at": now,
                 "version": 1,
             }
             | values
-            for _, service_id, nhs, values, _changes in adds
+            for _, service_id, patient_ref, values, _changes in adds
         ]
         ids = _allocate_ids(_episodes, len(rows))
         for values, new_id in zip(rows, ids, strict=True):
@@ -886,6 +1015,21 @@ def _allocate_ids(table, count: int) -> list[int]:
         )
     start = session.execute(select(func.coalesce(func.max(table.c.id), 0))).scalar_one()
     return list(range(start + 1, start + 1 + count))
+
+
+class _NewIds:
+    """The ids of the file's new patients, by their place among them."""
+
+    def __init__(self, table, count: int) -> None:
+        self.start = 0
+        self.ids: array | None = None
+        if count and db.session.get_bind().dialect.name == "postgresql":
+            self.ids = array("q", _allocate_ids(table, count))
+        elif count:
+            self.start = _allocate_ids(table, 1)[0]  # the rest follow it: the lock is held
+
+    def __getitem__(self, place: int) -> int:
+        return self.ids[place] if self.ids is not None else self.start + place
 
 
 def _link_refractures(added_ids: list[int]) -> None:
