@@ -16,6 +16,7 @@ Two steps, so that nothing is half-written and nurses' saves are not held up:
 
 from __future__ import annotations
 
+import json
 import pickle
 import sqlite3
 import tempfile
@@ -26,11 +27,26 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select, text, update
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    bindparam,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.types import NullType
 
 from kpis.dataset import DATE_FIELDS, EPISODE_FIELDS, PATIENT_FIELDS
 from portal.extensions import db
-from portal.models import AuditEvent, Episode, ImportJob, Patient, Service
+from portal.models import Episode, ImportJob, Patient, Service
 from portal.services import csv_reading
 from portal.services.audit import _plain
 from portal.services.csv_reading import Columns, FileRefused
@@ -55,8 +71,26 @@ PATIENT_VALUE_FIELDS = tuple(f for f in PATIENT_FIELDS if f != "nhs_number")
 
 _episodes = Episode.__table__
 _patients = Patient.__table__
+# episodes as the import writes it: values arrive as the database's own text (dates
+# YYYY-MM-DD), made while checking, so the write transaction does no conversion.
+_episodes_prepared = Table(
+    "episodes",
+    MetaData(),
+    *(Column(c.name, NullType, primary_key=c.primary_key) for c in _episodes.columns),
+)
+
+
+def _as_stored(value: Any) -> Any:
+    """A value as both SQLite and PostgreSQL take it for a DATE column: ISO text."""
+    return value.isoformat() if type(value) is date else value
+
+
+def _timestamp(moment: datetime) -> str:
+    """A timestamp as SQLAlchemy stores it on SQLite; PostgreSQL reads the same text."""
+    return moment.strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
 _services = Service.__table__
-_audit = AuditEvent.__table__
 
 
 class StaleRecords(RuntimeError):
@@ -535,13 +569,11 @@ class _Checker:
         state.last_unchanged = False
         state.latest = _later(state.latest, _latest_date(episode))
         if stored_episode is None:
-            full = {f: episode.get(f) for f in EPISODE_FIELDS}
+            full = tuple(_as_stored(episode.get(f)) for f in EPISODE_FIELDS)
             # The audit entry is prepared here, so that the write transaction stays short.
-            created = {
-                k: [None, v.isoformat() if type(v) is date else v]
-                for k, v in full.items()
-                if v is not None
-            }
+            created = json.dumps(
+                {k: [None, v] for k, v in zip(EPISODE_FIELDS, full, strict=True) if v is not None}
+            )
             # A new patient's id is known only when written: -(its place + 1) stands for it.
             patient_ref = state.id if state.id is not None else -(state.nidx + 1)
             self.pending.append(("add", service_id, patient_ref, full, created))
@@ -572,8 +604,8 @@ class _Checker:
                 service_id,
                 stored_episode["id"],
                 stored_episode["version"],
-                {f: episode[f] for f in EPISODE_FIELDS},
-                audit_changes(episode_changes),
+                tuple(_as_stored(episode[f]) for f in EPISODE_FIELDS),
+                json.dumps(audit_changes(episode_changes)),
             )
         )
         report.updated += 1
@@ -725,7 +757,25 @@ def _batches(items: list, size: int = 1000) -> Iterator[list]:
         yield items[start : start + size]
 
 
+# audit_events as the import writes it: `changes` arrives as JSON text made while checking.
+_audit_prepared = Table(
+    "audit_events",
+    MetaData(),
+    Column("id", Integer, primary_key=True),
+    Column("at", DateTime),
+    Column("user_id", Integer),
+    Column("service_id", Integer),
+    Column("action", String),
+    Column("entity_type", String),
+    Column("entity_id", Integer),
+    Column("changes", NullType),
+    Column("detail", Text),
+    Column("remote_addr", String),
+)
+
+
 def _audit_row(now, user_id, remote_addr, service_id, action, entity_type, entity_id, changes):
+    """An audit_events row; `changes` is JSON text (or None)."""
     return {
         "at": now,
         "user_id": user_id,
@@ -794,7 +844,7 @@ def apply_plan(
 
     def flush_audit(force: bool = False) -> None:
         if audit_rows and (force or len(audit_rows) >= 1000):
-            session.execute(insert(_audit), audit_rows)
+            session.execute(insert(_audit_prepared), audit_rows)
             audit_rows.clear()
 
     # Patients: new ones inserted, changed ones updated, each audited.
@@ -847,7 +897,11 @@ def apply_plan(
                     "create",
                     "patient",
                     values["id"],
-                    audit_changes({k: (None, v) for k, v in state.values.items() if v is not None}),
+                    json.dumps(
+                        audit_changes(
+                            {k: (None, v) for k, v in state.values.items() if v is not None}
+                        )
+                    ),
                 )
             )
             flush_audit()
@@ -865,7 +919,7 @@ def apply_plan(
             [{"_id": s.id} | {f: s.values.get(f) for f in PATIENT_VALUE_FIELDS} for s in batch],
         )
         for state in batch:
-            changes = audit_changes(patient_changes(state))
+            changes = json.dumps(audit_changes(patient_changes(state)))
             audit_rows.append(
                 _audit_row(
                     now,
@@ -884,12 +938,13 @@ def apply_plan(
     added_ids: list[int] = []
     adds: list[tuple] = []
     updates: list[tuple] = []
+    stamp = _timestamp(now)
     update_statement = (
-        update(_episodes)
-        .where(_episodes.c.id == bindparam("_id"))
+        update(_episodes_prepared)
+        .where(_episodes_prepared.c.id == bindparam("_id"))
         .values(
             {f: bindparam(f) for f in EPISODE_FIELDS if f != "fracture_date"}
-            | {"version": _episodes.c.version + 1, "updated_at": now}
+            | {"version": _episodes_prepared.c.version + 1, "updated_at": stamp}
         )
     )
 
@@ -899,17 +954,17 @@ def apply_plan(
                 "service_id": service_id,
                 "patient_id": patient_ref if patient_ref > 0 else new_ids[-patient_ref - 1],
                 "created_by_id": user_id,
-                "created_at": now,
-                "updated_at": now,
+                "created_at": stamp,
+                "updated_at": stamp,
                 "version": 1,
             }
-            | values
+            | dict(zip(EPISODE_FIELDS, values, strict=True))
             for _, service_id, patient_ref, values, _changes in adds
         ]
         ids = _allocate_ids(_episodes, len(rows))
         for values, new_id in zip(rows, ids, strict=True):
             values["id"] = new_id
-        session.execute(insert(_episodes), rows)
+        session.execute(insert(_episodes_prepared), rows)
         for (_, service_id, _nhs, _values, changes), new_id in zip(adds, ids, strict=True):
             added_ids.append(new_id)
             audit_rows.append(
@@ -931,7 +986,10 @@ def apply_plan(
         _check_versions(_episodes, {op[2]: op[3] for op in updates})
         session.execute(
             update_statement,
-            [{"_id": episode_id} | values for _, _s, episode_id, _v, values, _c in updates],
+            [
+                {"_id": episode_id} | dict(zip(EPISODE_FIELDS, values, strict=True))
+                for _, _s, episode_id, _v, values, _c in updates
+            ],
         )
         for _, service_id, episode_id, _version, _values, changes in updates:
             audit_rows.append(

@@ -448,6 +448,9 @@ def test_import_and_episodes_are_audited(runner, db, brd, tmp_path):
     assert events[2].changes["t_score"] == [None, -2.5]
     job = db.session.scalars(select(ImportJob)).one()
     assert (job.file_name, job.added, job.status) == ("clinic.csv", 2, "applied")
+    first = episodes(db)[0]
+    assert isinstance(first.created_at, datetime) and first.version == 1
+    assert first.assessment_date.isoformat() == "2024-04-01" and first.t_score == -2.5
     assert "clinic.csv" in events[-1].detail and job.file_sha256 in events[-1].detail
 
 
@@ -603,3 +606,30 @@ def test_inactive_service_is_refused(runner, db, make_service, tmp_path):
     assert "inactive" in result.stderr
     result = run_import(runner, write(tmp_path, csv_text([row(service_code="OLD")]), "o.csv"))
     assert result.stderr.startswith("line 2: service_code: service OLD is inactive")
+
+
+def test_import_reports_progress_to_the_terminal_bar(runner, brd, tmp_path, monkeypatch):
+    from portal.imports import cli as records_cli
+    from portal.services import record_import
+
+    monkeypatch.setattr(record_import, "CHUNK_ROWS", 10)
+    bars = []
+
+    class Bar:
+        def __init__(self, total, label):
+            self.total, self.label, self.done = total, label, 0
+            bars.append(self)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def update(self, n):
+            self.done += n
+
+    monkeypatch.setattr(records_cli, "progress_bar", Bar)
+    rows = [row(nhs_number=nhs_number(n)) for n in range(25)]
+    assert run_import(runner, write(tmp_path, csv_text(rows))).exit_code == 0
+    assert [(b.total, b.done) for b in bars] == [(25, 25)]
