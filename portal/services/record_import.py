@@ -143,10 +143,6 @@ class ImportReport:
     def as_dict(self) -> dict:
         return asdict(self)
 
-    @classmethod
-    def from_dict(cls, data: dict) -> ImportReport:
-        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
-
 
 class _PatientState:
     """A patient as the file leaves it so far: stored values merged with accepted rows."""
@@ -271,10 +267,6 @@ class ImportPlan:
             except EOFError:
                 return
             yield from batch
-
-    @property
-    def has_writes(self) -> bool:
-        return bool(self.report.added or self.report.updated)
 
     def close(self) -> None:
         self.spool.close()
@@ -580,13 +572,7 @@ class _Checker:
             report.added += 1
             self.services_written.add(service_id)
             if len(report.to_add) < PREVIEW_LIMIT:
-                report.to_add.append(
-                    {
-                        "line": line,
-                        "nhs_number": nhs,
-                        "fracture_date": episode["fracture_date"].isoformat(),
-                    }
-                )
+                report.to_add.append(_preview(line, nhs, episode["fracture_date"]))
             return
         episode_changes = {
             f: (stored_episode[f], episode[f])
@@ -612,12 +598,7 @@ class _Checker:
         self.services_written.add(service_id)
         if len(report.to_update) < PREVIEW_LIMIT:
             report.to_update.append(
-                {
-                    "line": line,
-                    "nhs_number": nhs,
-                    "fracture_date": episode["fracture_date"].isoformat(),
-                    "changes": _shown_changes(episode_changes),
-                }
+                _preview(line, nhs, episode["fracture_date"], _shown_changes(episode_changes))
             )
 
     def finish(self) -> None:
@@ -639,12 +620,9 @@ class _Checker:
                 entry["changes"] = _shown_changes(changes) | entry["changes"]
             elif len(report.to_update) < PREVIEW_LIMIT:
                 report.to_update.append(
-                    {
-                        "line": state.last_line,
-                        "nhs_number": state.values["nhs_number"],
-                        "fracture_date": "",
-                        "changes": _shown_changes(changes),
-                    }
+                    _preview(
+                        state.last_line, state.values["nhs_number"], None, _shown_changes(changes)
+                    )
                 )
         report.to_update.sort(key=lambda u: u["line"])
 
@@ -656,6 +634,18 @@ def patient_changes(state: _PatientState) -> dict[str, tuple[Any, Any]]:
         for f in PATIENT_VALUE_FIELDS
         if format_value(f, state.values.get(f)) != format_value(f, state.stored.get(f))
     }
+
+
+def _preview(line: int, nhs: str, fracture_date: date | None, changes=None) -> dict:
+    """One row of the preview's lists (JSON-safe, kept in ImportJob.report)."""
+    entry = {
+        "line": line,
+        "nhs_number": nhs,
+        "fracture_date": fracture_date.isoformat() if fracture_date else "",
+    }
+    if changes is not None:
+        entry["changes"] = changes
+    return entry
 
 
 def _shown_changes(changes: dict[str, tuple[Any, Any]]) -> dict[str, list[str]]:
@@ -1154,12 +1144,3 @@ def import_file(
         return report
     finally:
         plan.close()
-
-
-def count_live_episodes(service_id: int) -> int:
-    """How many episodes of a service are not deleted (for messages and exports)."""
-    return db.session.scalar(
-        select(func.count())
-        .select_from(_episodes)
-        .where(_episodes.c.service_id == service_id, _episodes.c.deleted_at.is_(None))
-    )
