@@ -6,7 +6,12 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.browser.helpers import describe_violations, sign_in_browser, wait_for_htmx
+from tests.browser.helpers import (
+    axe_violations,
+    describe_violations,
+    sign_in_browser,
+    wait_for_htmx,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -83,6 +88,22 @@ def test_signed_in_admin_page_renders_header_account_and_navigation(page, page_l
     current = page.locator(".nhsuk-header__navigation-item--current a")
     assert current.get_attribute("aria-current") == "page"
     assert current.inner_text().strip() == "Users"
+    violations = axe_violations(page)
+    assert violations == [], describe_violations(violations)
+    _assert_clean(page_log)
+
+
+def test_narrow_screen_keeps_header_usable_without_csp_errors(page, page_log, live_server):
+    admin = live_server.make_user("admin", [live_server.make_service()], display_name="Ada Admin")
+    page.set_viewport_size({"width": 320, "height": 800})
+    sign_in_browser(page, live_server, admin)
+    wait_for_htmx(page)
+    # Every navigation link is either shown or reachable through the header's "More" menu.
+    links = page.locator(".nhsuk-header__navigation-list a.nhsuk-header__navigation-link")
+    assert links.count() >= 4
+    assert page.locator("#sign-out-form button").is_visible()
+    no_horizontal_scroll = "() => document.documentElement.scrollWidth <= window.innerWidth"
+    assert page.evaluate(no_horizontal_scroll)
     _assert_clean(page_log)
 
 
@@ -97,8 +118,6 @@ def test_htmx_requests_carry_the_csrf_token_from_the_meta_tag(page, live_server)
 
 
 def test_error_summary_takes_focus_and_has_no_accessibility_violations(page, page_log, live_server):
-    from tests.browser.helpers import axe_violations
-
     page.goto("/auth/sign-in")
     page.click("form button[type=submit]")
     wait_for_htmx(page)
@@ -109,3 +128,37 @@ def test_error_summary_takes_focus_and_has_no_accessibility_violations(page, pag
     violations = axe_violations(page)
     assert violations == [], describe_violations(violations)
     assert page_log.csp_violations == []
+
+
+def test_saved_message_is_an_nhs_banner_that_takes_focus(page, page_log, live_server):
+    clinician = live_server.make_user("clinician", [live_server.make_service()])
+    sign_in_browser(page, live_server, clinician)
+    page.goto("/auth/password")
+    wait_for_htmx(page)
+    page.fill("#current_password", clinician.password)
+    page.fill("#password", "Ample-Orchid-Lantern-42")
+    page.fill("#confirm", "Ample-Orchid-Lantern-42")
+    with page.expect_navigation():
+        page.click("main form button[type=submit]")
+    wait_for_htmx(page)
+
+    banner = page.locator(".nhsuk-notification-banner--success")
+    assert "Your password has been changed." in banner.inner_text()
+    assert page.evaluate(
+        "() => document.activeElement.classList.contains('nhsuk-notification-banner--success')"
+    )
+    violations = axe_violations(page)
+    assert violations == [], describe_violations(violations)
+    _assert_clean(page_log)
+
+
+def test_sign_out_returns_to_sign_in_with_a_message(page, page_log, live_server):
+    clinician = live_server.make_user("clinician", [live_server.make_service()])
+    sign_in_browser(page, live_server, clinician)
+    with page.expect_navigation():
+        page.click("#sign-out-form button")
+    wait_for_htmx(page)
+    assert "/auth/sign-in" in page.url
+    assert "You have signed out." in page.locator(".portal-flash").inner_text()
+    assert page.locator("#sign-out-form").count() == 0
+    _assert_clean(page_log)

@@ -7,7 +7,12 @@ from __future__ import annotations
 import pytest
 from flask import render_template_string
 
-from tests.browser.helpers import describe_violations, sign_in_browser, wait_for_htmx
+from tests.browser.helpers import (
+    axe_violations,
+    describe_violations,
+    sign_in_browser,
+    wait_for_htmx,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -135,8 +140,6 @@ def test_error_summary_after_htmx_swap_takes_focus_and_request_has_csrf(
         box = page.locator(f"#dxa_date-{part}")
         assert "nhsuk-input--error" in box.get_attribute("class")
         assert box.input_value() == value
-    from tests.browser.helpers import axe_violations
-
     violations = axe_violations(page)
     assert violations == [], describe_violations(violations)
     assert page_log.problems() == []
