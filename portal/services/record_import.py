@@ -29,12 +29,8 @@ from typing import Any
 
 from sqlalchemy import (
     Column,
-    DateTime,
-    Integer,
     MetaData,
-    String,
     Table,
-    Text,
     bindparam,
     func,
     insert,
@@ -747,36 +743,58 @@ def _batches(items: list, size: int = 1000) -> Iterator[list]:
         yield items[start : start + size]
 
 
-# audit_events as the import writes it: `changes` arrives as JSON text made while checking.
-_audit_prepared = Table(
-    "audit_events",
-    MetaData(),
-    Column("id", Integer, primary_key=True),
-    Column("at", DateTime),
-    Column("user_id", Integer),
-    Column("service_id", Integer),
-    Column("action", String),
-    Column("entity_type", String),
-    Column("entity_id", Integer),
-    Column("changes", NullType),
-    Column("detail", Text),
-    Column("remote_addr", String),
+_AUDIT_COLUMNS = (
+    "at",
+    "user_id",
+    "service_id",
+    "action",
+    "entity_type",
+    "entity_id",
+    "changes",
+    "detail",
+    "remote_addr",
+)
+_EPISODE_INSERT_COLUMNS = (
+    "id",
+    "service_id",
+    "patient_id",
+    "created_by_id",
+    "created_at",
+    "updated_at",
+    "version",
+    *EPISODE_FIELDS,
 )
 
 
-def _audit_row(now, user_id, remote_addr, service_id, action, entity_type, entity_id, changes):
-    """An audit_events row; `changes` is JSON text (or None)."""
-    return {
-        "at": now,
-        "user_id": user_id,
-        "service_id": service_id,
-        "action": action,
-        "entity_type": entity_type,
-        "entity_id": entity_id,
-        "changes": changes or None,
-        "detail": "CSV import",
-        "remote_addr": remote_addr,
-    }
+def _audit_row(
+    stamp, user_id, remote_addr, service_id, action, entity_type, entity_id, changes, detail=None
+) -> tuple:
+    """An audit_events row in _AUDIT_COLUMNS order; `changes` is JSON text (or None)."""
+    return (
+        stamp,
+        user_id,
+        service_id,
+        action,
+        entity_type,
+        entity_id,
+        changes or None,
+        detail or "CSV import",
+        remote_addr,
+    )
+
+
+def _insert_many(table: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
+    """One executemany straight to the database driver.
+
+    The values are already the database's own text (ISO dates, timestamps, JSON), which SQLite
+    stores as SQLAlchemy would and PostgreSQL casts from text, so no per-row conversion runs here.
+    """
+    connection = db.session.connection()
+    mark = "?" if connection.dialect.paramstyle == "qmark" else "%s"
+    connection.exec_driver_sql(
+        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join([mark] * len(columns))})",
+        rows,
+    )
 
 
 def audit_changes(changes: dict[str, tuple[Any, Any]]) -> dict[str, list[Any]]:
@@ -822,6 +840,7 @@ def apply_plan(
     """
     report = plan.report
     now = datetime.utcnow()
+    stamp = _timestamp(now)
     session = db.session
     if plan.services_written:
         # Taking the write lock first (SQLite) means the version checks below read fresh rows.
@@ -834,7 +853,7 @@ def apply_plan(
 
     def flush_audit(force: bool = False) -> None:
         if audit_rows and (force or len(audit_rows) >= 1000):
-            session.execute(insert(_audit_prepared), audit_rows)
+            _insert_many("audit_events", _AUDIT_COLUMNS, audit_rows)
             audit_rows.clear()
 
     # Patients: new ones inserted, changed ones updated, each audited.
@@ -880,7 +899,7 @@ def apply_plan(
         for state, values in zip(batch, rows, strict=True):
             audit_rows.append(
                 _audit_row(
-                    now,
+                    stamp,
                     user_id,
                     remote_addr,
                     state.service_id,
@@ -912,7 +931,7 @@ def apply_plan(
             changes = json.dumps(audit_changes(patient_changes(state)))
             audit_rows.append(
                 _audit_row(
-                    now,
+                    stamp,
                     user_id,
                     remote_addr,
                     state.service_id,
@@ -928,7 +947,6 @@ def apply_plan(
     added_ids: list[int] = []
     adds: list[tuple] = []
     updates: list[tuple] = []
-    stamp = _timestamp(now)
     update_statement = (
         update(_episodes_prepared)
         .where(_episodes_prepared.c.id == bindparam("_id"))
@@ -939,27 +957,28 @@ def apply_plan(
     )
 
     def write_adds() -> None:
+        ids = _allocate_ids(_episodes, len(adds))
         rows = [
-            {
-                "service_id": service_id,
-                "patient_id": patient_ref if patient_ref > 0 else new_ids[-patient_ref - 1],
-                "created_by_id": user_id,
-                "created_at": stamp,
-                "updated_at": stamp,
-                "version": 1,
-            }
-            | dict(zip(EPISODE_FIELDS, values, strict=True))
-            for _, service_id, patient_ref, values, _changes in adds
+            (
+                new_id,
+                service_id,
+                patient_ref if patient_ref > 0 else new_ids[-patient_ref - 1],
+                user_id,
+                stamp,
+                stamp,
+                1,
+                *values,
+            )
+            for (_, service_id, patient_ref, values, _changes), new_id in zip(
+                adds, ids, strict=True
+            )
         ]
-        ids = _allocate_ids(_episodes, len(rows))
-        for values, new_id in zip(rows, ids, strict=True):
-            values["id"] = new_id
-        session.execute(insert(_episodes_prepared), rows)
+        _insert_many("episodes", _EPISODE_INSERT_COLUMNS, rows)
         for (_, service_id, _nhs, _values, changes), new_id in zip(adds, ids, strict=True):
             added_ids.append(new_id)
             audit_rows.append(
                 _audit_row(
-                    now,
+                    stamp,
                     user_id,
                     remote_addr,
                     service_id,
@@ -984,7 +1003,14 @@ def apply_plan(
         for _, service_id, episode_id, _version, _values, changes in updates:
             audit_rows.append(
                 _audit_row(
-                    now, user_id, remote_addr, service_id, "update", "episode", episode_id, changes
+                    stamp,
+                    user_id,
+                    remote_addr,
+                    service_id,
+                    "update",
+                    "episode",
+                    episode_id,
+                    changes,
                 )
             )
             flush_audit()
@@ -1029,14 +1055,21 @@ def apply_plan(
     job.finished_at = now
     session.flush()
     audit_rows.append(
-        _audit_row(now, user_id, remote_addr, job.service_id, "import", "import_job", job.id, None)
-        | {
-            "detail": (
+        _audit_row(
+            stamp,
+            user_id,
+            remote_addr,
+            job.service_id,
+            "import",
+            "import_job",
+            job.id,
+            None,
+            detail=(
                 f"{report.file_name} (sha256 {report.sha256}): added {report.added}, "
                 f"updated {report.updated}, unchanged {report.unchanged}, "
                 f"refused {report.refused}"
-            )
-        }
+            ),
+        )
     )
     flush_audit(force=True)
     return job
