@@ -573,7 +573,9 @@ class _Checker:
         episode_changes = {
             f: (stored_episode[f], episode[f])
             for f in EPISODE_FIELDS
-            if format_value(f, stored_episode[f]) != format_value(f, episode[f])
+            # Equal values need no formatting; different ones may still be the same (1 and 1.0).
+            if stored_episode[f] != episode[f]
+            and format_value(f, stored_episode[f]) != format_value(f, episode[f])
         }
         if not episode_changes:
             # Whether the patient's own fields change is known only at the end of the file.
@@ -628,7 +630,8 @@ def patient_changes(state: _PatientState) -> dict[str, tuple[Any, Any]]:
     return {
         f: (state.stored.get(f), state.values.get(f))
         for f in PATIENT_VALUE_FIELDS
-        if format_value(f, state.values.get(f)) != format_value(f, state.stored.get(f))
+        if state.values.get(f) != state.stored.get(f)
+        and format_value(f, state.values.get(f)) != format_value(f, state.stored.get(f))
     }
 
 
