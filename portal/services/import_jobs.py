@@ -45,7 +45,7 @@ def receive_upload(
                 size += len(chunk)
                 if size > max_bytes:
                     raise FileRefused(
-                        f"The file is over the limit of {max_bytes / (1024 * 1024):.1f} MB"
+                        f"The file is over the limit of {csv_reading.size_text(max_bytes)}"
                     )
                 out.write(chunk)
         facts = csv_reading.inspect_file(path, max_bytes)
