@@ -141,6 +141,10 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(users_cli)
     app.cli.add_command(demo)
 
+    from portal.kpis.cli import kpis_cli
+
+    app.cli.add_command(kpis_cli)
+
     from portal.imports.cli import records_cli
 
     app.cli.add_command(records_cli)
