@@ -183,6 +183,43 @@ def test_each_rule_refused_with_line_and_column(runner, db, brd, tmp_path, colum
     assert count(db, Episode) == 0
 
 
+CROSS_FIELD_RULES = [
+    ({"dxa_status": "Not recommended"}, "dxa_not_recommended_reason", "is required when DXA"),
+    ({"dxa_status": "Not known", "dxa_date": "", "t_score": ""}, None, None),
+    ({"dxa_date": "", "t_score": "-2.0"}, "t_score", "only be given with the date of DXA"),
+    ({"dxa_status": "Not known"}, "dxa_date", "only be given when DXA is Recommended"),
+    ({"followup16_done": "Yes"}, "followup16_date", "required when the follow-up was done"),
+    (
+        {
+            "followup16_done": "Yes",
+            "followup16_date": "2024-07-01",
+            "followup52_done": "Yes",
+            "followup52_date": "2024-07-01",
+        },
+        "followup52_date",
+        "must be after",
+    ),
+    ({"date_of_death": "1930-01-01"}, "date_of_death", "before the date of birth"),
+    ({"date_of_death": "2099-01-01"}, "date_of_death", "future"),
+    ({"date_of_death": "2024-04-15"}, "dxa_date", "after the patient's date of death"),
+    ({"therapy16": "Aspirin"}, "therapy16", "must be one of"),
+    ({"date_of_birth": "1974-03-02"}, "date_of_birth", "50 or over"),
+    ({"date_of_birth": "1974-03-01"}, None, None),  # 50 on the day of the fracture
+]
+
+
+@pytest.mark.parametrize(("overrides", "column", "reason"), CROSS_FIELD_RULES)
+def test_rules_between_fields(runner, db, brd, tmp_path, overrides, column, reason):
+    result = run_import(runner, write(tmp_path, csv_text([row(**overrides)])))
+    if column is None:
+        assert result.exit_code == 0, result.stderr
+        assert result.stdout == "added 1, updated 0, unchanged 0, refused 0\n"
+        return
+    assert result.exit_code == 1
+    mine = [line for line in result.stderr.splitlines() if line.startswith(f"line 2: {column}: ")]
+    assert mine and reason in mine[0], result.stderr
+
+
 def test_cross_field_rules_use_the_columns_of_the_file(runner, db, brd, tmp_path):
     header = "1.01 NHS Number,1.09 Date Index Frac Diagnosed,1.02 DoB,1.03 Gender,1.11 Site,3.01 DXA,3.03 DateofDXA"
     text = f"{header}\n{nhs_number(5)},01/03/2024,12/03/1940,Female,Hip,Not known,01/05/2024\n"
