@@ -38,6 +38,7 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.types import NullType
 
 from kpis.dataset import DATE_FIELDS, EPISODE_FIELDS, PATIENT_FIELDS
@@ -1170,13 +1171,20 @@ def import_file(
         report.keep_valid, report.dry_run = keep_valid, dry_run
         if dry_run or (report.refused and not keep_valid):
             return report
-        apply_plan(
-            plan,
-            user_id=user_id,
-            service_id=service.id if service is not None else None,
-            remote_addr=remote_addr,
-            job=job,
-        )
+        try:
+            apply_plan(
+                plan,
+                user_id=user_id,
+                service_id=service.id if service is not None else None,
+                remote_addr=remote_addr,
+                job=job,
+            )
+        except IntegrityError as error:
+            # Someone added one of these patients or episodes after the check.
+            raise StaleRecords(
+                "Records were added while the file was being checked: nothing was written. "
+                "Import the file again"
+            ) from error
         return report
     finally:
         plan.close()

@@ -5,7 +5,7 @@ and the exit status, and against the stored records."""
 from __future__ import annotations
 
 import shutil
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 
 import pytest
@@ -670,3 +670,41 @@ def test_import_reports_progress_to_the_terminal_bar(runner, brd, tmp_path, monk
     rows = [row(nhs_number=nhs_number(n)) for n in range(25)]
     assert run_import(runner, write(tmp_path, csv_text(rows))).exit_code == 0
     assert [(b.total, b.done) for b in bars] == [(25, 25)]
+
+
+def test_episode_added_after_the_check_writes_nothing(app, db, brd, tmp_path, monkeypatch):
+    from portal.models import Episode, Patient
+    from portal.services import record_import
+
+    path = tmp_path / "new.csv"
+    path.write_text(csv_text([row(), row(nhs_number=nhs_number(2))]))
+    real_apply = record_import.apply_plan
+
+    def a_nurse_saves_first(plan, **kwargs):
+        # A nurse adds the first patient's episode between the check and the write.
+        db.session.rollback()
+        patient = Patient(
+            service_id=brd.id,
+            nhs_number=nhs_number(1),
+            date_of_birth=date(1940, 3, 12),
+            sex="Female",
+        )
+        db.session.add(patient)
+        db.session.flush()
+        db.session.add(
+            Episode(
+                service_id=brd.id,
+                patient_id=patient.id,
+                fracture_date=date(2024, 3, 1),
+                fracture_sites="Hip",
+            )
+        )
+        db.session.commit()
+        return real_apply(plan, **kwargs)
+
+    monkeypatch.setattr(record_import, "apply_plan", a_nurse_saves_first)
+    with pytest.raises(record_import.StaleRecords):
+        record_import.import_file(path, service=brd, user_id=None)
+    db.session.rollback()
+    assert count(db, Episode) == 1  # the nurse's, and nothing of the file
+    assert count(db, Patient) == 1
