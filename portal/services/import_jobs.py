@@ -14,6 +14,7 @@ from typing import IO
 
 from flask import Flask
 from sqlalchemy import select, update
+from sqlalchemy.exc import OperationalError
 
 from portal.extensions import db
 from portal.models import ImportJob, Service
@@ -78,12 +79,17 @@ def _progress_writer(job_id: int):
     table = ImportJob.__table__
 
     def progress(done: int, total: int) -> None:
-        with db.engine.begin() as connection:
-            connection.execute(
-                update(table)
-                .where(table.c.id == job_id)
-                .values(processed_rows=done, total_rows=total)
-            )
+        try:
+            with db.engine.begin() as connection:
+                connection.execute(
+                    update(table)
+                    .where(table.c.id == job_id)
+                    .values(processed_rows=done, total_rows=total)
+                )
+        except OperationalError:
+            # Another import holding SQLite's write lock must not fail this one: the bar
+            # simply moves at the next chunk.
+            pass
 
     return progress
 
