@@ -21,9 +21,10 @@ import pickle
 import sqlite3
 import tempfile
 from array import array
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -742,9 +743,11 @@ def check_file(
 # Writing ----------------------------------------------------------------------------------
 
 
-def _batches(items: list, size: int = 1000) -> Iterator[list]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
+def _batches(items: Iterable, size: int = 1000) -> Iterator[list]:
+    """Lists of up to `size` items, read lazily from any iterable."""
+    iterator = iter(items)
+    while batch := list(islice(iterator, size)):
+        yield batch
 
 
 _AUDIT_COLUMNS = (
@@ -864,30 +867,13 @@ def apply_plan(
     new_ids = _NewIds(_patients, plan.new_patients)
 
     def changed_patients() -> Iterator[list[_PatientState]]:
-        batch = []
-        for state in plan.index.each("stored = 1"):
-            if patient_changes(state):
-                batch.append(state)
-                if len(batch) >= 1000:
-                    yield batch
-                    batch = []
-        if batch:
-            yield batch
+        return _batches(s for s in plan.index.each("stored = 1") if patient_changes(s))
 
     for batch in changed_patients():
         _check_versions(_patients, {s.id: s.version for s in batch})
 
-    def new_patients() -> Iterator[list[_PatientState]]:
-        batch = []
-        for state in plan.index.each("nidx IS NOT NULL", order="nidx"):
-            batch.append(state)
-            if len(batch) >= 1000:
-                yield batch
-                batch = []
-        if batch:
-            yield batch
-
-    for batch in new_patients():
+    new_patients = _batches(plan.index.each("nidx IS NOT NULL", order="nidx"))
+    for batch in new_patients:
         rows = [
             {
                 "id": new_ids[s.nidx],
