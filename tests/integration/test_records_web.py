@@ -261,3 +261,22 @@ def test_far_over_the_limit_is_refused_before_reading(app, signed_in, db):
     assert response.status_code == 413
     assert "over the limit of 100 bytes" in response.get_data(as_text=True)
     assert db.session.scalar(select(func.count()).select_from(ImportJob)) == 0
+
+
+def test_unexpected_failure_ends_the_job_and_logs_no_patient_data(
+    signed_in, db, monkeypatch, caplog
+):
+    from portal.services import record_import
+
+    def broken(*args, **kwargs):
+        raise RuntimeError(f"row of {nhs_number(1)}")
+
+    monkeypatch.setattr(record_import, "check_file", broken)
+    client, _, _ = signed_in()
+    job_id = job_id_of(upload(client, csv_text([row()]).encode()))
+    job = wait_for(db, job_id)
+    assert job.status == "failed"
+    assert job.error == "The import failed unexpectedly: nothing was written."
+    assert job.stored_path is None
+    assert nhs_number(1) not in caplog.text
+    assert "RuntimeError" in caplog.text
