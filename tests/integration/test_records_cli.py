@@ -4,6 +4,7 @@ and the exit status, and against the stored records."""
 
 from __future__ import annotations
 
+import csv
 import shutil
 from datetime import date, datetime
 from pathlib import Path
@@ -708,3 +709,25 @@ def test_episode_added_after_the_check_writes_nothing(app, db, brd, tmp_path, mo
     db.session.rollback()
     assert count(db, Episode) == 1  # the nurse's, and nothing of the file
     assert count(db, Patient) == 1
+
+
+def test_stored_formula_text_is_neutralised_in_the_export(runner, db, brd, tmp_path):
+    """Data that reached the database another way (an old system, a hand edit) still cannot run
+    as a formula in a spreadsheet; numbers stay numbers."""
+    from portal.models import Episode
+
+    run_import(runner, write(tmp_path, csv_text([row(t_score="-1.7")])))
+    episode = episodes(db)[0]
+    episode.patient.postcode = "=1+2"
+    episode.therapy16 = None
+    db.session.commit()
+    db.session.execute(
+        Episode.__table__.update().values(bone_therapy="@SUM(A1)", fracture_sites="+Hip")
+    )
+    db.session.commit()
+    lines = runner.invoke(args=["records", "export", "--service", "BRD"]).stdout.splitlines()
+    cells = dict(zip(lines[0].split(","), next(csv.reader([lines[1]])), strict=True))
+    assert cells["postcode"] == "'=1+2"
+    assert cells["bone_therapy"] == "'@SUM(A1)"
+    assert cells["fracture_sites"] == "'+Hip"
+    assert cells["t_score"] == "-1.7"
