@@ -78,9 +78,17 @@ _episodes_prepared = Table(
 )
 
 
-def _as_stored(value: Any) -> Any:
-    """A value as both SQLite and PostgreSQL take it for a DATE column: ISO text."""
-    return value.isoformat() if type(value) is date else value
+_DATE_PLACES = tuple(i for i, f in enumerate(EPISODE_FIELDS) if f in DATE_FIELDS)
+
+
+def _stored_tuple(episode: dict) -> tuple:
+    """An episode's fields in EPISODE_FIELDS order as both SQLite and PostgreSQL take them:
+    dates as ISO text, everything else as it is."""
+    values = [episode.get(f) for f in EPISODE_FIELDS]
+    for place in _DATE_PLACES:
+        if values[place] is not None:
+            values[place] = values[place].isoformat()
+    return tuple(values)
 
 
 def _timestamp(moment: datetime) -> str:
@@ -559,7 +567,7 @@ class _Checker:
         state.last_unchanged = False
         state.latest = _later(state.latest, _latest_date(episode))
         if stored_episode is None:
-            full = tuple(_as_stored(episode.get(f)) for f in EPISODE_FIELDS)
+            full = _stored_tuple(episode)
             # The audit entry is prepared here, so that the write transaction stays short.
             created = json.dumps(
                 {k: [None, v] for k, v in zip(EPISODE_FIELDS, full, strict=True) if v is not None}
@@ -590,7 +598,7 @@ class _Checker:
                 service_id,
                 stored_episode["id"],
                 stored_episode["version"],
-                tuple(_as_stored(episode[f]) for f in EPISODE_FIELDS),
+                _stored_tuple(episode),
                 json.dumps(audit_changes(episode_changes)),
             )
         )
