@@ -7,7 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser.helpers import sign_in_browser, wait_for_htmx
+from tests.browser.helpers import (
+    axe_violations,
+    describe_violations,
+    sign_in_browser,
+    wait_for_htmx,
+)
 from tests.records_csv import csv_text, nhs_number, row
 
 pytestmark = pytest.mark.browser
@@ -92,6 +97,8 @@ def test_refused_row_is_shown_escaped_and_valid_rows_can_be_kept(
     assert page.inner_text("#unknown-columns") == "<b>Ward</b>"
     assert page.locator("#unknown-columns b").count() == 0
     assert page.locator("#count-added").inner_text() == "4"
+    violations = axe_violations(page)
+    assert not violations, describe_violations(violations)
 
     page.check("text=Import the rows that pass and leave out the refused ones")
     with page.expect_navigation():
