@@ -49,6 +49,8 @@ def test_upload_progress_preview_apply_and_export(page, live_server, page_log, t
     )
 
     page.click("text=Import and export")
+    violations = axe_violations(page)
+    assert not violations, describe_violations(violations)
     page.set_input_files("#file", str(_file(tmp_path, 3000)))
     with page.expect_navigation():
         page.click("text=Check the file")
