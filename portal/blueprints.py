@@ -6,6 +6,7 @@ from flask import Flask
 def register(app: Flask) -> None:
     from portal.admin.routes import bp as admin_bp
     from portal.auth.routes import bp as auth_bp
+    from portal.imports.routes import bp as imports_bp
     from portal.journey.routes import bp as journey_bp
     from portal.kpis.routes import bp as kpis_bp
     from portal.main.routes import bp as main_bp
@@ -16,4 +17,5 @@ def register(app: Flask) -> None:
     app.register_blueprint(admin_bp, url_prefix="/admin")
     app.register_blueprint(kpis_bp, url_prefix="/kpis")
     app.register_blueprint(public_bp, url_prefix="/benchmarks")
+    app.register_blueprint(imports_bp, url_prefix="/records")
     app.register_blueprint(journey_bp)
