@@ -48,6 +48,7 @@ from portal.models import Episode, ImportJob, Patient, Service
 from portal.services import csv_reading
 from portal.services.audit import _plain
 from portal.services.csv_reading import Columns, FileRefused
+from portal.services.versions import VERSION_KEY
 from portal.services.dataset_rules import (
     ValueProblem,
     check_patient_dates,
@@ -926,7 +927,11 @@ def apply_plan(
             [{"_id": s.id} | {f: s.values.get(f) for f in PATIENT_VALUE_FIELDS} for s in batch],
         )
         for state in batch:
-            changes = json.dumps(audit_changes(patient_changes(state)))
+            # `_version` lets a form opened before the import merge field by field (versions.py).
+            changes = json.dumps(
+                audit_changes(patient_changes(state))
+                | {VERSION_KEY: [state.version, state.version + 1]}
+            )
             audit_rows.append(
                 _audit_row(
                     stamp,
@@ -998,7 +1003,8 @@ def apply_plan(
                 for _, _s, episode_id, _v, values, _c in updates
             ],
         )
-        for _, service_id, episode_id, _version, _values, changes in updates:
+        for _, service_id, episode_id, version, _values, changes in updates:
+            changes = json.dumps(json.loads(changes) | {VERSION_KEY: [version, version + 1]})
             audit_rows.append(
                 _audit_row(
                     stamp,

@@ -274,3 +274,23 @@ def test_a_replay_planned_while_its_original_committed_answers_the_original(edit
     assert again.status_code == 200
     assert again.headers["HX-Redirect"] == first.headers["HX-Redirect"]
     assert _counts(db)[:2] == (1, 1)
+
+
+def test_a_form_opened_before_an_import_merges_with_what_the_import_changed(
+    editor, register, db, runner, tmp_path
+):
+    """The import records `_version` like a form save, so only a field both changed conflicts."""
+    client, _, service = editor
+    nhs = nhs_number(38)
+    episode = register(nhs, F)
+    mine, _ = two_renders(client, f"/episodes/{episode.id}", "stage-assessment")
+    csv = tmp_path / "update.csv"
+    csv.write_text(f"nhs_number,fracture_date,smoker\n{nhs},{F.isoformat()},Never\n")
+    result = runner.invoke(args=["records", "import", str(csv), "--service", service.code])
+    assert result.exit_code == 0, result.output + result.stderr
+    assert "updated 1" in result.stdout
+    mine["height_cm"] = "170"
+    response = client.post(f"/episodes/{episode.id}/stages/assessment", data=mine, headers=HTMX)
+    assert response.status_code == 200, response.get_data(as_text=True)[:2000]
+    db.session.refresh(episode)
+    assert episode.smoker == "Never" and episode.height_cm == 170
