@@ -35,12 +35,7 @@ bp = Blueprint("offline", __name__)
 # Blank forms (no patient data in them) that the service worker may keep for use offline: the
 # endpoints of the new-patient registration form, as the journey blueprint names it. An endpoint
 # that does not exist in this app is left out.
-BLANK_FORM_ENDPOINTS = (
-    "patients.register",
-    "patients.new",
-    "journey.register",
-    "journey.new_patient",
-)
+BLANK_FORM_ENDPOINTS = ("journey.register_patient",)
 
 # Static files the service worker keeps: the portal's own and the vendored ones.
 _PRECACHED_DIRECTORIES = ("js", "css", "vendor")
