@@ -85,12 +85,29 @@ class PortalServer:
         """Migrate and add one service with the given users (email -> role), all one password."""
         self.flask("db", "upgrade")
         self.flask(
-            "services", "add", service, "--name", "Bradford FLS", "--nation", "England",
-            "--expected-caseload", "400",
+            "services",
+            "add",
+            service,
+            "--name",
+            "Bradford FLS",
+            "--nation",
+            "England",
+            "--expected-caseload",
+            "400",
         )
         for email, role in users.items():
-            self.flask("users", "add", email, "--role", role, "--service", service,
-                       "--name", email.split("@")[0].capitalize(), stdin=PASSWORD + "\n")
+            self.flask(
+                "users",
+                "add",
+                email,
+                "--role",
+                role,
+                "--service",
+                service,
+                "--name",
+                email.split("@")[0].capitalize(),
+                stdin=PASSWORD + "\n",
+            )
 
     def start(self, **extra_env: str) -> None:
         assert self.process is None, "already running"
@@ -139,7 +156,9 @@ class PortalServer:
 
 def postgres_database() -> tuple[str, callable]:
     """A fresh PostgreSQL database (PORTAL_TEST_DB=postgresql) and the function that drops it."""
-    admin_url = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+    admin_url = os.environ.get(
+        "TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+    )
     name = f"fls_browser_{os.getpid()}_{uuid.uuid4().hex[:8]}"
     admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import random
 import re
-import time
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -103,7 +102,9 @@ def nhs_number() -> str:
 
 def ready(page) -> None:
     """offline.js has read the device (drafts restored, status shown, first send tried)."""
-    page.wait_for_function("() => document.documentElement.dataset.offlineReady === 'yes'", timeout=15000)
+    page.wait_for_function(
+        "() => document.documentElement.dataset.offlineReady === 'yes'", timeout=15000
+    )
 
 
 def settle(page) -> None:
@@ -114,7 +115,8 @@ def settle(page) -> None:
 def controlled(page) -> None:
     """The service worker controls the page (so it can answer a reload made offline)."""
     page.wait_for_function(
-        "() => navigator.serviceWorker && navigator.serviceWorker.controller !== null", timeout=15000
+        "() => navigator.serviceWorker && navigator.serviceWorker.controller !== null",
+        timeout=15000,
     )
 
 
@@ -202,7 +204,10 @@ def test_offline_save_waits_reload_shows_offline_page_then_saved_once(context, s
     notice = page.locator("[data-offline-notice=saved]")
     notice.wait_for()
     assert SAVED in notice.inner_text()
-    assert notice.locator("[data-offline-waiting-count]").inner_text() == "1 save waiting on this device."
+    assert (
+        notice.locator("[data-offline-waiting-count]").inner_text()
+        == "1 save waiting on this device."
+    )
     assert status(page) == {"state": "offline", "waiting": "1", "attention": "0"}
 
     page.reload()
@@ -241,7 +246,12 @@ def test_response_lost_after_commit_is_retried_and_saved_once(browser, server):
         else:
             route.continue_()
 
-    page.route("**/patients/new", lambda route: lose_the_answer(route) if route.request.method == "POST" else route.continue_())
+    page.route(
+        "**/patients/new",
+        lambda route: (
+            lose_the_answer(route) if route.request.method == "POST" else route.continue_()
+        ),
+    )
     fill_registration(page, number)
     page.click("#register-save")
     page.locator("[data-offline-notice=saved]").wait_for()
@@ -274,7 +284,9 @@ def test_server_stopped_during_save_then_restarted_saves_once(context, server):
     assert audit_count(server, "create", "patient") == 1
 
 
-def test_browser_closed_with_a_save_waiting_sends_it_once_when_reopened(playwright_instance, server, tmp_path):
+def test_browser_closed_with_a_save_waiting_sends_it_once_when_reopened(
+    playwright_instance, server, tmp_path
+):
     profile = tmp_path / "profile"
     number = nhs_number()
 
@@ -303,3 +315,336 @@ def test_browser_closed_with_a_save_waiting_sends_it_once_when_reopened(playwrig
     assert patients(server, number) == 1
     assert audit_count(server, "create", "patient", ALICE) == 1
     context.close()
+
+
+def assessment(page):
+    return page.locator("form[data-offline-form$='-assessment']")
+
+
+def answered(page, action):
+    """Run action (a click) and wait for the answer to the save it makes, then for htmx."""
+    with page.expect_response(
+        lambda r: r.request.method == "POST" and "/stages/" in r.url, timeout=30000
+    ) as response:
+        action()
+    settle(page)
+    return response.value.status
+
+
+def test_double_click_and_the_same_form_in_two_tabs_save_once(context, server):
+    page = context.new_page()
+    sign_in(page, ALICE)
+    number = nhs_number()
+    page.goto("/patients/new")
+    ready(page)
+    fill_registration(page, number)
+    page.dblclick("#register-save")
+    page.wait_for_url(re.compile(r"/episodes/\d+"))
+    episode = int(re.search(r"/episodes/(\d+)", page.url).group(1))
+    assert patients(server, number) == 1
+    assert audit_count(server, "create", "patient") == 1
+
+    first, second = page, context.new_page()
+    for tab in (first, second):
+        tab.goto(f"/episodes/{episode}")
+        ready(tab)
+        assessment(tab).locator("#height_cm").fill("171")
+        assessment(tab).locator("#weight_kg").fill("66")
+    # Both tabs press Save at once: the second waits for the first and reuses its submission.
+    press = "() => document.querySelector(\"form[data-offline-form$='-assessment'] button[type=submit]\").click()"
+    with first.expect_response(lambda r: r.request.method == "POST") as first_answer:
+        with second.expect_response(lambda r: r.request.method == "POST") as second_answer:
+            first.evaluate(press)
+            second.evaluate(press)
+    assert first_answer.value.status == 200 and second_answer.value.status == 200
+    settle(first)
+    settle(second)
+    assert server.scalar("SELECT height_cm FROM episodes WHERE id = :id", id=episode) == 171
+    assert audit_count(server, "update", "episode") == 1
+    assert server.scalar("SELECT count(*) FROM submissions") == 2
+    for tab in (first, second):
+        assert status(tab)["waiting"] == "0"
+
+
+def test_session_expired_offline_is_sent_as_the_same_user_never_another(context, server):
+    server.stop()
+    server.start(IDLE_TIMEOUT_MINUTES="1")
+    page = context.new_page()
+    sign_in(page, ALICE)
+    number = nhs_number()
+    page.goto("/patients/new")
+    ready(page)
+    fill_registration(page, number)
+    context.set_offline(True)
+    page.click("#register-save")
+    page.locator("[data-offline-notice=saved]").wait_for()
+    page.wait_for_timeout(62_000)  # the idle limit passes while the ward has no network
+    context.set_offline(False)
+    page.locator("#connection-status [data-offline-sign-in]").wait_for(timeout=30000)
+    assert status(page)["waiting"] == "1"
+    assert patients(server, number) == 0
+
+    # Another user signs in on this browser: they neither see nor send Alice's save.
+    sign_in(page, BOB, "/waiting")
+    page.wait_for_timeout(1500)
+    assert status(page)["waiting"] == "0"
+    assert page.locator("[data-offline-item]").count() == 0
+    assert (
+        "Nothing is waiting on this device."
+        in page.locator("[data-offline-list-status]").inner_text()
+    )
+    assert patients(server, number) == 0
+    page.click("#sign-out-form button")
+    page.wait_for_url(re.compile(r"/auth/sign-in"))
+
+    sign_in(page, ALICE)
+    wait_waiting(page, 0)
+    assert patients(server, number) == 1
+    assert audit_count(server, "create", "patient", ALICE) == 1
+    assert audit_count(server, "create", "patient", BOB) == 0
+
+
+def test_two_users_edit_one_stage_see_both_values_and_untouched_fields_merge(browser, server):
+    alice_context = browser.new_context(base_url=server.url)
+    bob_context = browser.new_context(base_url=server.url)
+    alice, bob = alice_context.new_page(), bob_context.new_page()
+    sign_in(alice, ALICE)
+    episode = register(alice, nhs_number())
+    sign_in(bob, BOB, f"/episodes/{episode}")
+    alice.goto(f"/episodes/{episode}")
+    ready(alice)
+
+    assessment(alice).locator("#height_cm").fill("150")
+    assert answered(alice, assessment(alice).locator("button[type=submit]").click) == 200
+    assert server.scalar("SELECT height_cm FROM episodes WHERE id = :id", id=episode) == 150
+
+    assessment(bob).locator("#height_cm").fill("160")
+    assessment(bob).locator("#weight_kg").fill("61")
+    assert answered(bob, assessment(bob).locator("button[type=submit]").click) == 409
+    conflict = bob.locator("#choose-height_cm")
+    conflict.wait_for()
+    assert "160" in conflict.inner_text() and "150" in conflict.inner_text()
+    assert bob.locator("#choose-weight_kg").count() == 0  # only Bob changed it: merged
+    bob.check("#choose-height_cm-yours")
+    assert answered(bob, assessment(bob).locator("button[type=submit]").click) == 200
+    assert bob.locator("#choose-height_cm").count() == 0
+    assert server.scalar("SELECT height_cm FROM episodes WHERE id = :id", id=episode) == 160
+    assert server.scalar("SELECT weight_kg FROM episodes WHERE id = :id", id=episode) == 61
+    assert audit_count(server, "update", "episode", ALICE) == 1
+    assert audit_count(server, "update", "episode", BOB) == 1
+    alice_context.close()
+    bob_context.close()
+
+
+def test_one_submission_replayed_ten_times_makes_one_row(context, server):
+    page = context.new_page()
+    sign_in(page, ALICE)
+    number = nhs_number()
+    page.goto("/patients/new")
+    ready(page)
+    fill_registration(page, number)
+    statuses = page.evaluate(
+        """async () => {
+            const form = document.querySelector('form[data-offline-form=register-patient]');
+            const body = new URLSearchParams(new FormData(form)).toString();
+            const id = form.querySelector('[name=submission_id]').value;
+            const token = document.querySelector('meta[name=csrf-token]').content;
+            const send = () => fetch(form.getAttribute('hx-post'), {
+                method: 'POST', body, credentials: 'same-origin',
+                headers: {'Content-Type': 'application/x-www-form-urlencoded', 'HX-Request': 'true',
+                          'Idempotency-Key': id, 'X-CSRFToken': token}}).then(r => r.status);
+            const first = await Promise.all([send(), send(), send(), send(), send()]);
+            const rest = [];
+            for (let i = 0; i < 5; i++) { rest.push(await send()); }
+            return first.concat(rest);
+        }"""
+    )
+    assert len(statuses) == 10
+    assert all(code < 300 for code in statuses), statuses
+    assert patients(server, number) == 1
+    assert server.scalar("SELECT count(*) FROM submissions") == 1
+    assert audit_count(server, "create", "patient") == 1
+
+
+def test_without_javascript_the_form_saves_and_shows_its_errors(browser, server):
+    context = browser.new_context(base_url=server.url, java_script_enabled=False)
+    page = context.new_page()
+    page.goto("/auth/sign-in")
+    page.fill("input[name=email]", ALICE)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("main button[type=submit]")
+    page.goto("/patients/new")
+    number = nhs_number()
+    fill_registration(page, number)
+    page.fill("#nhs_number", "12345")
+    page.click("#register-save")
+    error = page.locator("#nhs_number-error")
+    error.wait_for()
+    assert error.inner_text().strip()
+    assert page.locator(".nhsuk-error-summary").count() == 1
+    assert page.input_value("#postcode") == "" and page.input_value("#date_of_birth-year") == "1948"
+    assert patients(server, number) == 0
+
+    page.fill("#nhs_number", number)
+    page.click("#register-save")
+    page.wait_for_url(re.compile(r"/episodes/\d+"))
+    assert patients(server, number) == 1
+    assert audit_count(server, "create", "patient") == 1
+    context.close()
+
+
+def test_a_draft_comes_back_after_reload_and_can_be_discarded(context, server):
+    page = context.new_page()
+    sign_in(page, ALICE)
+    episode = register(page, nhs_number())
+    page.goto(f"/episodes/{episode}")
+    ready(page)
+    assessment(page).locator("#height_cm").fill("158")
+    page.wait_for_timeout(1000)  # kept on the device a moment after typing stops
+
+    page.reload()
+    ready(page)
+    notice = page.locator("[data-offline-notice=restored]")
+    assert "Unsaved changes restored" in notice.inner_text()
+    assert assessment(page).locator("#height_cm").input_value() == "158"
+
+    page.goto("/waiting")
+    ready(page)
+    assert page.locator("[data-offline-item]").get_attribute("data-state") == "draft"
+
+    page.goto(f"/episodes/{episode}")
+    ready(page)
+    page.click("[data-offline-discard]")
+    assert assessment(page).locator("#height_cm").input_value() == ""
+    page.wait_for_timeout(300)
+    page.reload()
+    ready(page)
+    assert page.locator("[data-offline-notice=restored]").count() == 0
+    assert server.scalar("SELECT height_cm FROM episodes WHERE id = :id", id=episode) is None
+    assert audit_count(server, "update", "episode") == 0
+
+
+def device_records(page) -> dict[str, int]:
+    """What offline.js keeps in this browser: items, keys, and the service worker's page cache."""
+    return page.evaluate(
+        """async () => {
+            const db = await new Promise((resolve, reject) => {
+                const request = indexedDB.open('fls-portal-offline');
+                request.onsuccess = () => resolve(request.result);
+                request.onerror = () => reject(request.error);
+            });
+            const count = (name) => new Promise((resolve) => {
+                const request = db.transaction(name).objectStore(name).count();
+                request.onsuccess = () => resolve(request.result);
+            });
+            const result = {items: await count('items'), keys: await count('keys')};
+            db.close();
+            result.pageCaches = (await caches.keys()).filter((n) => n.startsWith('fls-portal-pages-')).length;
+            return result;
+        }"""
+    )
+
+
+def test_sign_out_asks_when_something_waits_then_clears_the_device(context, server):
+    page = context.new_page()
+    sign_in(page, ALICE)
+    episode = register(page, nhs_number())
+    page.goto(f"/episodes/{episode}")
+    ready(page)
+    controlled(page)
+    assessment(page).locator("#weight_kg").fill("59")
+    page.wait_for_timeout(1000)
+    before = device_records(page)
+    assert before["items"] >= 1 and before["keys"] == 1 and before["pageCaches"] == 1
+
+    page.click("#sign-out-form button")
+    question = page.locator("[data-offline-sign-out]")
+    question.wait_for()
+    assert "1 form has unsaved changes" in question.inner_text()
+    assert "/episodes/" in page.url  # still signed in until the user answers
+    page.click("[data-offline-confirm-sign-out]")
+    page.wait_for_url(re.compile(r"/auth/sign-in"))
+    ready(page)
+    assert device_records(page) == {"items": 0, "keys": 0, "pageCaches": 0}
+    assert server.scalar("SELECT weight_kg FROM episodes WHERE id = :id", id=episode) is None
+    assert server.scalar("SELECT count(*) FROM audit_events WHERE action = 'sign_out'") == 1
+
+
+def test_a_save_refused_when_sent_later_needs_attention_with_the_servers_reason(context, server):
+    page = context.new_page()
+    sign_in(page, ALICE)
+    number = nhs_number()
+    page.goto("/patients/new")
+    ready(page)
+    fill_registration(page, number)
+    page.fill("#nhs_number", "12345")
+    context.set_offline(True)
+    page.click("#register-save")
+    page.locator("[data-offline-notice=saved]").wait_for()
+    context.set_offline(False)
+    page.wait_for_function(
+        "() => document.getElementById('connection-status').dataset.attention === '1'",
+        timeout=30000,
+    )
+    # The form shows the server's answer as if it had been sent at once.
+    page.locator("#nhs_number-error").wait_for()
+    assert status(page)["waiting"] == "0"
+
+    page.goto("/waiting")
+    ready(page)
+    row = page.locator("[data-offline-item]")
+    assert row.get_attribute("data-state") == "attention"
+    assert "NHS number" in row.locator("[data-offline-reason]").inner_text()
+    assert patients(server, number) == 0
+
+    page.goto("/patients/new")
+    ready(page)
+    fill_registration(page, number)
+    page.click("#register-save")
+    page.wait_for_url(re.compile(r"/episodes/\d+"))
+    ready(page)
+    assert status(page)["attention"] == "0"
+    assert patients(server, number) == 1
+    assert audit_count(server, "create", "patient") == 1
+
+
+def test_items_kept_over_seven_days_are_flagged_at_sign_in_and_never_dropped(context, server):
+    page = context.new_page()
+    sign_in(page, ALICE)
+    number = nhs_number()
+    page.goto("/patients/new")
+    ready(page)
+    fill_registration(page, number)
+    context.set_offline(True)
+    page.click("#register-save")
+    page.locator("[data-offline-notice=saved]").wait_for()
+    # Eight days pass on the device.
+    page.evaluate(
+        """async () => {
+            const db = await new Promise((resolve) => {
+                const request = indexedDB.open('fls-portal-offline');
+                request.onsuccess = () => resolve(request.result);
+            });
+            const store = db.transaction('items', 'readwrite').objectStore('items');
+            await new Promise((resolve) => {
+                store.getAll().onsuccess = (event) => {
+                    for (const item of event.target.result) {
+                        item.createdAt -= 8 * 24 * 3600 * 1000;
+                        store.put(item);
+                    }
+                    store.transaction.oncomplete = resolve;
+                };
+            });
+            db.close();
+        }"""
+    )
+    page.close()  # (an open tab would send it at the `online` event)
+    context.set_offline(False)
+    fresh = context.new_page()  # a new tab: its first page is like the first after sign-in
+    fresh.goto("/")
+    ready(fresh)
+    flag = fresh.locator("[data-offline-stale]")
+    assert flag.get_attribute("data-offline-stale") == "1"
+    assert "more than 7 days" in flag.inner_text()
+    wait_waiting(fresh, 0)
+    assert patients(server, number) == 1

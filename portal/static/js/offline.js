@@ -867,7 +867,10 @@
   }
 
   function saveFor(event) {
-    var form = offlineForm(event.detail.elt);
+    // After an outerHTML swap htmx names the surviving parent as detail.elt; the request's own
+    // element (the form, now detached) stays in requestConfig.
+    var config = event.detail.requestConfig;
+    var form = offlineForm((config && config.elt) || event.detail.elt);
     if (!form) {
       return null;
     }
@@ -1556,7 +1559,16 @@
   // --- sign-in and sign-out --------------------------------------------------------------------
 
   function flagStale() {
-    if (!state.signedIn || !state.counts.stale) {
+    if (!state.signedIn) {
+      // Signed out (the sign-in page): the next sign-in flags old items again.
+      Object.keys(sessionStorage).forEach(function (name) {
+        if (name.indexOf("fls-stale-flagged-") === 0) {
+          sessionStorage.removeItem(name);
+        }
+      });
+      return;
+    }
+    if (!state.counts.stale) {
       return;
     }
     var seen = "fls-stale-flagged-" + state.user;
