@@ -648,3 +648,34 @@ def test_items_kept_over_seven_days_are_flagged_at_sign_in_and_never_dropped(con
     assert "more than 7 days" in flag.inner_text()
     wait_waiting(fresh, 0)
     assert patients(server, number) == 1
+
+
+def test_blank_registration_form_opens_offline_and_each_use_is_its_own_save(context, server):
+    page = context.new_page()
+    sign_in(page, ALICE)
+    page.goto("/patients/new")
+    ready(page)
+    controlled(page)
+    page.reload()  # now fetched through the service worker, which keeps this blank form
+    ready(page)
+    first, second = nhs_number(), nhs_number()
+
+    context.set_offline(True)
+    ids = []
+    for number in (first, second):
+        page.goto("/patients/new")  # from the worker's cache: the same page, the same id in it
+        ready(page)
+        assert page.locator("h1").inner_text() == "Register a patient"
+        ids.append(page.input_value("input[name=submission_id]"))
+        fill_registration(page, number)
+        page.click("#register-save")
+        page.locator("[data-offline-notice=saved]").wait_for()
+    assert ids[0] != ids[1]  # the second use got a fresh id: two patients, not one refused
+    assert status(page)["waiting"] == "2"
+
+    context.set_offline(False)
+    page.goto("/")
+    ready(page)
+    wait_waiting(page, 0)
+    assert patients(server, first) == 1 and patients(server, second) == 1
+    assert audit_count(server, "create", "patient") == 2

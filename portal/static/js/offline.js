@@ -943,6 +943,7 @@
   }
 
   function reasonFromXhr(xhr) {
+    // The server's own words: its JSON reason, or the heading and text of its error page.
     var type = xhr.getResponseHeader("Content-Type") || "";
     if (type.indexOf("application/json") !== -1) {
       try {
@@ -952,7 +953,11 @@
         return "status " + xhr.status;
       }
     }
-    return "status " + xhr.status + (xhr.statusText ? " " + xhr.statusText : "");
+    var doc = new DOMParser().parseFromString(xhr.responseText || "", "text/html");
+    var heading = doc.querySelector("main h1, h1");
+    var text = heading ? heading.textContent.trim() : "";
+    var detail = heading && heading.nextElementSibling ? heading.nextElementSibling.textContent.trim() : "";
+    return (text ? text + (detail ? ": " + detail : "") + ", " : "") + "status " + xhr.status;
   }
 
   function queue(save) {
@@ -1025,6 +1030,10 @@
     }, function () {
       return false;
     });
+  }
+
+  function checkReachability() {
+    return ping().then(setOnline);
   }
 
   function freshToken() {
@@ -1714,7 +1723,9 @@
       }
     });
     window.addEventListener("online", function () {
-      flush(false);
+      checkReachability().then(function () {
+        return flush(false);
+      });
     });
     window.addEventListener("offline", function () {
       setOnline(false);
@@ -1747,7 +1758,9 @@
     }).then(function () {
       flagStale();
       document.documentElement.setAttribute("data-offline-ready", "yes");
-      return flush(false);
+      return checkReachability().then(function () {
+        return flush(false);
+      });
     }).catch(function () {
       document.documentElement.setAttribute("data-offline-ready", "yes");
     });
