@@ -11,52 +11,26 @@ import os
 import random
 import re
 from datetime import date, timedelta
-from pathlib import Path
 
 import pytest
 
+from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS
 from tests.browser.portal_process import PASSWORD, PortalServer, postgres_database
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 ALICE = "alice@nhs.test"
 BOB = "bob@nhs.test"
 SAVED = "Saved on this device. It will be sent when the connection is back."
-
-if not Path(CHROMIUM).exists():
-    if os.environ.get("CI") == "true":
-        raise RuntimeError(f"{CHROMIUM} is missing: the browser tests cannot run in CI without it")
-    pytest.skip(
-        f"BROWSER TESTS SKIPPED: {CHROMIUM} is missing (install Debian's chromium)",
-        allow_module_level=True,
-    )
 
 
 # --- fixtures ------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def playwright_instance():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        yield playwright
-
-
-@pytest.fixture(scope="module")
-def browser(playwright_instance):
-    browser = playwright_instance.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-    yield browser
-    browser.close()
+@pytest.fixture
+def browser(_chromium):
+    """Debian's chromium (tests/browser/conftest.py: skipped loudly without it, failed in CI)."""
+    return _chromium
 
 
 @pytest.fixture
@@ -144,15 +118,39 @@ def fill_registration(page, number: str) -> None:
     page.check("input[name=fracture_sites][value=Wrist]")
 
 
-def register(page, number: str) -> int:
-    """Register a patient online through the form; returns the new episode's id."""
+def open_registration(page, number: str) -> None:
+    """The blank registration form, filled in for a new patient."""
     page.goto("/patients/new")
     ready(page)
     fill_registration(page, number)
+
+
+def alice_registering(context):
+    """Alice signed in, with the registration form of a new patient filled in: (page, number)."""
+    page = context.new_page()
+    sign_in(page, ALICE)
+    number = nhs_number()
+    open_registration(page, number)
+    return page, number
+
+
+def register(page, number: str) -> int:
+    """Register a patient online through the form; returns the new episode's id."""
+    open_registration(page, number)
     page.click("#register-save")
     page.wait_for_url(re.compile(r"/episodes/\d+"))
     ready(page)
     return int(re.search(r"/episodes/(\d+)", page.url).group(1))
+
+
+def alice_on_new_episode(context):
+    """Alice signed in, on the page of a patient she has just registered: (page, episode id)."""
+    page = context.new_page()
+    sign_in(page, ALICE)
+    episode = register(page, nhs_number())
+    page.goto(f"/episodes/{episode}")
+    ready(page)
+    return page, episode
 
 
 def status(page) -> dict[str, str]:
@@ -189,11 +187,7 @@ def audit_count(server, action: str, entity_type: str, user: str | None = None) 
 
 
 def test_offline_save_waits_reload_shows_offline_page_then_saved_once(context, server):
-    page = context.new_page()
-    sign_in(page, ALICE)
-    episode = register(page, nhs_number())
-    page.goto(f"/episodes/{episode}")
-    ready(page)
+    page, episode = alice_on_new_episode(context)
     controlled(page)
 
     form = page.locator("form[data-offline-form$='-assessment']")
@@ -267,12 +261,7 @@ def test_response_lost_after_commit_is_retried_and_saved_once(browser, server):
 
 
 def test_server_stopped_during_save_then_restarted_saves_once(context, server):
-    page = context.new_page()
-    sign_in(page, ALICE)
-    number = nhs_number()
-    page.goto("/patients/new")
-    ready(page)
-    fill_registration(page, number)
+    page, number = alice_registering(context)
     server.stop()
     page.click("#register-save")
     page.locator("[data-offline-notice=saved]").wait_for()
@@ -284,23 +273,19 @@ def test_server_stopped_during_save_then_restarted_saves_once(context, server):
     assert audit_count(server, "create", "patient") == 1
 
 
-def test_browser_closed_with_a_save_waiting_sends_it_once_when_reopened(
-    playwright_instance, server, tmp_path
-):
+def test_browser_closed_with_a_save_waiting_sends_it_once_when_reopened(browser, server, tmp_path):
     profile = tmp_path / "profile"
     number = nhs_number()
 
     def launch():
-        return playwright_instance.chromium.launch_persistent_context(
-            str(profile), executable_path=CHROMIUM, args=CHROMIUM_ARGS, base_url=server.url
+        return browser.browser_type.launch_persistent_context(
+            str(profile), executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, base_url=server.url
         )
 
     context = launch()
     page = context.new_page()
     sign_in(page, ALICE)
-    page.goto("/patients/new")
-    ready(page)
-    fill_registration(page, number)
+    open_registration(page, number)
     context.set_offline(True)
     page.click("#register-save")
     page.locator("[data-offline-notice=saved]").wait_for()
@@ -332,12 +317,7 @@ def answered(page, action):
 
 
 def test_double_click_and_the_same_form_in_two_tabs_save_once(context, server):
-    page = context.new_page()
-    sign_in(page, ALICE)
-    number = nhs_number()
-    page.goto("/patients/new")
-    ready(page)
-    fill_registration(page, number)
+    page, number = alice_registering(context)
     page.dblclick("#register-save")
     page.wait_for_url(re.compile(r"/episodes/\d+"))
     episode = int(re.search(r"/episodes/(\d+)", page.url).group(1))
@@ -369,12 +349,7 @@ def test_double_click_and_the_same_form_in_two_tabs_save_once(context, server):
 def test_session_expired_offline_is_sent_as_the_same_user_never_another(context, server):
     server.stop()
     server.start(IDLE_TIMEOUT_MINUTES="1")
-    page = context.new_page()
-    sign_in(page, ALICE)
-    number = nhs_number()
-    page.goto("/patients/new")
-    ready(page)
-    fill_registration(page, number)
+    page, number = alice_registering(context)
     context.set_offline(True)
     page.click("#register-save")
     page.locator("[data-offline-notice=saved]").wait_for()
@@ -437,12 +412,7 @@ def test_two_users_edit_one_stage_see_both_values_and_untouched_fields_merge(bro
 
 
 def test_one_submission_replayed_ten_times_makes_one_row(context, server):
-    page = context.new_page()
-    sign_in(page, ALICE)
-    number = nhs_number()
-    page.goto("/patients/new")
-    ready(page)
-    fill_registration(page, number)
+    page, number = alice_registering(context)
     statuses = page.evaluate(
         """async () => {
             const form = document.querySelector('form[data-offline-form=register-patient]');
@@ -494,11 +464,7 @@ def test_without_javascript_the_form_saves_and_shows_its_errors(browser, server)
 
 
 def test_a_draft_comes_back_after_reload_and_can_be_discarded(context, server):
-    page = context.new_page()
-    sign_in(page, ALICE)
-    episode = register(page, nhs_number())
-    page.goto(f"/episodes/{episode}")
-    ready(page)
+    page, episode = alice_on_new_episode(context)
     assessment(page).locator("#height_cm").fill("158")
     page.wait_for_timeout(1000)  # kept on the device a moment after typing stops
 
@@ -546,11 +512,7 @@ def device_records(page) -> dict[str, int]:
 
 
 def test_sign_out_asks_when_something_waits_then_clears_the_device(context, server):
-    page = context.new_page()
-    sign_in(page, ALICE)
-    episode = register(page, nhs_number())
-    page.goto(f"/episodes/{episode}")
-    ready(page)
+    page, episode = alice_on_new_episode(context)
     controlled(page)
     assessment(page).locator("#weight_kg").fill("59")
     page.wait_for_timeout(1000)
@@ -571,12 +533,7 @@ def test_sign_out_asks_when_something_waits_then_clears_the_device(context, serv
 
 
 def test_a_save_refused_when_sent_later_needs_attention_with_the_servers_reason(context, server):
-    page = context.new_page()
-    sign_in(page, ALICE)
-    number = nhs_number()
-    page.goto("/patients/new")
-    ready(page)
-    fill_registration(page, number)
+    page, number = alice_registering(context)
     page.fill("#nhs_number", "12345")
     context.set_offline(True)
     page.click("#register-save")
@@ -597,9 +554,7 @@ def test_a_save_refused_when_sent_later_needs_attention_with_the_servers_reason(
     assert "NHS number" in row.locator("[data-offline-reason]").inner_text()
     assert patients(server, number) == 0
 
-    page.goto("/patients/new")
-    ready(page)
-    fill_registration(page, number)
+    open_registration(page, number)
     page.click("#register-save")
     page.wait_for_url(re.compile(r"/episodes/\d+"))
     ready(page)
@@ -609,12 +564,7 @@ def test_a_save_refused_when_sent_later_needs_attention_with_the_servers_reason(
 
 
 def test_items_kept_over_seven_days_are_flagged_at_sign_in_and_never_dropped(context, server):
-    page = context.new_page()
-    sign_in(page, ALICE)
-    number = nhs_number()
-    page.goto("/patients/new")
-    ready(page)
-    fill_registration(page, number)
+    page, number = alice_registering(context)
     context.set_offline(True)
     page.click("#register-save")
     page.locator("[data-offline-notice=saved]").wait_for()
