@@ -24,6 +24,7 @@
   var RETRY_FIRST_MS = 5000;
   var RETRY_MAX_MS = 5 * 60 * 1000;
   var DRAFT_DELAY_MS = 400;
+  var KEY_CHECK_MS = 5 * 60 * 1000;
   var SAVED_MESSAGE = "Saved on this device. It will be sent when the connection is back.";
 
   var encoder = new TextEncoder();
@@ -339,6 +340,9 @@
       if (stored) {
         state.key = stored.cryptoKey;
         state.generation = stored.generation;
+        if (Date.now() - (stored.checkedAt || 0) < KEY_CHECK_MS) {
+          return null; // checked a moment ago: a rotation shows within minutes
+        }
       }
       return fetchWithTimeout("/device-key", {
         credentials: "same-origin",
@@ -357,14 +361,15 @@
             return null;
           }
           if (stored && stored.generation === body.generation) {
-            return null;
+            stored.checkedAt = Date.now();
+            return putRecord("keys", stored);
           }
           return importKey(body).then(function (cryptoKey) {
             state.key = cryptoKey;
             state.generation = body.generation;
             // A non-extractable CryptoKey: kept so the offline page can read what waits; scripts
             // can use it but never read its bytes. It leaves at sign-out or another user's sign-in.
-            return putRecord("keys", { user: signedInUser, generation: body.generation, cryptoKey: cryptoKey });
+            return putRecord("keys", { user: signedInUser, generation: body.generation, cryptoKey: cryptoKey, checkedAt: Date.now() });
           });
         });
       }, function () {
@@ -761,6 +766,7 @@
       return;
     }
     event.preventDefault();
+    clearTimeout(draftTimers.get(form)); // the save carries what the draft would have kept
     var key = formKey(form);
     if (saves.has(key) || !form.isConnected) {
       return; // a double click: the first click's save is under way
@@ -769,6 +775,8 @@
     var submitter = trigger && trigger.submitter;
     var save = { formKey: key, form: form, release: null };
     saves.set(key, save);
+    // The save is under way from the click on, as htmx marks it (tests and styles wait on this).
+    form.classList.add("htmx-request");
     var lockName = "fls-save:" + state.user + ":" + key;
     new Promise(function (granted) {
       withLock(lockName, {}, function () {
@@ -794,6 +802,7 @@
   }
 
   function issue(event, save) {
+    save.form.classList.remove("htmx-request");
     event.detail.issueRequest(true);
     if (!save.started) {
       finishSave(save); // htmx stopped it before sending (the browser's own form validation)
@@ -858,6 +867,9 @@
   }
 
   function finishSave(save) {
+    if (!save.started) {
+      save.form.classList.remove("htmx-request");
+    }
     if (saves.get(save.formKey) === save) {
       saves.delete(save.formKey);
     }
@@ -898,6 +910,13 @@
     var save = saveFor(event);
     if (save) {
       save.failed = true;
+      return;
+    }
+    var config = event.detail.requestConfig;
+    var form = offlineForm((config && config.elt) || event.detail.elt);
+    if (form && form.isConnected) {
+      // No key on this device (never fetched while online): nothing could be kept here.
+      showProblem(form, "The server could not be reached and this save could not be kept on this device. Keep this page open and press Save again when the connection is back.");
     }
   }
 
@@ -1507,9 +1526,10 @@
       if (!item.unreadable) {
         actions.appendChild(element("a", { class: "nhsuk-link", href: item.payload.pageUrl + "#fls-item=" + item.id, "data-offline-open": "" }, "Open"));
         actions.appendChild(document.createTextNode(" "));
-        var sendButton = element("button", { type: "button", class: "nhsuk-button nhsuk-button--secondary nhsuk-button--small nhsuk-u-margin-bottom-0", "data-offline-send": item.id }, "Send");
-        actions.appendChild(sendButton);
-        actions.appendChild(document.createTextNode(" "));
+        if (state.signedIn) {
+          actions.appendChild(element("button", { type: "button", class: "nhsuk-button nhsuk-button--secondary nhsuk-button--small nhsuk-u-margin-bottom-0", "data-offline-send": item.id }, "Send"));
+          actions.appendChild(document.createTextNode(" "));
+        }
       }
       actions.appendChild(element("button", { type: "button", class: "nhsuk-button nhsuk-button--warning nhsuk-button--small nhsuk-u-margin-bottom-0", "data-offline-discard-item": item.id }, "Discard"));
       row.appendChild(actions);
@@ -1758,7 +1778,8 @@
     }).then(function () {
       flagStale();
       document.documentElement.setAttribute("data-offline-ready", "yes");
-      return checkReachability().then(function () {
+      var waiting = state.counts.waiting > 0;
+      return (waiting || navigator.onLine === false ? checkReachability() : Promise.resolve()).then(function () {
         return flush(false);
       });
     }).catch(function () {
