@@ -84,5 +84,5 @@ def anchor(name: str) -> str:
     if kind == "date":
         return f"{name}-day"
     if kind in ("radios", "checkboxes"):
-        return f"{name}-1"
+        return f"{name}-0"
     return name

@@ -62,6 +62,13 @@ def field_anchor(name: str) -> str:
     return fields.anchor(name)
 
 
+@bp.app_template_filter("error_link")
+def error_link(item: tuple[str, str], prefix: str) -> tuple[str, str]:
+    """(link target, message) of a form error for the error summary."""
+    name, message = item
+    return (fields.anchor(name) if name != "submission_id" else f"{prefix}-save", message)
+
+
 @bp.app_template_global()
 def new_submission_id() -> str:
     """A fresh id for every rendered form (spec/offline.md)."""
@@ -471,6 +478,8 @@ def save_stage(episode_id: int, stage: str):
 @bp.get("/episodes/<int:episode_id>/history")
 def history(episode_id: int):
     record = get_episode(episode_id, include_deleted=current_user.role == "admin")
+    journey.record_view(record.patient)
+    db.session.commit()
     return render_template(
         "journey/history.html", episode=record, patient=record.patient, lines=journey.history(record)
     )

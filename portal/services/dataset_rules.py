@@ -32,7 +32,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -53,6 +53,7 @@ from kpis.dataset import (
     MAX_FRACTURE_SITES,
     MAXIMUM_AGE,
     MINIMUM_AGE,
+    MULTI_VALUE_FIELDS,
     NOT_KNOWN_SYNONYMS,
     NUMBER_FIELDS,
     PATIENT_FIELDS,
@@ -86,15 +87,17 @@ def _label(field: str) -> str:
 
 # Characters a spreadsheet leaves around or inside a cell that str.strip() does not remove.
 _INVISIBLE = dict.fromkeys(map(ord, "\ufeff\u200b\u200c\u200d\u2060"), None)
-_SPACES = re.compile(r"\s+")
 
 
 def _clean(raw: str | None) -> str | None:
     """Trimmed text (non-breaking and invisible spaces too) with inner spaces collapsed, or None."""
     if raw is None:
         return None
-    text = _SPACES.sub(" ", str(raw).translate(_INVISIBLE)).strip()
-    return text or None
+    text = str(raw)
+    if not text.isascii():
+        text = text.translate(_INVISIBLE)
+    # split() without arguments splits on every Unicode space, the non-breaking one included.
+    return " ".join(text.split()) or None
 
 
 # NHS number -----------------------------------------------------------------------------------
@@ -171,7 +174,6 @@ _MIDNIGHT = re.compile(r"^0?0:00(?::00(?:\.0+)?)?$", re.ASCII)
 
 
 def _parse_date(field: str, text: str) -> date:
-    label = _label(field)
     iso = _ISO_DATE.match(text)
     uk = _UK_DATE.match(text) if iso is None else None
     if iso is not None:
@@ -179,16 +181,16 @@ def _parse_date(field: str, text: str) -> date:
     elif uk is not None:
         day, month, year, time_part = uk.groups()
         if len(year) != 4:
-            raise ValueProblem(f"{label} must have a four-digit year, like 12/03/2024")
+            raise ValueProblem(f"{_label(field)} must have a four-digit year, like 12/03/2024")
     else:
-        raise ValueProblem(f"{label} must be a date like 12/03/2024 or 2024-03-12")
+        raise ValueProblem(f"{_label(field)} must be a date like 12/03/2024 or 2024-03-12")
     if time_part is not None and not _MIDNIGHT.match(time_part):
-        raise ValueProblem(f"{label} must be a date without a time of day")
+        raise ValueProblem(f"{_label(field)} must be a date without a time of day")
     try:
         return date(int(year), int(month), int(day))
     except ValueError:
         raise ValueProblem(
-            f"{label} must be a real date ({text.split(' ')[0]} does not exist)"
+            f"{_label(field)} must be a real date ({text.split(' ')[0]} does not exist)"
         ) from None
 
 
@@ -206,30 +208,26 @@ def _format_bound(field: str, bound: float) -> str:
 
 
 def _parse_number(field: str, text: str) -> float:
-    label = _label(field)
     low, high, decimals = NUMBER_FIELDS[field]
     match = _NUMBER.match(text)
     if match is None:
         if _DECIMAL_COMMA.match(text):
-            raise ValueProblem(f"{label} must use a decimal point, not a comma")
+            raise ValueProblem(f"{_label(field)} must use a decimal point, not a comma")
         if _WITH_UNIT.match(text):
-            raise ValueProblem(f"{label} must be a number without a unit")
-        raise ValueProblem(f"{label} must be a number")
+            raise ValueProblem(f"{_label(field)} must be a number without a unit")
+        raise ValueProblem(f"{_label(field)} must be a number")
     sign, digits = match.groups()
-    try:
-        number = Decimal(digits)
-    except InvalidOperation:  # the pattern allows only digits and one point; kept for safety
-        raise ValueProblem(f"{label} must be a number") from None
+    number = Decimal(digits)
     # Trailing zeros carry no precision claim (-1.70 is -1.7); anything finer is refused, never rounded.
     fraction = digits.partition(".")[2].rstrip("0")
     if len(fraction) > decimals:
         places = "one decimal place" if decimals == 1 else f"{decimals} decimal places"
-        raise ValueProblem(f"{label} can have at most {places}")
+        raise ValueProblem(f"{_label(field)} can have at most {places}")
     if sign in ("-", "\u2212"):
         number = -number
     if not low <= number <= high:
         raise ValueProblem(
-            f"{label} must be between {_format_bound(field, low)} and {_format_bound(field, high)}"
+            f"{_label(field)} must be between {_format_bound(field, low)} and {_format_bound(field, high)}"
         )
     return float(number) + 0.0  # + 0.0 turns -0.0 into 0.0
 
@@ -241,20 +239,29 @@ def _fold(text: str) -> str:
     return text.casefold()
 
 
-def _choice(text: str, allowed: Iterable[str]) -> str | None:
+def _spellings(allowed: tuple[str, ...]) -> dict[str, str]:
+    """{case-folded spelling: canonical value} for a list of allowed values and their synonyms."""
+    spellings = {}
+    if NOT_KNOWN in allowed:
+        spellings.update(dict.fromkeys(NOT_KNOWN_SYNONYMS, NOT_KNOWN))
+    if set(allowed) == set(YES_NO_UNKNOWN):
+        spellings.update(YES_NO_SHORTHANDS)
+    spellings.update({name: drug for name, drug in DRUG_SYNONYMS.items() if drug in allowed})
+    spellings.update({_fold(value): value for value in allowed})
+    return spellings
+
+
+# Built once: an import looks up hundreds of thousands of cells.
+_SPELLINGS: dict[tuple[str, ...], dict[str, str]] = {
+    allowed: _spellings(allowed)
+    for allowed in (*CHOICES.values(), FRACTURE_SITES, DRUGS, THERAPY_OUTCOMES)
+}
+
+
+def _choice(text: str, allowed: tuple[str, ...]) -> str | None:
     """The canonical spelling of text among allowed (any case, with the dataset's synonyms)."""
-    allowed = tuple(allowed)
-    folded = _fold(text)
-    for value in allowed:
-        if _fold(value) == folded:
-            return value
-    if NOT_KNOWN in allowed and folded in NOT_KNOWN_SYNONYMS:
-        return NOT_KNOWN
-    if set(allowed) == set(YES_NO_UNKNOWN) and folded in YES_NO_SHORTHANDS:
-        return YES_NO_SHORTHANDS[folded]
-    if folded in DRUG_SYNONYMS and DRUG_SYNONYMS[folded] in allowed:
-        return DRUG_SYNONYMS[folded]
-    return None
+    spellings = _SPELLINGS.get(allowed) or _spellings(allowed)
+    return spellings.get(_fold(text))
 
 
 def _one_of(field: str, text: str) -> str:
@@ -335,8 +342,10 @@ def _parse_service_code(text: str) -> str:
 PARSEABLE_FIELDS = ("service_code",) + PATIENT_FIELDS + EPISODE_FIELDS
 
 
-def parse_value(field: str, raw: str | None) -> Any:
+def parse_value(field: str, raw: str | list[str] | tuple[str, ...] | None) -> Any:
     """One raw text value (form field or CSV cell) of a dataset field as its stored value.
+
+    A multi-value field also takes a list of raw values (the ticked checkboxes of a form).
 
     Returns None when the text is empty after trimming. Dates come back as `date`, numbers as
     `float`, enumerations in dataset.md's spelling, fracture_sites and bone_therapy `;`-joined in
@@ -345,6 +354,8 @@ def parse_value(field: str, raw: str | None) -> Any:
     """
     if field not in PARSEABLE_FIELDS:
         raise KeyError(f"{field!r} is not a field of the FLS dataset")
+    if field in MULTI_VALUE_FIELDS and isinstance(raw, list | tuple):
+        raw = ";".join(raw)  # ticked checkboxes, as request.form.getlist gives them
     text = _clean(raw)
     if text is None:
         return None
@@ -409,11 +420,21 @@ def on_aom(therapy: str | None) -> bool:
     return therapy in DRUGS
 
 
+# The derived values read dicts (forms, import rows) and Patient/Episode objects alike.
+Record = Mapping[str, Any] | Any
+
+
+def _get(record: Record, field: str) -> Any:
+    if isinstance(record, Mapping):
+        return record.get(field)
+    return getattr(record, field, None)
+
+
 def _empty(value: Any) -> bool:
     return value is None or (isinstance(value, str) and not value.strip())
 
 
-def stage_fields_that_apply(stage: str, episode: Mapping[str, Any]) -> tuple[str, ...]:
+def stage_fields_that_apply(stage: str, episode: Record) -> tuple[str, ...]:
     """The fields of a stage a complete stage must answer, given the other answers.
 
     - identification: every field.
@@ -438,7 +459,7 @@ def stage_fields_that_apply(stage: str, episode: Mapping[str, Any]) -> tuple[str
             "on_bone_therapy_at_fracture",
             "dxa_status",
         ]
-        if episode.get("dxa_status") == "Not recommended":
+        if _get(episode, "dxa_status") == "Not recommended":
             fields.append("dxa_not_recommended_reason")
         fields += ["falls_assessed", "falls_referred"]
         return tuple(fields)
@@ -446,30 +467,30 @@ def stage_fields_that_apply(stage: str, episode: Mapping[str, Any]) -> tuple[str
         return STAGES["treatment"]
     if stage in ("followup16", "followup52"):
         done, *rest = STAGES[stage]
-        return (done, *rest) if episode.get(done) == "Yes" else (done,)
+        return (done, *rest) if _get(episode, done) == "Yes" else (done,)
     raise KeyError(f"{stage!r} is not a journey stage")
 
 
-def stage_status(stage: str, episode: Mapping[str, Any]) -> str:
+def stage_status(stage: str, episode: Record) -> str:
     """The status of a stage: "not started", "in progress" or "complete".
 
     Not started: no field of the stage answered. Complete: every field that applies (see
     stage_fields_that_apply) answered. In progress: anything between.
     """
     applies = stage_fields_that_apply(stage, episode)
-    if all(not _empty(episode.get(field)) for field in applies):
+    if all(not _empty(_get(episode, field)) for field in applies):
         return "complete"
-    if all(_empty(episode.get(field)) for field in STAGES[stage]):
+    if all(_empty(_get(episode, field)) for field in STAGES[stage]):
         return "not started"
     return "in progress"
 
 
-def missing_audited_fields(patient: Mapping[str, Any], episode: Mapping[str, Any]) -> list[str]:
+def missing_audited_fields(patient: Record, episode: Record) -> list[str]:
     """The 17 audited fields (KPI 1) that are empty, in dataset.md order; Not known is an answer."""
     return [
         field
         for field in AUDITED_FIELDS
-        if _empty((patient if field in PATIENT_FIELDS else episode).get(field))
+        if _empty(_get(patient if field in PATIENT_FIELDS else episode, field))
     ]
 
 

@@ -13,7 +13,8 @@ from sqlalchemy import exists, select
 from portal.extensions import db
 from portal.models import Patient, Service, User
 from portal.services import audit, synthetic
-from portal.services.accounts import hash_password, password_problem
+from portal.services.accounts import create_user, hash_password, password_problem
+from portal.services.service_directory import add_service
 
 # Three and a half years of fractures, so the oldest have finished their 12-month follow-up.
 YEARS = 3
@@ -92,29 +93,9 @@ def _add_users(services: dict[str, Service]) -> list[tuple[User, str]]:
         problem = password_problem(PASSWORDS[role], email)
         if problem:  # a programming error: the demo must never hand out a refused password
             raise ValueError(f"demo password for {email}: {problem}")
-        user = User(
-            email=email,
-            display_name=name,
-            role=role,
-            active=True,
-            password_hash=hashes[role],
-            session_version=1,
-            failed_login_count=0,
-        )
-        user.services = member_of
-        db.session.add(user)
-        db.session.flush()
-        audit.record(
-            "create",
-            user,
-            {
-                "email": (None, email),
-                "display_name": (None, name),
-                "role": (None, role),
-                "services": (None, ",".join(s.code for s in member_of)),
-            },
-            detail="demo",
-        )
+        # Created without a password, then given the role's hash: argon2 runs once per role.
+        user = create_user(email, name, role, member_of, password=None)
+        user.password_hash = hashes[role]
         users.append((user, PASSWORDS[role]))
     return users
 
@@ -127,27 +108,8 @@ def fill(today: date | None = None, progress=None) -> str:
 
     services: dict[str, Service] = {}
     for code, name, nation, caseload, _quality in SERVICES:
-        service = Service(
-            code=code,
-            name=name,
-            nation=nation,
-            expected_caseload=caseload,
-            active=True,
-            data_version=1,
-        )
-        db.session.add(service)
-        db.session.flush()
-        audit.record(
-            "create",
-            service,
-            {
-                "code": (None, code),
-                "name": (None, name),
-                "nation": (None, nation),
-                "expected_caseload": (None, caseload),
-            },
-            detail="demo",
-        )
+        service = add_service(code, name, nation, caseload)
+        service.data_version = 1  # the KPI cache keys on it: the demo's data is version 1
         services[code] = service
     users = _add_users(services)
     leads = {u.services[0].id: u.id for u, _ in users if u.role == "lead"}

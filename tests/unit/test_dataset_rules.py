@@ -964,3 +964,31 @@ def test_death_order_on_the_date_of_death_when_it_changed():
         patient(date_of_death=date(1949, 1, 1)), episode(), TODAY, changed=["date_of_birth"]
     )
     assert found["date_of_birth"] == "Date of birth cannot be after the date of death (01/01/1949)"
+
+
+@given(st.dates(min_value=date(1000, 1, 1), max_value=date(9999, 12, 31)))
+def test_any_date_parses_in_every_accepted_spelling(day):
+    for text in (
+        day.isoformat(),
+        f"{day.day}/{day.month}/{day.year}",
+        f"{day:%d/%m/%Y} 00:00",
+        f"{day.isoformat()} 00:00:00",
+    ):
+        assert parse_value("assessment_date", text) == day
+    assert parse_value("assessment_date", format_value("assessment_date", day)) == day
+
+
+def test_derived_values_read_objects_too():
+    from types import SimpleNamespace
+
+    record = SimpleNamespace(bone_therapy="Alendronate", calcium_vitd=None, sex="Female")
+    assert stage_status("treatment", record) == "in progress"
+    assert "calcium_vitd" in missing_audited_fields(record, record)
+    assert "sex" not in missing_audited_fields(record, record)
+
+
+def test_multi_values_from_ticked_checkboxes():
+    assert parse_value("fracture_sites", ["Wrist", "Hip"]) == "Hip;Wrist"
+    assert parse_value("bone_therapy", ["Denosumab", "Alendronate"]) == "Alendronate;Denosumab"
+    assert parse_value("bone_therapy", []) is None
+    assert "cannot mix" in refused("bone_therapy", ["Denosumab", "Not appropriate"])

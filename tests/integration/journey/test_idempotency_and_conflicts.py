@@ -230,3 +230,36 @@ def test_session_ended_htmx_save_gets_401_json(client, db, make_service):
     assert response.status_code == 401
     assert response.get_json()["error"] == "signed_out"
     assert service.id
+
+
+def test_a_racing_copy_meets_the_unique_constraint_and_answers_the_first_outcome(
+    editor, register, db, monkeypatch
+):
+    """Two copies of one submission both pass the first lookup; the second one's write meets
+    the unique constraint, is rolled back whole, and answers the first outcome."""
+    from portal.models import AuditEvent, Submission
+    from portal.services import submissions
+
+    client, _, _ = editor
+    episode = register(nhs_number(42), F)
+    form = stage_answers("treatment", F)
+    form["submission_id"] = str(uuid.uuid4())
+    form["version"] = "1"
+    assert post_stage(client, episode, "treatment", form).status_code == 200
+    events = db.session.query(AuditEvent).count()
+
+    real = submissions.first_outcome
+    calls = []
+
+    def late_lookup(*args):
+        calls.append(args)
+        return None if len(calls) == 1 else real(*args)  # the race: the first copy not yet seen
+
+    monkeypatch.setattr(submissions, "first_outcome", late_lookup)
+    form["calcium_vitd"] = "Yes"
+    again = post_stage(client, episode, "treatment", form)
+    assert again.status_code == 200 and "Treatment recommendation saved." in again.get_data(as_text=True)
+    assert len(calls) == 2
+    db.session.expire_all()
+    assert db.session.query(AuditEvent).count() == events
+    assert db.session.query(Submission).count() == 2  # registration and this stage
