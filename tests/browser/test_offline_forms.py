@@ -505,7 +505,16 @@ def device_records(page) -> dict[str, int]:
             });
             const result = {items: await count('items'), keys: await count('keys')};
             db.close();
-            result.pageCaches = (await caches.keys()).filter((n) => n.startsWith('fls-portal-pages-')).length;
+            result.pages = [];
+            for (const name of await caches.keys()) {
+                if (name.startsWith('fls-portal-pages-')) {
+                    const cache = await caches.open(name);
+                    for (const request of await cache.keys()) {
+                        result.pages.push(new URL(request.url).pathname);
+                    }
+                }
+            }
+            result.pages.sort();
             return result;
         }"""
     )
@@ -517,7 +526,8 @@ def test_sign_out_asks_when_something_waits_then_clears_the_device(context, serv
     assessment(page).locator("#weight_kg").fill("59")
     page.wait_for_timeout(1000)
     before = device_records(page)
-    assert before["items"] >= 1 and before["keys"] == 1 and before["pageCaches"] == 1
+    assert before["items"] >= 1 and before["keys"] == 1
+    assert before["pages"] == ["/offline", "/patients/new"]  # the blank form, kept for Alice
 
     page.click("#sign-out-form button")
     question = page.locator("[data-offline-sign-out]")
@@ -527,7 +537,9 @@ def test_sign_out_asks_when_something_waits_then_clears_the_device(context, serv
     page.click("[data-offline-confirm-sign-out]")
     page.wait_for_url(re.compile(r"/auth/sign-in"))
     ready(page)
-    assert device_records(page) == {"items": 0, "keys": 0, "pageCaches": 0}
+    after = device_records(page)
+    assert after["items"] == 0 and after["keys"] == 0
+    assert "/patients/new" not in after["pages"]  # at most the anonymous offline page again
     assert server.scalar("SELECT weight_kg FROM episodes WHERE id = :id", id=episode) is None
     assert server.scalar("SELECT count(*) FROM audit_events WHERE action = 'sign_out'") == 1
 

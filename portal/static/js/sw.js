@@ -19,11 +19,7 @@ self.addEventListener("install", (event) => {
       const statics = await caches.open(STATIC_CACHE);
       await statics.addAll(PORTAL_SW.assets);
       // Fetched without cookies: the offline page is the same for everyone and names no one.
-      const offline = await fetch(new Request(PORTAL_SW.offlinePage, { credentials: "omit", cache: "no-store" }));
-      if (offline.ok) {
-        const pages = await caches.open(PAGES_CACHE);
-        await pages.put(PORTAL_SW.offlinePage, offline);
-      }
+      await keepOfflinePage();
       await self.skipWaiting();
     })()
   );
@@ -56,6 +52,18 @@ async function staticAsset(request) {
   return response;
 }
 
+async function keepOfflinePage() {
+  // Sign-out empties every cache; the next page fetched online puts the offline page back.
+  const pages = await caches.open(PAGES_CACHE);
+  if (await pages.match(PORTAL_SW.offlinePage)) {
+    return;
+  }
+  const offline = await fetch(new Request(PORTAL_SW.offlinePage, { credentials: "omit", cache: "no-store" }));
+  if (offline.ok) {
+    await pages.put(PORTAL_SW.offlinePage, offline);
+  }
+}
+
 async function offlinePage() {
   const pages = await caches.open(PAGES_CACHE);
   let kept = await pages.match(PORTAL_SW.offlinePage);
@@ -77,6 +85,7 @@ async function page(request, url) {
       const pages = await caches.open(PAGES_CACHE);
       await pages.put(url.pathname, response.clone());
     }
+    keepOfflinePage().catch(() => null);
     return response;
   } catch (error) {
     if (blank) {
