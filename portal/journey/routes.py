@@ -116,6 +116,13 @@ def _submission() -> tuple[str | None, str]:
     return submission_id, submissions.content_hash(request.form.items(multi=True))
 
 
+def _saved_meanwhile(submission_id: str | None, digest: str) -> submissions.Outcome | None:
+    try:
+        return submissions.first_outcome(current_user.id, submission_id, digest)
+    except submissions.SubmissionReused:
+        return None  # another content under this id: the refusal below stands
+
+
 def _save(
     *,
     plan: Callable[[], journey.Plan],
@@ -145,6 +152,14 @@ def _save(
         if earlier is not None:
             return replay(earlier)
         result = plan()
+        if result.outcome in ("refused", "conflict") or (
+            result.outcome == "existing" and existing is not None
+        ):
+            # A copy of this very submission may have been saved while this one was planned (a
+            # replay racing the original): answer with that save, not a refusal of its effect.
+            late = _saved_meanwhile(submission_id, digest)
+            if late is not None:
+                return replay(late)
         if result.outcome == "refused":
             return refused(result)
         if result.outcome == "conflict":

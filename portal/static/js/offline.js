@@ -92,6 +92,10 @@
   }
 
   function fetchWithTimeout(url, options, timeout) {
+    if (!options.method || options.method === "GET") {
+      // A small background check: let it finish even if the user moves to another page.
+      options.keepalive = true;
+    }
     var controller = new AbortController();
     var timer = setTimeout(function () {
       controller.abort();
