@@ -641,3 +641,30 @@ def test_blank_registration_form_opens_offline_and_each_use_is_its_own_save(cont
     wait_waiting(page, 0)
     assert patients(server, first) == 1 and patients(server, second) == 1
     assert audit_count(server, "create", "patient") == 2
+
+
+def test_open_from_the_offline_list_puts_a_waiting_save_back_in_its_form(context, server):
+    page, number = alice_registering(context)
+    controlled(page)
+    page.reload()  # the blank form, now kept by the service worker
+    ready(page)
+    fill_registration(page, number)
+    context.set_offline(True)
+    page.click("#register-save")
+    page.locator("[data-offline-notice=saved]").wait_for()
+
+    page.goto("/waiting")  # needs the network: the offline page answers, listing the save
+    ready(page)
+    assert "No connection to the server" in page.locator("h1").inner_text()
+    page.click("[data-offline-item] [data-offline-open]")
+    page.wait_for_url(re.compile(r"/patients/new"))
+    ready(page)
+    assert page.locator("[data-offline-notice=reopened]").count() == 1
+    assert page.input_value("#nhs_number") == number
+    assert status(page)["waiting"] == "0"  # back in the form as a draft: nothing sent twice
+
+    context.set_offline(False)
+    page.click("#register-save")
+    page.wait_for_url(re.compile(r"/episodes/\d+"))
+    assert patients(server, number) == 1
+    assert audit_count(server, "create", "patient") == 1

@@ -157,3 +157,22 @@ def test_expired_csrf_token_answers_json_to_scripts(client, make_service, make_u
     page = client.post("/service", data={"service_id": "1"}, csrf=False)
     assert page.status_code == 400
     assert "text/html" in page.content_type
+
+
+def test_htmx_request_after_the_session_ended_gets_401_not_a_redirect(
+    app, client, make_service, make_user
+):
+    from datetime import timedelta
+
+    sign_in(client, make_user(services=[make_service()]))
+    token = client.csrf_token()
+    app.config["IDLE_TIMEOUT"] = timedelta(seconds=0)
+    response = client.post(
+        "/patients/new",
+        data={"csrf_token": token, "submission_id": "5a1e0b5e-0000-4000-8000-000000000001"},
+        headers={"HX-Request": "true", "X-CSRFToken": token},
+        csrf=False,
+    )
+    assert response.status_code == 401
+    assert "Location" not in response.headers
+    assert response.get_json() == {"error": "signed_out", "sign_in": "/auth/sign-in"}

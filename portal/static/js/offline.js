@@ -1475,6 +1475,9 @@
     if (state.counts.attention) {
       parts.push(state.counts.attention + " need attention");
     }
+    if (state.counts.drafts) {
+      parts.push(state.counts.drafts + (state.counts.drafts === 1 ? " draft" : " drafts"));
+    }
     if (parts.length) {
       status.appendChild(document.createTextNode(" · "));
       status.appendChild(element("a", { href: "/waiting", class: "portal-connection__waiting" }, parts.join(", ")));
