@@ -668,3 +668,63 @@ def test_open_from_the_offline_list_puts_a_waiting_save_back_in_its_form(context
     page.wait_for_url(re.compile(r"/episodes/\d+"))
     assert patients(server, number) == 1
     assert audit_count(server, "create", "patient") == 1
+
+
+def test_one_stuck_save_never_blocks_the_others_and_an_expired_token_is_renewed(browser, server):
+    # page.route does not see requests that pass a service worker: this context has none.
+    context = browser.new_context(base_url=server.url, service_workers="block")
+    page, stuck = alice_registering(context)
+    server.stop()
+    page.click("#register-save")
+    page.locator("[data-offline-notice=saved]").wait_for()
+    # A second patient from the same page: a new form render, as after a reload.
+    other = nhs_number()
+    page.evaluate(
+        "() => { document.querySelector('[name=submission_id]').value = crypto.randomUUID(); }"
+    )
+    page.fill("#nhs_number", other)
+    page.click("#register-save")
+    page.wait_for_function(
+        "() => document.getElementById('connection-status').dataset.waiting === '2'"
+    )
+    server.start()
+
+    answers = []
+
+    def judge(route):
+        body = route.request.post_data or ""
+        if stuck in body:
+            answers.append(503)
+            route.fulfill(status=503, body="busy")  # the first (oldest) save keeps failing
+        elif not answers.count(400):
+            answers.append(400)  # the token expired meanwhile: renewed and sent once more
+            route.fulfill(
+                status=400,
+                content_type="application/json",
+                body='{"error": "csrf", "reason": "The CSRF token has expired."}',
+            )
+        else:
+            answers.append("sent")
+            route.continue_()
+
+    page.route(
+        "**/patients/new",
+        lambda route: judge(route) if route.request.method == "POST" else route.continue_(),
+    )
+    with page.expect_navigation(url=re.compile(r"/episodes/\d+")):
+        page.click("[data-offline-send-now]")
+    ready(page)
+    assert answers == [503, 400, "sent"]
+    assert patients(server, other) == 1
+    assert patients(server, stuck) == 0
+    wait_waiting(page, 1)  # kept, to be tried again: nothing is dropped
+
+    page.unroute("**/patients/new")
+    page.goto("/waiting")
+    ready(page)
+    assert page.locator("[data-offline-item]").get_attribute("data-state") == "waiting"
+    page.click("[data-offline-send-now]")
+    wait_waiting(page, 0)
+    assert patients(server, stuck) == 1
+    assert audit_count(server, "create", "patient") == 2
+    context.close()

@@ -1307,8 +1307,8 @@
         var retries = false;
         return outbox.reduce(function (chain, item) {
           return chain.then(function () {
-            var key = item.payload.formKey;
-            if (stop || held[key]) {
+            var key = recordKey(item.payload);
+            if (stop || (key && held[key])) {
               return null;
             }
             if (!manual && item.nextAttemptAt > Date.now()) {
@@ -1339,6 +1339,12 @@
         });
       });
     });
+  }
+
+  function recordKey(payload) {
+    // Saves of one record (a form rendered from a version of it) keep their order; a form that
+    // creates a record (no version: a registration) depends on no other save.
+    return fieldValue(payload.fields, "version") ? payload.formKey : null;
   }
 
   function settle(item, result) {
