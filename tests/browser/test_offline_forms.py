@@ -15,7 +15,7 @@ from datetime import date, timedelta
 import pytest
 
 from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS
-from tests.browser.portal_process import PASSWORD, PortalServer, postgres_database
+from tests.browser.portal_process import PASSWORD, ROOT, PortalServer, postgres_database
 
 pytestmark = pytest.mark.browser
 
@@ -728,3 +728,35 @@ def test_one_stuck_save_never_blocks_the_others_and_an_expired_token_is_renewed(
     assert patients(server, stuck) == 1
     assert audit_count(server, "create", "patient") == 2
     context.close()
+
+
+def test_a_new_service_worker_version_never_strands_a_draft(context, server):
+    page, episode = alice_on_new_episode(context)
+    controlled(page)
+    assessment(page).locator("#height_cm").fill("149")
+    page.wait_for_timeout(1000)
+    static_caches = (
+        "async () => (await caches.keys()).filter((n) => n.startsWith('fls-portal-static-'))"
+    )
+    before = page.evaluate(static_caches)
+    assert len(before) == 1
+
+    # A release changes a static file: /sw.js names a new cache version and the browser updates.
+    portal_js = ROOT / "portal" / "static" / "js" / "portal.js"
+    stat = portal_js.stat()
+    os.utime(portal_js, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    try:
+        page.evaluate(
+            "async () => { await (await navigator.serviceWorker.getRegistration()).update(); }"
+        )
+        page.wait_for_function(
+            f"async () => {{ const names = await ({static_caches})(); return names.length === 1 && names[0] !== {before[0]!r}; }}",
+            timeout=30000,
+        )
+    finally:
+        os.utime(portal_js, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+    page.reload()
+    ready(page)
+    assert "Unsaved changes restored" in page.locator("[data-offline-notice=restored]").inner_text()
+    assert assessment(page).locator("#height_cm").input_value() == "149"
