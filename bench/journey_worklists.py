@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import shutil
 import statistics
 import sys
 import tempfile
@@ -33,9 +34,18 @@ def main() -> int:
     parser.add_argument("--keep", help="use (or fill, if new) this SQLite file instead of a temporary one")
     args = parser.parse_args()
 
+    work_dir = None if args.keep else Path(tempfile.mkdtemp(prefix="bench-worklists-"))
+    path = Path(args.keep) if args.keep else work_dir / "portal.db"
+    try:
+        return measure(args, path)
+    finally:
+        if work_dir is not None:
+            shutil.rmtree(work_dir, ignore_errors=True)
+
+
+def measure(args, path: Path) -> int:
     import make_dataset
 
-    path = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="bench-worklists-")) / "portal.db"
     if not path.exists():
         started = time.perf_counter()
         if make_dataset.main([str(path), "--episodes", str(args.episodes), "--services", "1"]) != 0:

@@ -140,8 +140,12 @@ def advance_data_version(service_id: int) -> None:
 
     Written as `data_version + 1` in SQL so two saves at once never lose a step.
     """
-    db.session.execute(
-        Service.__table__.update()
-        .where(Service.id == service_id)
-        .values(data_version=Service.data_version + 1)
+    services = Service.__table__
+    # Straight on the session's connection (after flushing what is pending): the ORM's
+    # bulk-update path costs more, and on SQLite this runs while the write lock is held.
+    db.session.flush()
+    db.session.connection().execute(
+        services.update()
+        .where(services.c.id == service_id)
+        .values(data_version=services.c.data_version + 1)
     )

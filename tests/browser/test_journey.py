@@ -179,3 +179,49 @@ def test_no_axe_violation_on_registration_episode_and_worklist(live_server, page
     assert page.locator("table tbody tr").count() == 1
     violations = axe_violations(page)
     assert not violations, describe_violations(violations)
+
+
+def test_without_javascript_forms_post_redirect_and_show_errors(live_server, _chromium):
+    """JavaScript off: every dependent field is shown, saves post and redirect, errors come back
+    on the page beside the field with what was typed."""
+    service = live_server.make_service()
+    user = live_server.make_user(role="clinician", services=[service])
+    context = _chromium.new_context(base_url=live_server.url, java_script_enabled=False)
+    page = context.new_page()
+    try:
+        page.goto("/auth/sign-in")
+        page.fill("#email", user.email)
+        page.fill("#password", user.password)
+        with page.expect_navigation():
+            page.click("#maincontent form button[type=submit]")
+        page.goto("/patients/new")
+        page.fill("#nhs_number", NHS)
+        _date(page, "date_of_birth", date(1950, 6, 15))
+        _choose(page, "sex", "Male")
+        _date(page, "fracture_date", FRACTURE)
+        page.check('input[name="fracture_sites"][value="Spine"]')
+        with page.expect_navigation():
+            page.click("#register-save")
+        assert "/episodes/" in page.url
+        assert page.is_visible("#dxa_not_recommended_reason")  # nothing hidden without JS
+        _date(page, "followup16_date", FRACTURE - timedelta(days=1))
+        _choose(page, "followup16_done", "Yes")
+        with page.expect_navigation():
+            page.click("#stage-followup16-save")
+        assert "cannot be before the fracture was diagnosed" in page.inner_text("#followup16_date-error")
+        assert page.input_value("#followup16_date-day") == str((FRACTURE - timedelta(days=1)).day)
+        _date(page, "followup16_date", FRACTURE + timedelta(days=90))
+        with page.expect_navigation():
+            page.click("#stage-followup16-save")
+        assert page.url.endswith("#stage-followup16")
+        assert "Monitoring at 12-16 weeks saved." in page.inner_text("#maincontent")
+    finally:
+        context.close()
+
+    from portal.extensions import db
+    from portal.models import Episode
+
+    with live_server.app.app_context():
+        episode = db.session.query(Episode).one()
+        assert episode.followup16_done == "Yes"
+        assert episode.followup16_date == FRACTURE + timedelta(days=90)

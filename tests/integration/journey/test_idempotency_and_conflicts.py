@@ -263,3 +263,26 @@ def test_a_racing_copy_meets_the_unique_constraint_and_answers_the_first_outcome
     db.session.expire_all()
     assert db.session.query(AuditEvent).count() == events
     assert db.session.query(Submission).count() == 2  # registration and this stage
+
+
+def test_a_replay_planned_while_its_original_committed_answers_the_original(editor, db, monkeypatch):
+    """The replay's first lookup missed the original (not yet committed); by the time it is
+    planned the patient exists. It answers the original's outcome, not 'already registered'."""
+    from portal.services import submissions
+
+    client, _, _ = editor
+    form = registration(nhs_number(43), F)
+    first = client.post("/patients/new", data=form, headers=HTMX)
+    assert first.status_code == 200
+    real = submissions.first_outcome
+    calls = []
+
+    def late_lookup(*args):
+        calls.append(args)
+        return None if len(calls) == 1 else real(*args)
+
+    monkeypatch.setattr(submissions, "first_outcome", late_lookup)
+    again = client.post("/patients/new", data=form, headers=HTMX)
+    assert again.status_code == 200
+    assert again.headers["HX-Redirect"] == first.headers["HX-Redirect"]
+    assert _counts(db)[:2] == (1, 1)
