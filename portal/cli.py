@@ -143,3 +143,11 @@ def init_app(app: Flask) -> None:
 
     users_cli.add_command(rotate_device_key_command)
     app.cli.add_command(demo)
+
+    from portal.kpis.cli import kpis_cli
+
+    app.cli.add_command(kpis_cli)
+
+    from portal.imports.cli import records_cli
+
+    app.cli.add_command(records_cli)

@@ -91,7 +91,10 @@ class CSRFClient(FlaskClient):
             if "X-CSRFToken" not in headers:
                 headers["X-CSRFToken"] = self.csrf_token()
             kwargs["headers"] = headers
-        return super().open(*args, **kwargs)
+        # Each request gets its own application context (and so its own `g` and database
+        # session), as in production; the test's own context stays untouched.
+        with self.application.app_context():
+            return super().open(*args, **kwargs)
 
 
 @pytest.fixture

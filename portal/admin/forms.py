@@ -4,6 +4,7 @@ from wtforms import (
     EmailField,
     IntegerField,
     RadioField,
+    SelectChoice,
     SelectField,
     SelectMultipleField,
     StringField,
@@ -14,9 +15,9 @@ from wtforms.widgets import CheckboxInput, ListWidget
 from kpis.dataset import NATIONS
 
 ROLE_CHOICES = [
-    ("clinician", "Clinician (FLS nurse or coordinator)"),
-    ("lead", "Service lead"),
-    ("admin", "Administrator"),
+    SelectChoice("clinician", "Clinician (FLS nurse or coordinator)"),
+    SelectChoice("lead", "Service lead"),
+    SelectChoice("admin", "Administrator"),
 ]
 
 
@@ -51,7 +52,7 @@ class ServiceForm(FlaskForm):
         validators=[DataRequired("Enter a service code")],
     )
     name = StringField("Name", validators=[DataRequired("Enter the service's name")])
-    nation = SelectField("Nation", choices=[(n, n) for n in NATIONS])
+    nation = SelectField("Nation", choices=[SelectChoice(n) for n in NATIONS])
     expected_caseload = IntegerField(
         "Expected caseload",
         description="Estimated fragility fractures per year in the catchment (KPI 2 denominator)",

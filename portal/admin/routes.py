@@ -4,24 +4,29 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, url_for
 from sqlalchemy import select
+from wtforms import SelectChoice
 
 from portal.admin.forms import ConfirmForm, EditServiceForm, EditUserForm, ServiceForm, UserForm
 from portal.extensions import db
 from portal.models import Service, User
-from portal.security import roles_required
+from portal.security import ROLE_RESTRICTED_BLUEPRINTS, roles_required
 from portal.services import accounts, service_directory
 
 bp = Blueprint("admin", __name__)
 
 
 @bp.before_request
-@roles_required("admin")
 def _admins_only():
-    return None
+    # Every admin route; listed in security.ROLE_RESTRICTED_BLUEPRINTS for the route tests.
+    return roles_required(*ROLE_RESTRICTED_BLUEPRINTS["admin"])(lambda: None)()
 
 
 def _all_services() -> list[Service]:
     return list(db.session.scalars(select(Service).order_by(Service.code)))
+
+
+def _service_choices() -> list[SelectChoice]:
+    return [SelectChoice(s.id, f"{s.code} - {s.name}") for s in _all_services()]
 
 
 def _chosen_services(ids: list[int]) -> list[Service]:
@@ -44,7 +49,7 @@ def users():
 @bp.route("/users/new", methods=["GET", "POST"])
 def new_user():
     form = UserForm()
-    form.services.choices = [(s.id, f"{s.code} - {s.name}") for s in _all_services()]
+    form.services.choices = _service_choices()
     if form.validate_on_submit():
         try:
             user = accounts.create_user(
@@ -66,7 +71,7 @@ def new_user():
 def edit_user(user_id: int):
     user = _get_or_404(User, user_id)
     form = EditUserForm(obj=user)
-    form.services.choices = [(s.id, f"{s.code} - {s.name}") for s in _all_services()]
+    form.services.choices = _service_choices()
     if not form.is_submitted():
         form.services.data = [s.id for s in user.services]
     # The email is the login: it is shown, not edited, so it cannot be changed by a posted field.
