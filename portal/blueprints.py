@@ -10,6 +10,7 @@ def register(app: Flask) -> None:
     from portal.journey.routes import bp as journey_bp
     from portal.kpis.routes import bp as kpis_bp
     from portal.main.routes import bp as main_bp
+    from portal.offline.routes import bp as offline_bp
     from portal.public.routes import bp as public_bp
 
     app.register_blueprint(main_bp)
@@ -19,3 +20,4 @@ def register(app: Flask) -> None:
     app.register_blueprint(public_bp, url_prefix="/benchmarks")
     app.register_blueprint(imports_bp, url_prefix="/records")
     app.register_blueprint(journey_bp)
+    app.register_blueprint(offline_bp)

@@ -18,6 +18,8 @@ PUBLIC_ENDPOINTS = {
     "main.health",
     "main.reachability",
     "main.csrf_token",
+    "offline.offline_page",
+    "offline.service_worker",
 }
 # Blueprints whose every page is public (the benchmarks table and public run charts).
 PUBLIC_BLUEPRINTS = {"public"}

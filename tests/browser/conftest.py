@@ -224,7 +224,10 @@ def page_log() -> PageLog:
 @pytest.fixture
 def page(_chromium, live_server, page_log):
     """A fresh context (no cookies) and page; base_url is the live server."""
-    context = _chromium.new_context(base_url=live_server.url, locale="en-GB")
+    # No service worker here: page.route cannot see what passes one (offline tests make their own).
+    context = _chromium.new_context(
+        base_url=live_server.url, locale="en-GB", service_workers="block"
+    )
     context.set_default_timeout(10_000)
     page = context.new_page()
 
