@@ -14,9 +14,7 @@ ROLES = ("clinician", "lead", "admin")
 def assert_security_headers(response, path: str, signed_in: bool) -> None:
     headers = response.headers
     csp = headers.get("Content-Security-Policy", "")
-    directives = dict(
-        (d.strip().split(" ", 1) + [""])[:2] for d in csp.split(";") if d.strip()
-    )
+    directives = dict((d.strip().split(" ", 1) + [""])[:2] for d in csp.split(";") if d.strip())
     assert directives.get("script-src") == "'self'", (path, csp)
     assert directives.get("style-src") == "'self'", (path, csp)
     assert directives.get("frame-ancestors") == "'none'", (path, csp)
@@ -84,7 +82,9 @@ def test_proxy_setting_takes_the_client_address_from_the_proxy(limited_app, db):
         data={"email": "nobody@nhs.test", "password": "wrong-password-1"},
         headers={"X-Forwarded-For": "203.0.113.9"},
     )
-    event = db.session.scalars(select(AuditEvent).where(AuditEvent.action == "sign_in_failed")).one()
+    event = db.session.scalars(
+        select(AuditEvent).where(AuditEvent.action == "sign_in_failed")
+    ).one()
     assert event.remote_addr == "203.0.113.9"
 
 

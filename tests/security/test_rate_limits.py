@@ -88,9 +88,20 @@ _OTHER_INSTANCE = textwrap.dedent(
 )
 
 
-def _other_instance(database_url: str, storage: str, prefix: str, count: int, tmp_path) -> list[int]:
+def _other_instance(
+    database_url: str, storage: str, prefix: str, count: int, tmp_path
+) -> list[int]:
     result = subprocess.run(
-        [sys.executable, "-c", _OTHER_INSTANCE, database_url, storage, prefix, str(count), str(tmp_path)],
+        [
+            sys.executable,
+            "-c",
+            _OTHER_INSTANCE,
+            database_url,
+            storage,
+            prefix,
+            str(count),
+            str(tmp_path),
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -131,6 +142,9 @@ def test_redis_url_selects_redis_storage(monkeypatch, tmp_path):
     from portal import config
 
     monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:6379/3")
-    assert config.from_environment(str(tmp_path))["RATELIMIT_STORAGE_URI"] == "redis://127.0.0.1:6379/3"
+    assert (
+        config.from_environment(str(tmp_path))["RATELIMIT_STORAGE_URI"]
+        == "redis://127.0.0.1:6379/3"
+    )
     monkeypatch.delenv("REDIS_URL")
     assert config.from_environment(str(tmp_path))["RATELIMIT_STORAGE_URI"] == "memory://"

@@ -227,9 +227,7 @@ def test_pending_second_factor_expires(client, make_user):
     _enrol(client, datetime.now(UTC))
     client.post("/auth/sign-out")
     _password_step(client, user)
-    with mock.patch(
-        "portal.security._now", return_value=datetime.now(UTC) + timedelta(minutes=6)
-    ):
+    with mock.patch("portal.security._now", return_value=datetime.now(UTC) + timedelta(minutes=6)):
         response = client.get("/auth/second-factor")
     assert response.status_code == 302 and "/auth/sign-in" in response.headers["Location"]
 
