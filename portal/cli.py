@@ -140,3 +140,6 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(services_cli)
     app.cli.add_command(users_cli)
     app.cli.add_command(demo)
+    from portal.cli_backup import backup_cli
+
+    app.cli.add_command(backup_cli)

@@ -1,0 +1,268 @@
+"""`flask backup create` / `flask backup restore` (cli.md, security.md): a consistent copy taken
+while the portal runs; backup, wipe, restore gives the same row counts and checksums; the restore
+checks itself and refuses a database holding data unless --force; exit 1 with a reason."""
+
+from __future__ import annotations
+
+import json
+import tarfile
+import threading
+from datetime import date
+
+import pytest
+from sqlalchemy import create_engine, func, select, text
+
+from tests.conftest import TEST_PASSWORD
+from tests.security.databases import BACKENDS, app_for, fresh_database
+
+
+def _fill(app) -> None:
+    """Services, users who can sign in, patients and their audit trail: through the services."""
+    from portal.extensions import db
+    from portal.models import Patient
+    from portal.services import accounts, audit, service_directory
+
+    with app.app_context():
+        brd = service_directory.add_service("BRD", "Bradford FLS", "England", "1200")
+        car = service_directory.add_service("CAR", "Cardiff FLS", "Wales", "800")
+        accounts.create_user("lead@nhs.test", "Lead", "lead", [brd], password=TEST_PASSWORD)
+        accounts.create_user(
+            "nurse@nhs.test", "Nurse", "clinician", [brd, car], password=TEST_PASSWORD
+        )
+        accounts.create_user("waiting@nhs.test", "Not yet set", "clinician", [car])
+        for n in range(40):
+            patient = Patient(
+                service_id=(brd if n % 2 else car).id,
+                nhs_number=f"{9000000000 + n}",
+                date_of_birth=date(1930 + n % 50, 1 + n % 12, 1 + n % 28),
+                sex="Female" if n % 3 else "Male",
+                postcode="BD1 1AA",
+            )
+            db.session.add(patient)
+            audit.record("create", patient, {"nhs_number": (None, patient.nhs_number)})
+        db.session.commit()
+
+
+def _figures(url: str) -> dict:
+    from portal.services import backup
+
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            return backup.table_figures(connection)
+    finally:
+        engine.dispose()
+
+
+def _wipe(url: str, app) -> None:
+    """Lose everything: drop every table, then create the empty schema again (a new server)."""
+    from flask_migrate import downgrade, upgrade
+
+    from portal.extensions import db
+
+    with app.app_context():
+        downgrade(revision="base")
+        upgrade()
+        db.engine.dispose()
+
+
+def _sign_in_works(app, email: str) -> bool:
+    from portal.extensions import db
+    from portal.services import accounts
+
+    with app.app_context():
+        result = accounts.authenticate(email, TEST_PASSWORD, free=5, max_seconds=900)
+        db.session.rollback()
+        db.engine.dispose()
+        return result.user is not None
+
+
+@pytest.fixture(params=BACKENDS)
+def portal_db(request, tmp_path):
+    from flask_migrate import upgrade
+
+    from portal.extensions import db
+
+    with fresh_database(request.param, tmp_path) as url:
+        app = app_for(url, tmp_path)
+        with app.app_context():
+            upgrade()
+            db.engine.dispose()
+        yield request.param, url, app
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()
+
+
+def test_backup_wipe_restore_gives_the_same_rows_and_checksums(portal_db, tmp_path):
+    backend, url, app = portal_db
+    _fill(app)
+    before = _figures(url)
+    assert before["patients"]["rows"] == 40 and before["users"]["rows"] == 3
+    runner = app.test_cli_runner()
+    archive = tmp_path / "portal.backup"
+    made = runner.invoke(args=["backup", "create", str(archive)])
+    assert made.exit_code == 0, made.output
+    assert "backup written" in made.output
+    with tarfile.open(archive) as tar:
+        manifest = json.loads(tar.extractfile("manifest.json").read())
+    assert manifest["backend"] == backend
+    assert manifest["tables"] == before
+    assert manifest["users_who_can_sign_in"] == 2
+    assert archive.stat().st_mode & 0o077 == 0
+
+    _wipe(url, app)
+    assert _figures(url)["patients"]["rows"] == 0
+    assert not _sign_in_works(app, "nurse@nhs.test")
+
+    restored = runner.invoke(args=["backup", "restore", str(archive)])
+    assert restored.exit_code == 0, restored.output + str(restored.exception)
+    assert "checks passed" in restored.output and "2 users can sign in" in restored.output
+    assert _figures(url) == before
+    assert _sign_in_works(app, "nurse@nhs.test")
+
+
+def test_restore_refuses_a_database_that_holds_data_unless_forced(portal_db, tmp_path):
+    _backend, url, app = portal_db
+    _fill(app)
+    saved = _figures(url)
+    runner = app.test_cli_runner()
+    archive = tmp_path / "portal.backup"
+    assert runner.invoke(args=["backup", "create", str(archive)]).exit_code == 0
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(text("DELETE FROM audit_events WHERE id > 30"))
+    engine.dispose()
+    changed = _figures(url)
+
+    refused = runner.invoke(args=["backup", "restore", str(archive)])
+    assert refused.exit_code == 1
+    assert "holds data" in refused.output and "--force" in refused.output
+    assert _figures(url) == changed  # nothing touched
+
+    forced = runner.invoke(args=["backup", "restore", str(archive), "--force"])
+    assert forced.exit_code == 0, forced.output
+    assert _figures(url) == saved
+
+
+def test_backup_while_the_portal_writes_is_consistent(portal_db, tmp_path):
+    """Writes go on during the backup; the copy agrees with its own manifest, row for row."""
+    from portal.services import backup
+
+    _backend, url, app = portal_db
+    _fill(app)
+    stop = threading.Event()
+    written = [0]
+
+    def writer():
+        engine = create_engine(url)
+        try:
+            while not stop.is_set():
+                with engine.begin() as connection:
+                    connection.execute(
+                        text(
+                            "INSERT INTO audit_events (at, action, detail) "
+                            "VALUES (CURRENT_TIMESTAMP, 'view', 'load during backup')"
+                        )
+                    )
+                written[0] += 1
+        finally:
+            engine.dispose()
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        archive = tmp_path / "live.backup"
+        manifest = backup.create(url, archive)
+    finally:
+        stop.set()
+        thread.join()
+    assert written[0] > 0
+    with fresh_database(_backend, tmp_path) as other_url:
+        report = backup.restore(other_url, archive, force=False, upgrade=lambda: None)
+        assert _figures(other_url) == manifest["tables"]
+        assert report.rows == sum(t["rows"] for t in manifest["tables"].values())
+
+
+def test_damaged_or_foreign_backups_are_refused(portal_db, tmp_path):
+    backend, url, app = portal_db
+    _fill(app)
+    runner = app.test_cli_runner()
+    archive = tmp_path / "portal.backup"
+    assert runner.invoke(args=["backup", "create", str(archive)]).exit_code == 0
+
+    not_a_backup = tmp_path / "notes.txt"
+    not_a_backup.write_text("hello")
+    result = runner.invoke(args=["backup", "restore", str(not_a_backup), "--force"])
+    assert result.exit_code == 1 and "not a portal backup" in result.output
+
+    missing = runner.invoke(args=["backup", "restore", str(tmp_path / "nope.backup")])
+    assert missing.exit_code == 1 and "no such backup file" in missing.output
+
+    # Tamper with the manifest's recorded row count: the restore's own check must catch it.
+    with tarfile.open(archive) as tar:
+        manifest = json.loads(tar.extractfile("manifest.json").read())
+        member = manifest["database_file"]
+        tar.extractall(tmp_path / "x", filter="data")
+    manifest["tables"]["patients"]["rows"] += 1
+    (tmp_path / "x" / "manifest.json").write_text(json.dumps(manifest))
+    tampered = tmp_path / "tampered.backup"
+    with tarfile.open(tampered, "w") as tar:
+        tar.add(tmp_path / "x" / "manifest.json", arcname="manifest.json")
+        tar.add(tmp_path / "x" / member, arcname=member)
+    result = runner.invoke(args=["backup", "restore", str(tampered), "--force"])
+    assert result.exit_code == 1
+    assert "patients" in result.output and "rows" in result.output
+
+    # Damage the database file itself: its checksum no longer matches.
+    data = (tmp_path / "x" / member).read_bytes()
+    (tmp_path / "x" / member).write_bytes(data[:-100] + b"\0" * 100)
+    manifest["tables"]["patients"]["rows"] -= 1
+    (tmp_path / "x" / "manifest.json").write_text(json.dumps(manifest))
+    damaged = tmp_path / "damaged.backup"
+    with tarfile.open(damaged, "w") as tar:
+        tar.add(tmp_path / "x" / "manifest.json", arcname="manifest.json")
+        tar.add(tmp_path / "x" / member, arcname=member)
+    result = runner.invoke(args=["backup", "restore", str(damaged), "--force"])
+    assert result.exit_code == 1 and "damaged" in result.output
+
+
+def test_backup_to_a_missing_directory_exits_1(portal_db, tmp_path):
+    _backend, _url, app = portal_db
+    result = app.test_cli_runner().invoke(args=["backup", "create", str(tmp_path / "no" / "x")])
+    assert result.exit_code == 1 and "no such directory" in result.output
+
+
+def test_restore_of_another_backend_is_refused(tmp_path):
+    from portal.services import backup
+
+    with fresh_database("sqlite", tmp_path) as url:
+        app = app_for(url, tmp_path)
+        from flask_migrate import upgrade
+
+        from portal.extensions import db
+
+        with app.app_context():
+            upgrade()
+            db.engine.dispose()
+        archive = tmp_path / "sqlite.backup"
+        backup.create(url, archive)
+    with pytest.raises(backup.BackupError, match="backup is of a sqlite database"):
+        backup.restore(
+            "postgresql+psycopg://postgres@127.0.0.1:5432/none",
+            archive,
+            force=True,
+            upgrade=lambda: None,
+        )
+
+
+def test_users_who_can_sign_in_counts_active_users_with_a_hash(portal_db):
+    from portal.services import backup
+
+    _backend, url, app = portal_db
+    _fill(app)
+    engine = create_engine(url)
+    with engine.connect() as connection:
+        assert backup.users_who_can_sign_in(connection) == 2
+        assert connection.scalar(select(func.count()).select_from(text("users"))) == 3
+    engine.dispose()
