@@ -6,6 +6,8 @@ one list of allowed values.
 
 from __future__ import annotations
 
+from datetime import date
+
 NATIONS = ("England", "Wales", "Northern Ireland")
 ROLES = ("clinician", "lead", "admin")
 
@@ -238,3 +240,31 @@ LABELS = {
     "therapy52": "Bone therapy at 12 months",
     "refracture": "New fracture since the index fracture",
 }
+
+# Spellings found in old exports that mean "Not known" wherever Not known is allowed
+# (dataset.md, "Values"); compared after case-folding. "Donít" is the curly apostrophe
+# read through the wrong code page, "Don\ufffdt" the same byte lost in decoding.
+NOT_KNOWN_SYNONYMS = (
+    "don't know",
+    "don\u2019t know",
+    "don\u2018t know",
+    "don\u00edt know",
+    "don\ufffdt know",
+    "dont know",
+    "unknown",
+)
+# Short forms accepted by Yes/No fields.
+YES_NO_SHORTHANDS = {"y": "Yes", "1": "Yes", "n": "No", "0": "No"}
+# FLS-DB's 2023 site accepted as the same as ours (compared after case-folding).
+FRACTURE_SITE_SYNONYMS = {"non hip/non spine": "Other"}
+MAX_FRACTURE_SITES = 3
+
+# Who is in the audit: 50 or over at the index fracture, diagnosed on or after 1 January 2016.
+AUDIT_START_DATE = date(2016, 1, 1)
+MINIMUM_AGE = 50
+MAXIMUM_AGE = 115
+
+# Worklist windows, in days since fracture_date (dataset.md, "Worklists"); inclusive.
+ASSESSMENT_DUE_DAYS = 90
+FOLLOWUP16_WINDOW_DAYS = (84, 112)
+FOLLOWUP52_WINDOW_DAYS = (336, 392)

@@ -31,6 +31,8 @@ ENROLMENT_ENDPOINTS = {
     "auth.sign_out",
     "auth.stay_signed_in",
 }
+# Blueprints whose every route is limited to some roles (checked in their before_request).
+ROLE_RESTRICTED_BLUEPRINTS: dict[str, tuple[str, ...]] = {"admin": ("admin",)}
 
 # Requests the browser makes by itself; they never reset the idle timer.
 BACKGROUND_HEADER = "X-Background-Request"
@@ -244,9 +246,20 @@ def roles_required(*roles: str):
                 deny(f"role {current_user.role} may not use {request.endpoint}")
             return view(*args, **kwargs)
 
+        wrapped.allowed_roles = roles  # read by the role x route test
         return wrapped
 
     return decorator
+
+
+def allowed_roles(app: Flask, endpoint: str) -> tuple[str, ...] | None:
+    """The roles that may use an endpoint, or None when every signed-in role may."""
+    view = app.view_functions.get(endpoint)
+    roles = getattr(view, "allowed_roles", None)
+    blueprint_roles = ROLE_RESTRICTED_BLUEPRINTS.get(endpoint.split(".")[0])
+    if roles and blueprint_roles:
+        return tuple(r for r in roles if r in blueprint_roles)
+    return roles or blueprint_roles
 
 
 def deny(reason: str, status: int = 403):

@@ -1,0 +1,72 @@
+"""Helpers for browser tests (fixtures are in conftest.py): sign in, wait for htmx, run axe."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+AXE_SCRIPT = ROOT / "node_modules" / "axe-core" / "axe.min.js"
+BROWSER_PASSWORD = "correct-horse-battery-9"
+IN_CI = os.environ.get("CI") == "true"
+
+
+def unavailable(reason: str) -> None:
+    """Skip loudly on a developer machine; fail in CI, where a skipped browser test hides a gap."""
+    if IN_CI:
+        pytest.fail(reason)
+    pytest.skip(f"BROWSER TESTS NOT RUN: {reason}")
+
+
+def sign_in_browser(page, server, user, password: str | None = None) -> None:
+    """Sign in through the real form (CSRF token and all) and wait for the page after it."""
+    page.goto(server.url_for("/auth/sign-in"))
+    page.fill("#email", user.email)
+    page.fill("#password", password or user.password)
+    with page.expect_navigation():
+        page.click("form button[type=submit]")
+    wait_for_htmx(page)
+
+
+def wait_for_htmx(page, timeout: float = 10_000) -> None:
+    """Wait until htmx has loaded and no request, swap or settle is in flight."""
+    page.wait_for_load_state("load")
+    page.wait_for_function(
+        """() => window.htmx !== undefined && document.body !== null &&
+              !document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling, .htmx-added')""",
+        timeout=timeout,
+    )
+
+
+def axe_violations(page, rules: dict | None = None) -> list[dict]:
+    """Run axe-core (node_modules/axe-core) on the page; returns its violations (WCAG 2.2 AA).
+
+    The script goes in through the DevTools protocol, not as an inline <script>, so the page's
+    CSP stays as strict as in use.
+    """
+    if not AXE_SCRIPT.exists():
+        unavailable(f"{AXE_SCRIPT} is missing: run `npm ci`")
+    if not page.evaluate("() => window.axe !== undefined"):
+        page.evaluate(AXE_SCRIPT.read_text(encoding="utf-8"))
+    options = {
+        "runOnly": {
+            "type": "tag",
+            "values": ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa", "best-practice"],
+        },
+    }
+    if rules:
+        options["rules"] = rules
+    return page.evaluate(
+        "async (options) => (await axe.run(document, options)).violations", options
+    )
+
+
+def describe_violations(violations: list[dict]) -> str:
+    """A readable list of axe violations for an assertion message."""
+    lines = []
+    for violation in violations:
+        targets = ", ".join(str(node["target"]) for node in violation["nodes"][:5])
+        lines.append(f"{violation['id']} ({violation['impact']}): {violation['help']} at {targets}")
+    return "\n".join(lines)
