@@ -1,0 +1,1 @@
+"""Patient journey data entry: find or register, episode stages, worklists, history."""

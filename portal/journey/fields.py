@@ -1,0 +1,88 @@
+"""How each dataset field is shown in a form (NHS.UK patterns): the widget, its options and hint.
+
+The allowed values come from kpis.dataset; this module only decides the presentation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from kpis import dataset as ds
+from portal.services.journey import APPLIES_WHEN
+
+HINTS = {
+    "nhs_number": "10 digits, for example 485 777 3456. Spaces and dashes are fine.",
+    "postcode": "For example, SW1A 2AA",
+    "fracture_date": "The date the index fracture was diagnosed, for example 12 3 2024",
+    "fracture_sites": "Choose one to three sites",
+    "height_cm": "Between 100 and 230",
+    "weight_kg": "Between 25 and 250",
+    "t_score": "Lowest of hip and spine, between -7.0 and 4.0, one decimal",
+    "frax_major_percent": "10-year probability, 0 to 100",
+    "dxa_status": "Recommended covers ordered, booked and done",
+    "dxa_not_recommended_reason": "Only when DXA is not recommended",
+    "dxa_date": "Only when DXA is recommended. For example, 12 3 2024",
+    "bone_therapy": "One or more drugs, or exactly one outcome",
+    "followup16_date": "Only when the contact was done",
+    "followup52_date": "Only when the follow-up was done; after the 12-16 week contact",
+    "date_of_death": "Leave empty unless the patient has died",
+}
+DATE_HINT = "For example, 12 3 2024"
+NUMBER_WIDTHS = {"height_cm": 4, "weight_kg": 4, "t_score": 4, "frax_major_percent": 4}
+# Long lists read better as a select than as radios.
+SELECT_FIELDS = ("therapy16", "therapy52")
+OPTIONS = {
+    **ds.CHOICES,
+    "fracture_sites": ds.FRACTURE_SITES,
+    "bone_therapy": ds.DRUGS + ds.THERAPY_OUTCOMES,
+}
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    name: str
+    label: str
+    kind: str  # date, number, text, radios, checkboxes, select
+    options: tuple[str, ...]
+    hint: str
+    width: int | None
+    # (controlling field, answer) when the field applies only given another answer.
+    shown_when: tuple[str, str] | None
+    # Options after which an "or" divider is shown (outcomes that never mix with drugs).
+    exclusive_from: str | None = None
+
+
+def spec(name: str) -> FieldSpec:
+    """The presentation of one field."""
+    if name in ds.DATE_FIELDS:
+        kind = "date"
+    elif name in ds.NUMBER_FIELDS:
+        kind = "number"
+    elif name in ds.MULTI_VALUE_FIELDS:
+        kind = "checkboxes"
+    elif name in SELECT_FIELDS:
+        kind = "select"
+    elif name in OPTIONS:
+        kind = "radios"
+    else:
+        kind = "text"
+    return FieldSpec(
+        name=name,
+        label=ds.LABELS[name],
+        kind=kind,
+        options=tuple(OPTIONS.get(name, ())),
+        hint=HINTS.get(name, DATE_HINT if kind == "date" else ""),
+        width=NUMBER_WIDTHS.get(name, 10 if name == "nhs_number" else 8 if name == "postcode" else None),
+        shown_when=APPLIES_WHEN.get(name),
+        exclusive_from=ds.THERAPY_OUTCOMES[0] if name == "bone_therapy" else None,
+    )
+
+
+def anchor(name: str) -> str:
+    """The id the error summary links to: the first input of the field."""
+    kind = spec(name).kind if name in ds.LABELS and name != "service_code" else "text"
+    if kind == "date":
+        return f"{name}-day"
+    if kind in ("radios", "checkboxes"):
+        return f"{name}-1"
+    return name

@@ -1,0 +1,147 @@
+"""Record versions and conflicts between two people editing one record (spec/offline.md).
+
+Patients and episodes carry a version number (SQLAlchemy's version_id_col) that rises with every
+update. Each change records, in its audit event, the version it moved the record from and to
+(`_version: [old, new]` among the changes), so what others changed since a form was rendered can be
+read back from the audit trail. A save from an older version merges the fields only one side
+changed and stops, with both values, on a field both sides changed differently.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+
+from portal.extensions import db
+from portal.models import AuditEvent, Service
+from portal.services import audit
+
+VERSION_KEY = "_version"
+
+
+@dataclass(frozen=True)
+class Conflict:
+    """A field both sides changed since the form was rendered, with both values."""
+
+    field: str
+    yours: Any
+    theirs: Any
+
+
+def same(a: Any, b: Any) -> bool:
+    """Two stored values are the same once written the way the audit trail writes them."""
+    return audit._plain(a) == audit._plain(b)
+
+
+def entity_type(entity: Any) -> str:
+    return entity.__tablename__.rstrip("s")
+
+
+def changed_since(entity: Any, base_version: int) -> dict[str, Any] | None:
+    """{field: value at base_version} for each field changed after base_version.
+
+    None when the audit trail does not account for every version in between (a change recorded
+    without its version): the caller must then treat every difference as a conflict.
+    """
+    if base_version >= entity.version:
+        return {}
+    events = db.session.scalars(
+        select(AuditEvent)
+        .where(
+            AuditEvent.entity_type == entity_type(entity),
+            AuditEvent.entity_id == entity.id,
+            AuditEvent.changes.is_not(None),
+        )
+        .order_by(AuditEvent.id)
+    )
+    steps: list[tuple[int, int, dict]] = []
+    for event in events:
+        versions = (event.changes or {}).get(VERSION_KEY)
+        if not versions or versions[1] is None or versions[1] <= base_version:
+            continue
+        steps.append((versions[0] or 0, versions[1], event.changes))
+    steps.sort(key=lambda step: step[1])
+    reached = base_version
+    base_values: dict[str, Any] = {}
+    for old, new, changes in steps:
+        if old != reached:
+            return None
+        reached = new
+        for field, (before, _after) in changes.items():
+            if field != VERSION_KEY:
+                base_values.setdefault(field, before)
+    if reached != entity.version:
+        return None
+    return base_values
+
+
+def merge(
+    entity: Any, values: dict[str, Any], base_version: int | None
+) -> tuple[dict[str, Any], list[Conflict]]:
+    """Merge what the user saved (from base_version) with what others saved since.
+
+    Returns the values to store and the conflicts: fields both sides changed, differently.
+    """
+    if base_version is None or base_version >= entity.version:
+        return dict(values), []
+    others = changed_since(entity, base_version)
+    merged: dict[str, Any] = {}
+    conflicts: list[Conflict] = []
+    for field, yours in values.items():
+        theirs = getattr(entity, field)
+        if others is not None and field not in others:
+            merged[field] = yours  # only this user touched it
+        elif same(yours, theirs):
+            merged[field] = theirs
+        elif others is not None and audit._plain(yours) == others[field]:
+            merged[field] = theirs  # this user left it as it was: the other change stands
+        else:
+            conflicts.append(Conflict(field, yours, theirs))
+    return merged, conflicts
+
+
+def record_update(
+    entity: Any, values: dict[str, Any], *, action: str = "update", detail: str | None = None
+) -> dict[str, tuple[Any, Any]]:
+    """Apply values, flush, and audit the changes with the versions they moved between.
+
+    Returns the changes; nothing is written (and the version stays) when nothing changed.
+    """
+    before = entity.version
+    changes = audit.apply_changes(entity, values)
+    if not changes:
+        return changes
+    db.session.flush()
+    audit.record(
+        action, entity, {**changes, VERSION_KEY: (before, entity.version)}, detail=detail
+    )
+    advance_data_version(entity.service_id)
+    return changes
+
+
+def record_create(entity: Any, fields: Iterable[str], *, detail: str | None = None) -> None:
+    """Flush a new record and audit it: every field it was created with, and version 1."""
+    db.session.add(entity)
+    db.session.flush()
+    changes = {
+        field: (None, getattr(entity, field))
+        for field in fields
+        if getattr(entity, field) is not None
+    }
+    audit.record("create", entity, {**changes, VERSION_KEY: (None, entity.version)}, detail=detail)
+    advance_data_version(entity.service_id)
+
+
+def advance_data_version(service_id: int) -> None:
+    """Every save and delete moves the service's data version on (the KPI cache keys on it).
+
+    Written as `data_version + 1` in SQL so two saves at once never lose a step.
+    """
+    db.session.execute(
+        Service.__table__.update()
+        .where(Service.id == service_id)
+        .values(data_version=Service.data_version + 1)
+    )

@@ -1,0 +1,282 @@
+"""Worklists of a service (spec/dataset.md, "Worklists").
+
+d is the number of days since fracture_date, today (Europe/London). An episode stays on a list
+until the field that ends its wait is answered; deceased patients and deleted episodes never
+appear. Windows are inclusive and turned into fracture-date bounds so that the database does the
+filtering, sorting and paging (a service of 30,000 episodes stays fast).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy.sql.elements import ColumnElement
+
+from kpis import dataset as ds
+from portal.extensions import db
+from portal.models import Episode, Patient, Service
+
+PAGE_SIZE = 50
+STATUSES = ("due", "overdue")
+
+
+@dataclass(frozen=True)
+class Worklist:
+    """One worklist: which episodes wait, from which day they are listed, and when they are late.
+
+    `listed_from` / `due_until`: days since fracture (inclusive); None means from day 0 / never late.
+    """
+
+    key: str
+    title: str
+    description: str
+    listed_from: int | None
+    due_until: int | None
+    due_label: str
+    overdue_label: str
+
+
+WORKLISTS: dict[str, Worklist] = {
+    w.key: w
+    for w in (
+        Worklist(
+            "awaiting-assessment",
+            "Awaiting assessment",
+            "No date of FLS assessment yet. Overdue after day 90.",
+            None,
+            ds.ASSESSMENT_DUE_DAYS,
+            "Waiting",
+            "Past day 90",
+        ),
+        Worklist(
+            "dxa-not-done",
+            "DXA recommended, not done",
+            "DXA recommended and no date of DXA yet. Overdue after day 90.",
+            None,
+            ds.ASSESSMENT_DUE_DAYS,
+            "Waiting",
+            "Past day 90",
+        ),
+        Worklist(
+            "followup16",
+            "16-week contact",
+            "Monitoring contact not recorded: due from day 84 to day 112 (12 to 16 weeks), "
+            "overdue after.",
+            ds.FOLLOWUP16_WINDOW_DAYS[0],
+            ds.FOLLOWUP16_WINDOW_DAYS[1],
+            "Due",
+            "Overdue",
+        ),
+        Worklist(
+            "followup52",
+            "12-month follow-up",
+            "Follow-up not recorded: due from day 336 to day 392 (48 to 56 weeks), overdue after.",
+            ds.FOLLOWUP52_WINDOW_DAYS[0],
+            ds.FOLLOWUP52_WINDOW_DAYS[1],
+            "Due",
+            "Overdue",
+        ),
+        Worklist(
+            "incomplete",
+            "Missing audited fields",
+            "At least one of the 17 audited fields (KPI 1, data completeness) is empty.",
+            None,
+            None,
+            "Incomplete",
+            "",
+        ),
+    )
+}
+
+SORTS = {
+    "fracture_date": Episode.fracture_date,
+    "nhs_number": Patient.nhs_number,
+}
+
+
+def _empty(column) -> ColumnElement[bool]:
+    if isinstance(column.type, db.String):
+        return or_(column.is_(None), column == "")
+    return column.is_(None)
+
+
+def _waiting(key: str) -> ColumnElement[bool]:
+    """The field that ends the wait is not answered."""
+    if key == "awaiting-assessment":
+        return _empty(Episode.assessment_date)
+    if key == "dxa-not-done":
+        return and_(Episode.dxa_status == "Recommended", _empty(Episode.dxa_date))
+    if key == "followup16":
+        return _empty(Episode.followup16_done)
+    if key == "followup52":
+        return _empty(Episode.followup52_done)
+    if key == "incomplete":
+        return or_(
+            *(
+                _empty(getattr(Patient if name in ds.PATIENT_FIELDS else Episode, name))
+                for name in ds.AUDITED_FIELDS
+            )
+        )
+    raise KeyError(key)
+
+
+def _day(today: date, days: int) -> date:
+    """The fracture date that is `days` days before today."""
+    return today - timedelta(days=days)
+
+
+def _membership(worklist: Worklist, service: Service, today: date) -> list[ColumnElement[bool]]:
+    conditions = [
+        Episode.service_id == service.id,
+        Episode.deleted_at.is_(None),
+        Patient.date_of_death.is_(None),
+        _waiting(worklist.key),
+    ]
+    if worklist.listed_from is not None:
+        conditions.append(Episode.fracture_date <= _day(today, worklist.listed_from))
+    return conditions
+
+
+def _overdue(worklist: Worklist, today: date) -> ColumnElement[bool] | None:
+    if worklist.due_until is None:
+        return None
+    return Episode.fracture_date < _day(today, worklist.due_until)
+
+
+@dataclass(frozen=True)
+class Row:
+    episode_id: int
+    patient_id: int
+    nhs_number: str
+    fracture_date: date
+    fracture_sites: str | None
+    days: int
+    overdue: bool
+    missing: int | None
+
+
+@dataclass(frozen=True)
+class Page:
+    worklist: Worklist
+    rows: list[Row]
+    total: int
+    page: int
+    pages: int
+    sort: str
+    order: str
+    status: str
+    nhs: str
+
+
+def page(
+    worklist: Worklist,
+    service: Service,
+    today: date,
+    *,
+    status: str = "",
+    nhs: str = "",
+    sort: str = "fracture_date",
+    order: str = "asc",
+    page_number: int = 1,
+) -> Page:
+    """One page of a worklist, filtered by status (due/overdue) and NHS number, sorted and paged.
+
+    Sorting by fracture date oldest first puts the longest wait at the top.
+    """
+    conditions = _membership(worklist, service, today)
+    overdue = _overdue(worklist, today)
+    if status in STATUSES and overdue is not None:
+        conditions.append(overdue if status == "overdue" else ~overdue)
+    else:
+        status = ""
+    digits = "".join(ch for ch in nhs if ch.isdigit())
+    if digits:
+        conditions.append(Patient.nhs_number.contains(digits, autoescape=True))
+    sort = sort if sort in SORTS else "fracture_date"
+    order = "desc" if order == "desc" else "asc"
+    column = SORTS[sort]
+    ordering = [column.desc() if order == "desc" else column.asc(), Episode.id.asc()]
+
+    total = db.session.scalar(
+        select(func.count(Episode.id)).join(Patient, Patient.id == Episode.patient_id).where(*conditions)
+    ) or 0
+    pages = max(1, -(-total // PAGE_SIZE))
+    page_number = min(max(1, page_number), pages)
+    missing_count: Any = None
+    if worklist.key == "incomplete":
+        missing_count = sum(
+            case((_empty(getattr(Patient if n in ds.PATIENT_FIELDS else Episode, n)), 1), else_=0)
+            for n in ds.AUDITED_FIELDS
+        )
+    columns = [
+        Episode.id,
+        Episode.patient_id,
+        Patient.nhs_number,
+        Episode.fracture_date,
+        Episode.fracture_sites,
+    ]
+    if missing_count is not None:
+        columns.append(missing_count.label("missing"))
+    query = (
+        select(*columns)
+        .join(Patient, Patient.id == Episode.patient_id)
+        .where(*conditions)
+        .order_by(*ordering)
+        .limit(PAGE_SIZE)
+        .offset((page_number - 1) * PAGE_SIZE)
+    )
+    rows = []
+    for result in db.session.execute(query):
+        days = (today - result.fracture_date).days
+        rows.append(
+            Row(
+                episode_id=result.id,
+                patient_id=result.patient_id,
+                nhs_number=result.nhs_number,
+                fracture_date=result.fracture_date,
+                fracture_sites=result.fracture_sites,
+                days=days,
+                overdue=worklist.due_until is not None and days > worklist.due_until,
+                missing=getattr(result, "missing", None),
+            )
+        )
+    return Page(worklist, rows, total, page_number, pages, sort, order, status, nhs)
+
+
+@dataclass(frozen=True)
+class Count:
+    worklist: Worklist
+    total: int
+    overdue: int
+
+
+def counts(service: Service, today: date) -> list[Count]:
+    """How many episodes each worklist holds, and how many of them are overdue, in one query."""
+    columns = []
+    base = [
+        Episode.service_id == service.id,
+        Episode.deleted_at.is_(None),
+        Patient.date_of_death.is_(None),
+    ]
+    for worklist in WORKLISTS.values():
+        member = and_(*_membership(worklist, service, today)[3:])
+        columns.append(func.coalesce(func.sum(case((member, 1), else_=0)), 0))
+        overdue = _overdue(worklist, today)
+        late = and_(member, overdue) if overdue is not None else None
+        columns.append(
+            func.coalesce(func.sum(case((late, 1), else_=0)), 0) if late is not None else None
+        )
+    selected = [c for c in columns if c is not None]
+    result = db.session.execute(
+        select(*selected).select_from(Episode).join(Patient, Patient.id == Episode.patient_id).where(*base)
+    ).one()
+    values = iter(result)
+    figures = []
+    for worklist in WORKLISTS.values():
+        total = int(next(values))
+        overdue_count = int(next(values)) if worklist.due_until is not None else 0
+        figures.append(Count(worklist, total, overdue_count))
+    return figures

@@ -1,0 +1,231 @@
+"""Server side of offline saving (spec/offline.md): idempotent on submission_id, versions merged
+field by field, 409 with both values when two people changed the same field."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, timedelta
+
+from werkzeug.datastructures import MultiDict
+
+from .conftest import HTMX, nhs_number, registration, section_form
+from .test_stages import post_stage, stage_answers
+
+F = date.today() - timedelta(days=200)
+
+
+def _counts(db):
+    from portal.models import AuditEvent, Episode, Patient, Submission
+
+    return (
+        db.session.query(Patient).count(),
+        db.session.query(Episode).count(),
+        db.session.query(AuditEvent).filter(AuditEvent.action.in_(["create", "update"])).count(),
+        db.session.query(Submission).count(),
+    )
+
+
+def test_registration_replayed_ten_times_saves_once(editor, db):
+    from portal.models import Service
+
+    client, _, service = editor
+    form = registration(nhs_number(30), F)
+    answers = [client.post("/patients/new", data=form, headers=HTMX) for _ in range(10)]
+    assert {a.status_code for a in answers} == {200}
+    assert len({a.headers["HX-Redirect"] for a in answers}) == 1
+    assert _counts(db) == (1, 1, 2, 1)
+    assert db.session.get(Service, service.id).data_version == 2
+    # The plain post of the same submission goes to the first outcome too.
+    again = client.post("/patients/new", data=form)
+    assert again.status_code == 303 and again.headers["Location"] == answers[0].headers["HX-Redirect"]
+    assert _counts(db) == (1, 1, 2, 1)
+
+
+def test_idempotency_key_header_is_used_and_scoped_to_the_user(editor, make_user, db):
+    from tests.conftest import sign_in
+
+    client, _, service = editor
+    key = str(uuid.uuid4())
+    form = registration(nhs_number(31), F)
+    form.pop("submission_id")
+    first = client.post("/patients/new", data=form, headers={**HTMX, "Idempotency-Key": key})
+    second = client.post("/patients/new", data=form, headers={**HTMX, "Idempotency-Key": key})
+    assert first.status_code == second.status_code == 200
+    assert _counts(db)[:2] == (1, 1)
+    # Another user's submission with the same id is theirs: it is not a replay of the first.
+    other = make_user(role="clinician", services=[service])
+    client.post("/auth/sign-out")
+    sign_in(client, other)
+    form2 = registration(nhs_number(32), F)
+    form2.pop("submission_id")
+    third = client.post("/patients/new", data=form2, headers={**HTMX, "Idempotency-Key": key})
+    assert third.status_code == 200
+    assert _counts(db)[:2] == (2, 2)
+
+
+def test_same_id_with_different_content_is_refused_422(editor, register, db):
+    client, _, _ = editor
+    episode = register(nhs_number(33), F)
+    form = stage_answers("treatment", F)
+    form["submission_id"] = sid = str(uuid.uuid4())
+    assert post_stage(client, episode, "treatment", form).status_code == 200
+    changed = stage_answers("treatment", F)
+    changed["calcium_vitd"] = "No"
+    changed["submission_id"] = sid
+    response = post_stage(client, episode, "treatment", changed, version=1)
+    assert response.status_code == 422
+    assert "already saved once with different answers" in response.get_data(as_text=True)
+    db.session.refresh(episode)
+    assert episode.calcium_vitd == "Yes"
+
+
+def test_a_stage_replay_writes_nothing_and_answers_the_section(editor, register, db):
+    from portal.models import AuditEvent
+
+    client, _, _ = editor
+    episode = register(nhs_number(34), F)
+    form = stage_answers("assessment", F)
+    form["submission_id"] = str(uuid.uuid4())
+    form["version"] = "1"
+    first = post_stage(client, episode, "assessment", form)
+    events = db.session.query(AuditEvent).count()
+    for _ in range(3):
+        again = post_stage(client, episode, "assessment", form)
+        assert again.status_code == 200 and 'id="stage-assessment"' in again.get_data(as_text=True)
+    assert first.status_code == 200
+    assert db.session.query(AuditEvent).count() == events
+    db.session.refresh(episode)
+    assert episode.version == 2
+
+
+def test_a_refused_save_is_not_kept_so_the_corrected_form_can_use_the_same_id(editor, register, db):
+    from portal.models import Submission
+
+    client, _, _ = editor
+    episode = register(nhs_number(35), F)
+    sid = str(uuid.uuid4())
+    bad = stage_answers("assessment", F)
+    bad["height_cm"] = "300"
+    bad["submission_id"] = sid
+    assert post_stage(client, episode, "assessment", bad).status_code == 422
+    assert db.session.query(Submission).filter_by(submission_id=sid).count() == 0
+    good = stage_answers("assessment", F)
+    good["submission_id"] = sid
+    assert post_stage(client, episode, "assessment", good).status_code == 200
+    assert db.session.query(Submission).filter_by(submission_id=sid).count() == 1
+
+
+def test_fields_only_one_side_changed_merge_without_asking(editor, register, db):
+    client, _, _ = editor
+    episode = register(nhs_number(36), F)
+    url = f"/episodes/{episode.id}"
+    page = client.get(url).get_data(as_text=True)
+    mine = section_form(page, "stage-assessment")  # rendered at version 1
+    theirs = section_form(client.get(url).get_data(as_text=True), "stage-assessment")  # another render
+    theirs["smoker"] = "Never"
+    assert client.post(f"/episodes/{episode.id}/stages/assessment", data=theirs, headers=HTMX).status_code == 200
+    mine["height_cm"] = "170"
+    response = client.post(f"/episodes/{episode.id}/stages/assessment", data=mine, headers=HTMX)
+    assert response.status_code == 200, response.get_data(as_text=True)[:2000]
+    db.session.refresh(episode)
+    assert episode.smoker == "Never" and episode.height_cm == 170
+    assert episode.version == 3
+
+
+def test_both_sides_changed_one_field_409_then_choose(editor, register, db):
+    client, _, _ = editor
+    episode = register(nhs_number(37), F)
+    url = f"/episodes/{episode.id}"
+    page = client.get(url).get_data(as_text=True)
+    mine = section_form(page, "stage-treatment")
+    theirs = section_form(client.get(url).get_data(as_text=True), "stage-treatment")  # another render
+    theirs["calcium_vitd"] = "No"
+    theirs.setlist("bone_therapy", ["Denosumab"])
+    assert client.post(f"/episodes/{episode.id}/stages/treatment", data=theirs, headers=HTMX).status_code == 200
+    mine["calcium_vitd"] = "Yes"
+    mine.setlist("bone_therapy", ["Denosumab"])  # the same change as theirs: no conflict
+    response = client.post(f"/episodes/{episode.id}/stages/treatment", data=mine, headers=HTMX)
+    assert response.status_code == 409
+    view = response.get_data(as_text=True)
+    assert "Yours: Yes" in view and "Theirs (saved meanwhile): No" in view
+    assert "choose::bone_therapy" not in view  # both made the same change: nothing to choose
+    db.session.refresh(episode)
+    assert episode.calcium_vitd == "No"
+    # The conflict form re-submits with the current version; choosing "yours" saves it.
+    choice = section_form(view, "stage-treatment")
+    assert choice["version"] == str(episode.version)
+    choice["choose::calcium_vitd"] = "yours"
+    saved = client.post(f"/episodes/{episode.id}/stages/treatment", data=choice, headers=HTMX)
+    assert saved.status_code == 200, saved.get_data(as_text=True)[:2000]
+    db.session.refresh(episode)
+    assert episode.calcium_vitd == "Yes" and episode.bone_therapy == "Denosumab"
+
+
+def test_conflict_as_plain_post_shows_the_conflict_on_the_page(editor, register, db):
+    client, _, _ = editor
+    episode = register(nhs_number(38), F)
+    url = f"/episodes/{episode.id}"
+    page = client.get(url).get_data(as_text=True)
+    mine = section_form(page, "stage-identification")
+    theirs = section_form(client.get(url).get_data(as_text=True), "stage-identification")  # another render
+    theirs["admitted"] = "No"
+    assert client.post(f"/episodes/{episode.id}/stages/identification", data=theirs).status_code == 303
+    mine["admitted"] = "Not known"
+    response = client.post(f"/episodes/{episode.id}/stages/identification", data=mine)
+    assert response.status_code == 409
+    html = response.get_data(as_text=True)
+    assert "<html" in html and "Someone else changed this stage" in html
+    assert "Yours: Not known" in html and "Theirs (saved meanwhile): No" in html
+
+
+def test_patient_details_conflict_and_merge(editor, register, db):
+    client, _, _ = editor
+    episode = register(nhs_number(39), F)
+    patient = episode.patient
+    url = f"/patients/{patient.id}"
+    page = client.get(url).get_data(as_text=True)
+    mine = section_form(page, "patient-details")
+    theirs = section_form(client.get(url).get_data(as_text=True), "patient-details")  # another render
+    theirs["postcode"] = "LS1 4AP"
+    assert client.post(f"/patients/{patient.id}", data=theirs, headers=HTMX).status_code == 200
+    mine["care_home_resident"] = "Yes"
+    assert client.post(f"/patients/{patient.id}", data=mine, headers=HTMX).status_code == 200
+    db.session.refresh(patient)
+    assert patient.postcode == "LS1 4AP" and patient.care_home_resident == "Yes"
+    stale = MultiDict(mine)
+    stale["submission_id"] = str(uuid.uuid4())
+    stale["postcode"] = "M1 1AE"
+    response = client.post(f"/patients/{patient.id}", data=stale, headers=HTMX)
+    assert response.status_code == 409
+    assert "Yours: M1 1AE" in response.get_data(as_text=True)
+
+
+def test_changes_recorded_without_a_version_make_every_difference_a_conflict(editor, register, db):
+    """A change that did not record its version (e.g. written by another tool) cannot be told
+    apart: nothing is overwritten silently."""
+    from portal.services import audit
+
+    client, _, _ = editor
+    episode = register(nhs_number(40), F)
+    url = f"/episodes/{episode.id}"
+    page = client.get(url).get_data(as_text=True)
+    mine = section_form(page, "stage-treatment")
+    changes = audit.apply_changes(episode, {"calcium_vitd": "No"})
+    db.session.flush()
+    audit.record("update", episode, changes)
+    db.session.commit()
+    mine["calcium_vitd"] = "Yes"
+    assert client.post(f"/episodes/{episode.id}/stages/treatment", data=mine, headers=HTMX).status_code == 409
+
+
+def test_session_ended_htmx_save_gets_401_json(client, db, make_service):
+    service = make_service()
+    response = client.post(
+        "/patients/new", data=registration(nhs_number(41), F), headers=HTMX
+    )
+    assert response.status_code in (400, 401)
+    # With a valid CSRF token but no session the answer is 401 JSON for the offline script.
+    response = client.post("/episodes/1/stages/treatment", data={}, headers=HTMX)
+    assert response.status_code == 401
+    assert response.get_json()["error"] == "signed_out"
+    assert service.id

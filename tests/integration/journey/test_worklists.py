@@ -1,0 +1,167 @@
+"""Worklist membership on each side of every window edge; deceased and deleted never appear;
+sorting, filtering, paging, and the counts on the home page."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+
+import pytest
+
+from portal.services.dataset_rules import today_in_london
+
+from .conftest import nhs_number
+
+COMPLETE = dict(
+    identification_date=None, admitted="No", fracture_sites="Hip", assessment_date=None,
+    previous_fracture="No", smoker="Never", on_bone_therapy_at_fracture="No", dxa_status="Not known",
+    falls_assessed="Yes", bone_therapy="Alendronate", calcium_vitd="Yes", followup16_done=None,
+    strength_balance16="Yes", followup52_done=None,
+)
+
+
+@pytest.fixture
+def add_episode(db):
+    from portal.models import Episode, Patient
+
+    counter = iter(range(1000, 100000))
+
+    def make(service, days_ago: int, *, dead=False, deleted=False, **fields):
+        today = today_in_london()
+        fracture = today - timedelta(days=days_ago)
+        patient = Patient(
+            service_id=service.id, nhs_number=nhs_number(next(counter)), date_of_birth=date(1940, 1, 1),
+            sex="Female", postcode="LS1 4AP", care_home_resident="No",
+            date_of_death=today if dead else None,
+        )
+        db.session.add(patient)
+        db.session.flush()
+        values = {**COMPLETE, "identification_date": fracture, "assessment_date": fracture, **fields}
+        episode = Episode(
+            service_id=service.id, patient_id=patient.id, fracture_date=fracture,
+            deleted_at=datetime.utcnow() if deleted else None, **values,
+        )
+        db.session.add(episode)
+        db.session.commit()
+        return episode
+
+    return make
+
+
+def _members(key, service, **filters):
+    from portal.services import worklists
+
+    page = worklists.page(worklists.WORKLISTS[key], service, today_in_london(), **filters)
+    return {row.episode_id: row for row in page.rows}
+
+
+@pytest.mark.parametrize(
+    "key, field, inside, outside",
+    [
+        ("followup16", {"followup16_done": None}, 84, 83),
+        ("followup52", {"followup52_done": None}, 336, 335),
+    ],
+)
+def test_window_opens(make_service, add_episode, key, field, inside, outside):
+    service = make_service()
+    listed = add_episode(service, inside, **field)
+    not_yet = add_episode(service, outside, **field)
+    members = _members(key, service)
+    assert listed.id in members and not members[listed.id].overdue
+    assert not_yet.id not in members
+
+
+@pytest.mark.parametrize(
+    "key, field, last_due",
+    [
+        ("followup16", {"followup16_done": None}, 112),
+        ("followup52", {"followup52_done": None}, 392),
+        ("awaiting-assessment", {"assessment_date": None}, 90),
+        ("dxa-not-done", {"dxa_status": "Recommended", "dxa_date": None}, 90),
+    ],
+)
+def test_window_closes(make_service, add_episode, key, field, last_due):
+    service = make_service()
+    due = add_episode(service, last_due, **field)
+    late = add_episode(service, last_due + 1, **field)
+    members = _members(key, service)
+    assert members[due.id].overdue is False
+    assert members[late.id].overdue is True
+    assert set(_members(key, service, status="overdue")) == {late.id}
+    assert set(_members(key, service, status="due")) == {due.id}
+
+
+def test_answered_deceased_and_deleted_never_appear(make_service, add_episode):
+    service = make_service()
+    waiting = add_episode(service, 100, followup16_done=None)
+    answered = add_episode(service, 100, followup16_done="Not known")
+    dead = add_episode(service, 100, followup16_done=None, dead=True)
+    deleted = add_episode(service, 100, followup16_done=None, deleted=True)
+    assert set(_members("followup16", service)) == {waiting.id}
+    assert answered.id and dead.id and deleted.id
+
+
+def test_assessment_and_dxa_lists_from_day_zero(make_service, add_episode):
+    service = make_service()
+    fresh = add_episode(service, 0, assessment_date=None)
+    dxa_done = add_episode(service, 10, dxa_status="Recommended", dxa_date=today_in_london())
+    dxa_waiting = add_episode(service, 10, dxa_status="Recommended", dxa_date=None)
+    assert fresh.id in _members("awaiting-assessment", service)
+    assert set(_members("dxa-not-done", service)) == {dxa_waiting.id}
+    assert dxa_done.id
+
+
+def test_incomplete_lists_any_missing_audited_field(make_service, add_episode, db):
+    from portal.models import Patient
+
+    service = make_service()
+    whole = add_episode(service, 500, followup16_done="Yes", followup52_done="No")
+    missing_smoker = add_episode(service, 500, followup16_done="Yes", followup52_done="No", smoker=None)
+    missing_postcode = add_episode(service, 500, followup16_done="Yes", followup52_done="No")
+    patient = db.session.get(Patient, missing_postcode.patient_id)
+    patient.postcode = None
+    db.session.commit()
+    members = _members("incomplete", service)
+    assert set(members) == {missing_smoker.id, missing_postcode.id}
+    assert members[missing_smoker.id].missing == 1
+    assert whole.id not in members
+
+
+def test_other_services_episodes_never_appear(make_service, add_episode):
+    mine, theirs = make_service("BRD"), make_service("LDS")
+    add_episode(theirs, 100, followup16_done=None)
+    assert _members("followup16", mine) == {}
+
+
+def test_worklist_page_sorts_filters_and_pages(signed_in, make_service, add_episode):
+    from portal.services import worklists
+
+    service = make_service()
+    client, _, _ = signed_in(service=service)
+    episodes = [add_episode(service, 100 + i, assessment_date=None) for i in range(worklists.PAGE_SIZE + 5)]
+    page1 = client.get("/worklists/awaiting-assessment")
+    assert page1.status_code == 200
+    html = page1.get_data(as_text=True)
+    assert f"{len(episodes)} episodes, page 1 of 2" in html
+    oldest = episodes[-1]
+    assert html.index(oldest.patient.nhs_number) < html.index(episodes[-2].patient.nhs_number)
+    page2 = client.get("/worklists/awaiting-assessment?page=2").get_data(as_text=True)
+    assert "page 2 of 2" in page2 and episodes[0].patient.nhs_number in page2
+    newest_first = client.get("/worklists/awaiting-assessment?sort=fracture_date&order=desc").get_data(as_text=True)
+    assert episodes[0].patient.nhs_number in newest_first
+    by_number = client.get(f"/worklists/awaiting-assessment?nhs={episodes[7].patient.nhs_number}").get_data(as_text=True)
+    assert "1 episode." in by_number
+    fragment = client.get("/worklists/awaiting-assessment?status=overdue", headers={"HX-Request": "true"})
+    assert fragment.get_data(as_text=True).startswith('<div id="worklist-table">')
+
+
+def test_counts_on_home_page_and_index(signed_in, make_service, add_episode):
+    service = make_service()
+    client, _, _ = signed_in(service=service)
+    add_episode(service, 100, followup16_done=None)
+    add_episode(service, 120, followup16_done=None)
+    home = client.get("/").get_data(as_text=True)
+    assert "16-week contact" in home
+    assert '<span class="portal-count">2</span> episodes, 1 overdue' in home
+    index = client.get("/worklists")
+    assert index.status_code == 200
+    assert client.get("/worklists/no-such-list").status_code == 404
