@@ -8,6 +8,7 @@ def register(app: Flask) -> None:
     from portal.audit.routes import bp as audit_bp
     from portal.auth.routes import bp as auth_bp
     from portal.journey.routes import bp as journey_bp
+    from portal.imports.routes import bp as imports_bp
     from portal.main.routes import bp as main_bp
 
     app.register_blueprint(main_bp)
@@ -15,3 +16,4 @@ def register(app: Flask) -> None:
     app.register_blueprint(admin_bp, url_prefix="/admin")
     app.register_blueprint(audit_bp, url_prefix="/audit")
     app.register_blueprint(journey_bp)
+    app.register_blueprint(imports_bp, url_prefix="/records")

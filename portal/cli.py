@@ -143,3 +143,7 @@ def init_app(app: Flask) -> None:
     from portal.cli_backup import backup_cli
 
     app.cli.add_command(backup_cli)
+
+    from portal.imports.cli import records_cli
+
+    app.cli.add_command(records_cli)

@@ -1,0 +1,99 @@
+"""`flask records import` and `flask records export` (cli.md)."""
+
+from __future__ import annotations
+
+import sys
+from contextlib import ExitStack
+from pathlib import Path
+
+import click
+from flask import current_app
+from flask.cli import AppGroup
+
+from portal.cli import progress_bar, refuse
+from portal.extensions import db
+
+records_cli = AppGroup("records", help="Import and export fracture episodes as CSV.")
+
+
+def _service(code: str | None):
+    from portal.services import accounts
+
+    if code is None:
+        return None
+    service = accounts.find_service(code)
+    if service is None:
+        refuse(f"Unknown service {code!r}")
+    return service
+
+
+@records_cli.command("import")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--service", "service_code", default=None, help="The service to import into.")
+@click.option(
+    "--keep-valid", is_flag=True, help="Write the rows that pass even if others are refused."
+)
+@click.option("--dry-run", is_flag=True, help="Check the file and report; write nothing.")
+def records_import(file: Path, service_code: str | None, keep_valid: bool, dry_run: bool) -> None:
+    """Import episodes from a CSV file (canonical or FLS-DB headers)."""
+    from portal.services import record_import
+    from portal.services.csv_reading import FileRefused
+
+    service = _service(service_code)
+    if not file.is_file():
+        refuse(f"{file}: no such file")
+
+    def on_refusal(refusal) -> None:
+        click.echo(str(refusal), err=True)
+
+    with ExitStack() as stack:
+        bar = []
+
+        def progress(rows_done: int, total: int) -> None:
+            # The bar is made at the first chunk, when the number of rows is known.
+            if not bar:
+                bar.append(stack.enter_context(progress_bar(total, "Importing")))
+                bar.append(0)
+            bar[0].update(rows_done - bar[1])
+            bar[1] = rows_done
+
+        try:
+            report = record_import.import_file(
+                file,
+                service=service,
+                user_id=None,
+                file_name=file.name,
+                keep_valid=keep_valid,
+                dry_run=dry_run,
+                max_bytes=current_app.config.get("IMPORT_MAX_BYTES"),
+                on_refusal=on_refusal,
+                progress=progress,
+            )
+        except (FileRefused, record_import.StaleRecords) as error:
+            refuse(str(error))
+    if report.written:
+        db.session.commit()
+    else:
+        db.session.rollback()
+    for name in report.unknown_columns:
+        click.echo(f"unknown column: {name}")
+    click.echo(report.summary())
+    if report.refused:
+        sys.exit(1)
+
+
+@records_cli.command("export")
+@click.option(
+    "--service", "service_code", required=True, help="The service whose episodes to export."
+)
+def records_export(service_code: str) -> None:
+    """Write the service's episodes as canonical CSV to standard output."""
+    from portal.services import record_export
+
+    service = _service(service_code)
+    count = record_export.count_episodes(service)
+    record_export.record_export(service, count, via="command line")
+    db.session.commit()
+    with progress_bar(count, "Exporting") as bar:
+        for text in record_export.export_csv(service, progress=bar.update):
+            click.echo(text, nl=False)

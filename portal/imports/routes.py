@@ -1,0 +1,161 @@
+"""Import and export of episodes as CSV: upload, preview, apply (in the background), export."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    redirect,
+    render_template,
+    request,
+    stream_with_context,
+    url_for,
+)
+from flask_login import current_user
+
+from portal.access import require_current_service, require_writable, switch_service
+from portal.extensions import db
+from portal.imports.forms import ApplyForm, DiscardForm, UploadForm
+from portal.models import ImportJob
+from portal.security import is_htmx, roles_required
+from portal.services import import_jobs, record_export
+from portal.services.csv_reading import FileRefused
+
+bp = Blueprint("imports", __name__)
+IMPORTERS = ("clinician", "lead")
+# Room for the multipart envelope around a file that is just under the limit.
+_ENVELOPE = 64 * 1024
+
+
+def _page(form: UploadForm, error: str | None = None, status: int = 200):
+    service = require_current_service()
+    return (
+        render_template(
+            "imports/index.html",
+            form=form,
+            upload_error=error,
+            service=service,
+            jobs=import_jobs.recent_jobs(service),
+            max_mb=current_app.config["IMPORT_MAX_BYTES"] / (1024 * 1024),
+        ),
+        status,
+    )
+
+
+@bp.get("/")
+@roles_required(*IMPORTERS)
+def index():
+    return _page(UploadForm())
+
+
+@bp.post("/import")
+@roles_required(*IMPORTERS)
+def upload():
+    service = require_current_service()
+    require_writable(service)
+    limit = current_app.config["IMPORT_MAX_BYTES"]
+    if (request.content_length or 0) > limit + _ENVELOPE:
+        return _page(
+            UploadForm(formdata=None),
+            f"The file is over the limit of {limit / (1024 * 1024):.1f} MB",
+            413,
+        )
+    form = UploadForm()
+    if not form.validate_on_submit():
+        abort(400)
+    upload = form.file.data
+    if upload is None or not getattr(upload, "filename", ""):
+        return _page(form, "Choose a CSV file to import", 422)
+    try:
+        job = import_jobs.receive_upload(
+            upload.stream,
+            upload.filename,
+            service=service,
+            user_id=current_user.id,
+            folder=Path(current_app.instance_path) / "imports",
+            max_bytes=limit,
+        )
+    except FileRefused as error:
+        return _page(form, str(error), 422)
+    db.session.commit()
+    import_jobs.start(current_app._get_current_object(), job.id, apply=False)
+    return redirect(url_for("imports.job", job_id=job.id), 303)
+
+
+def _job(job_id: int) -> ImportJob:
+    """An import of one of the user's services (404 otherwise, as for any record)."""
+    job = db.session.get(ImportJob, job_id)
+    if job is None or job.service_id not in current_user.service_ids:
+        abort(404)
+    if job.service_id != require_current_service().id:
+        switch_service(job.service_id)
+    return job
+
+
+def _job_context(job: ImportJob) -> dict:
+    return {
+        "job": job,
+        "apply_form": ApplyForm(),
+        "discard_form": DiscardForm(),
+        "percent": int(100 * job.processed_rows / job.total_rows) if job.total_rows else 0,
+    }
+
+
+@bp.get("/import/<int:job_id>")
+@roles_required(*IMPORTERS)
+def job(job_id: int):
+    return render_template("imports/job.html", **_job_context(_job(job_id)))
+
+
+@bp.get("/import/<int:job_id>/progress")
+@roles_required(*IMPORTERS)
+def progress(job_id: int):
+    """The status fragment the job page polls (with X-Background-Request: 1) while it runs."""
+    job = _job(job_id)
+    if not is_htmx():
+        return redirect(url_for("imports.job", job_id=job.id))
+    return render_template("imports/_job_status.html", **_job_context(job))
+
+
+@bp.post("/import/<int:job_id>/apply")
+@roles_required(*IMPORTERS)
+def apply(job_id: int):
+    job = _job(job_id)
+    require_writable(require_current_service())
+    form = ApplyForm()
+    if not form.validate_on_submit():
+        abort(400)
+    if import_jobs.request_apply(job, keep_valid=form.mode.data == "valid"):
+        db.session.commit()
+        import_jobs.start(
+            current_app._get_current_object(), job.id, apply=True, remote_addr=request.remote_addr
+        )
+    return redirect(url_for("imports.job", job_id=job.id), 303)
+
+
+@bp.post("/import/<int:job_id>/discard")
+@roles_required(*IMPORTERS)
+def discard(job_id: int):
+    job = _job(job_id)
+    if not DiscardForm().validate_on_submit():
+        abort(400)
+    import_jobs.discard(job)
+    db.session.commit()
+    return redirect(url_for("imports.index"), 303)
+
+
+@bp.get("/export.csv")
+@roles_required("lead")
+def export():
+    """The current service's episodes as canonical CSV (a lead's: dataset.md, roles)."""
+    service = require_current_service()
+    count = record_export.count_episodes(service)
+    record_export.record_export(service, count, via="page")
+    db.session.commit()
+    response = Response(stream_with_context(record_export.export_csv(service)), mimetype="text/csv")
+    response.headers["Content-Disposition"] = f'attachment; filename="{service.code}-episodes.csv"'
+    return response

@@ -1,0 +1,231 @@
+"""Imports started from the page: the upload, and checking and applying in a background thread.
+
+Progress lives in the `import_jobs` table, so whichever gunicorn worker answers the page's
+polling can read it. The thread runs in the portal's own process: no external queue.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+from datetime import datetime
+from pathlib import Path
+from typing import IO
+
+from flask import Flask
+from sqlalchemy import select, update
+
+from portal.extensions import db
+from portal.models import ImportJob, Service
+from portal.services import csv_reading, record_import
+from portal.services.csv_reading import FileRefused
+
+_COPY_CHUNK = 1 << 20
+RUNNING = ("checking", "applying")
+
+
+def receive_upload(
+    stream: IO[bytes],
+    file_name: str,
+    *,
+    service: Service,
+    user_id: int,
+    folder: Path,
+    max_bytes: int,
+) -> ImportJob:
+    """Keep an uploaded file on disk and check what can be checked at once (size, encoding,
+    header). Returns a new job in status "checking"; raises FileRefused (nothing kept)."""
+    file_name = Path(file_name or "").name.strip() or "upload.csv"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{secrets.token_hex(16)}.csv"
+    size = 0
+    try:
+        with path.open("wb") as out:
+            while chunk := stream.read(_COPY_CHUNK):
+                size += len(chunk)
+                if size > max_bytes:
+                    raise FileRefused(
+                        f"The file is over the limit of {max_bytes / (1024 * 1024):.1f} MB"
+                    )
+                out.write(chunk)
+        facts = csv_reading.inspect_file(path, max_bytes)
+        with csv_reading.open_text(path, facts.encoding) as text:
+            columns = csv_reading.map_header(csv_reading.read_header(text))
+    except (FileRefused, OSError):
+        path.unlink(missing_ok=True)
+        raise
+    if not service.active:
+        path.unlink(missing_ok=True)
+        raise FileRefused(f"Service {service.code} is inactive: its records cannot be changed")
+    job = ImportJob(
+        service_id=service.id,
+        user_id=user_id,
+        file_name=file_name[:255],
+        file_sha256=facts.sha256,
+        status="checking",
+        total_rows=max(facts.lines - 1, 0),
+        processed_rows=0,
+        stored_path=str(path),
+        report={"unknown_columns": columns.unknown},
+    )
+    db.session.add(job)
+    db.session.flush()
+    return job
+
+
+def _progress_writer(job_id: int):
+    """Record progress on its own short transaction, so every worker can read it at once."""
+    table = ImportJob.__table__
+
+    def progress(done: int, total: int) -> None:
+        with db.engine.begin() as connection:
+            connection.execute(
+                update(table)
+                .where(table.c.id == job_id)
+                .values(processed_rows=done, total_rows=total)
+            )
+
+    return progress
+
+
+def start(app: Flask, job_id: int, *, apply: bool, remote_addr: str | None = None) -> None:
+    """Check (apply=False) or check and write (apply=True) a job in a background thread."""
+    thread = threading.Thread(
+        target=_run,
+        args=(app, job_id, apply, remote_addr),
+        name=f"import-job-{job_id}",
+        daemon=True,
+    )
+    thread.start()
+
+
+def _run(app: Flask, job_id: int, apply: bool, remote_addr: str | None) -> None:
+    with app.app_context():
+        try:
+            if apply:
+                _apply(app, job_id, remote_addr)
+            else:
+                _check(app, job_id)
+        except Exception:  # the job must not stay "running" forever; no patient data is logged
+            app.logger.exception("import job %s failed", job_id)
+            db.session.rollback()
+            _fail(job_id, "The import failed unexpectedly: nothing was written.")
+        finally:
+            db.session.remove()
+
+
+def _fail(job_id: int, message: str) -> None:
+    job = db.session.get(ImportJob, job_id)
+    job.status = "failed"
+    job.error = message
+    job.finished_at = datetime.utcnow()
+    _forget_file(job)
+    db.session.commit()
+
+
+def _forget_file(job: ImportJob) -> None:
+    if job.stored_path:
+        Path(job.stored_path).unlink(missing_ok=True)
+        job.stored_path = None
+
+
+def _check(app: Flask, job_id: int) -> None:
+    job = db.session.get(ImportJob, job_id)
+    service = db.session.get(Service, job.service_id)
+    try:
+        plan = record_import.check_file(
+            Path(job.stored_path),
+            service=service,
+            file_name=job.file_name,
+            max_bytes=app.config["IMPORT_MAX_BYTES"],
+            progress=_progress_writer(job_id),
+        )
+    except FileRefused as error:
+        db.session.rollback()
+        _fail(job_id, str(error))
+        return
+    plan.close()
+    _set_preview(db.session.get(ImportJob, job_id), plan.report)
+    db.session.commit()
+
+
+def _set_preview(job: ImportJob, report: record_import.ImportReport) -> None:
+    job.status = "previewed"
+    job.total_rows = job.processed_rows = report.rows
+    job.added, job.updated, job.unchanged, job.refused = (
+        report.added,
+        report.updated,
+        report.unchanged,
+        report.refused,
+    )
+    job.report = report.as_dict()
+
+
+def _apply(app: Flask, job_id: int, remote_addr: str | None) -> None:
+    job = db.session.get(ImportJob, job_id)
+    service = db.session.get(Service, job.service_id)
+    try:
+        report = record_import.import_file(
+            Path(job.stored_path),
+            service=service,
+            user_id=job.user_id,
+            file_name=job.file_name,
+            keep_valid=job.keep_valid,
+            max_bytes=app.config["IMPORT_MAX_BYTES"],
+            remote_addr=remote_addr,
+            job=job,
+            progress=_progress_writer(job_id),
+        )
+    except (FileRefused, record_import.StaleRecords) as error:
+        db.session.rollback()
+        _fail(job_id, str(error))
+        return
+    if report.written:
+        _forget_file(job)
+        db.session.commit()
+        return
+    # All or nothing, and rows were refused: nothing written; the preview shows them again.
+    db.session.rollback()
+    job = db.session.get(ImportJob, job_id)
+    refused_before = job.refused
+    _set_preview(job, report)
+    job.error = (
+        "Rows are refused and all or nothing was chosen. Correct the file, or choose to import "
+        "the rows that pass."
+        if refused_before
+        else "The records changed since the preview, and rows are now refused: check them below."
+    )
+    db.session.commit()
+
+
+def request_apply(job: ImportJob, *, keep_valid: bool) -> bool:
+    """Move a previewed job to "applying"; False when it is not waiting for that."""
+    table = ImportJob.__table__
+    # One conditional UPDATE, so two clicks (or two workers) cannot start it twice.
+    result = db.session.execute(
+        update(table)
+        .where(table.c.id == job.id, table.c.status == "previewed")
+        .values(status="applying", keep_valid=keep_valid, processed_rows=0, error=None)
+    )
+    db.session.expire(job)
+    return result.rowcount == 1
+
+
+def discard(job: ImportJob) -> None:
+    """Drop a previewed (or failed) import and its file."""
+    if job.status in RUNNING:
+        return
+    job.status = "discarded" if job.status != "applied" else job.status
+    _forget_file(job)
+
+
+def recent_jobs(service: Service, limit: int = 10) -> list[ImportJob]:
+    """The service's latest imports, newest first."""
+    return list(
+        db.session.scalars(
+            select(ImportJob)
+            .where(ImportJob.service_id == service.id)
+            .order_by(ImportJob.id.desc())
+            .limit(limit)
+        )
+    )

@@ -1,0 +1,86 @@
+"""Export of a service's episodes as canonical CSV (dataset.md, "Export")."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable, Iterator
+
+from sqlalchemy import func, select
+
+from kpis.dataset import CSV_COLUMNS, EPISODE_FIELDS, NUMBER_FIELDS, PATIENT_FIELDS
+from portal.extensions import db
+from portal.models import Episode, Patient, Service
+from portal.services import audit
+from portal.services.dataset_rules import format_value
+
+_FORMULA_STARTS = ("=", "+", "-", "@")
+_BATCH = 1000
+
+
+def neutralise(name: str, text: str) -> str:
+    """A text cell a spreadsheet would run as a formula gets a leading apostrophe.
+
+    Numbers stay numbers: a T-score of -1.7 is written as -1.7 (security.md).
+    """
+    if name not in NUMBER_FIELDS and text.startswith(_FORMULA_STARTS):
+        return "'" + text
+    return text
+
+
+def count_episodes(service: Service) -> int:
+    """How many episodes of the service an export writes (deleted ones are left out)."""
+    return db.session.scalar(
+        select(func.count())
+        .select_from(Episode)
+        .where(Episode.service_id == service.id, Episode.deleted_at.is_(None))
+    )
+
+
+def record_export(service: Service, count: int, *, user=None, via: str = "page") -> None:
+    """Audit an export of patient-level data (the caller commits before streaming)."""
+    audit.record(
+        "export",
+        service_id=service.id,
+        user=user,
+        entity_type="service",
+        entity_id=service.id,
+        detail=f"records export ({via}): {count} episodes as CSV",
+    )
+
+
+def export_rows(service: Service) -> Iterator[list[str]]:
+    """The header, then one canonical row per live episode, by fracture_date then nhs_number."""
+    yield list(CSV_COLUMNS)
+    columns = [getattr(Patient, f) for f in PATIENT_FIELDS] + [
+        getattr(Episode, f) for f in EPISODE_FIELDS
+    ]
+    statement = (
+        select(*columns)
+        .join(Patient, Patient.id == Episode.patient_id)
+        .where(Episode.service_id == service.id, Episode.deleted_at.is_(None))
+        .order_by(Episode.fracture_date, Patient.nhs_number, Episode.id)
+        .execution_options(yield_per=_BATCH)
+    )
+    names = PATIENT_FIELDS + EPISODE_FIELDS
+    code = service.code
+    for row in db.session.execute(statement):
+        yield [code] + [
+            neutralise(name, format_value(name, value))
+            for name, value in zip(names, row, strict=True)
+        ]
+
+
+def export_csv(service: Service, progress: Callable[[int], None] | None = None) -> Iterator[str]:
+    """The export as chunks of CSV text (LF line ends), for streaming to a response or stdout."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    for number, row in enumerate(export_rows(service)):
+        writer.writerow(row)
+        if number % _BATCH == 0:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+            if progress is not None and number:
+                progress(_BATCH)
+    yield buffer.getvalue()
