@@ -9,7 +9,9 @@ def register(app: Flask) -> None:
     from portal.auth.routes import bp as auth_bp
     from portal.journey.routes import bp as journey_bp
     from portal.imports.routes import bp as imports_bp
+    from portal.kpis.routes import bp as kpis_bp
     from portal.main.routes import bp as main_bp
+    from portal.public.routes import bp as public_bp
 
     app.register_blueprint(main_bp)
     app.register_blueprint(auth_bp, url_prefix="/auth")
@@ -17,3 +19,5 @@ def register(app: Flask) -> None:
     app.register_blueprint(audit_bp, url_prefix="/audit")
     app.register_blueprint(journey_bp)
     app.register_blueprint(imports_bp, url_prefix="/records")
+    app.register_blueprint(kpis_bp, url_prefix="/kpis")
+    app.register_blueprint(public_bp, url_prefix="/benchmarks")

@@ -147,3 +147,7 @@ def init_app(app: Flask) -> None:
     from portal.imports.cli import records_cli
 
     app.cli.add_command(records_cli)
+
+    from portal.kpis.cli import kpis_cli
+
+    app.cli.add_command(kpis_cli)

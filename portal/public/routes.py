@@ -1,0 +1,122 @@
+"""Public pages (no sign-in; every endpoint of the blueprint `public` is public): the benchmarks
+table for a year and the public run charts, with values of fewer than 5 suppressed."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, abort, render_template, request
+
+from kpis.charts import FORMATS
+from kpis.definitions import BAND_WORDS, KPI_BY_NUMBER, KPIS
+from kpis.periods import Period
+from portal.services import kpi_figures
+
+bp = Blueprint("public", __name__)
+
+CONTENT_TYPES = {"svg": "image/svg+xml", "png": "image/png"}
+
+
+def _year() -> int:
+    years = kpi_figures.years()
+    text = request.args.get("year", "")
+    if not text:
+        return years[1] if len(years) > 1 else years[0]  # the last whole year
+    try:
+        year = int(text)
+    except ValueError:
+        abort(404)
+    if year not in years:
+        abort(404)
+    return year
+
+
+def _subject(code: str):
+    """A service by code, or None for the national chart (`ALL`)."""
+    if code.upper() == kpi_figures.NATIONAL:
+        return None
+    service = kpi_figures.find_service(code)
+    if service is None:
+        abort(404)
+    return service
+
+
+def _kpi(number: int):
+    kpi = KPI_BY_NUMBER.get(number)
+    if kpi is None:
+        abort(404)
+    return kpi
+
+
+@bp.get("/")
+def benchmarks():
+    year = _year()
+    sort = request.args.get("sort", "code")
+    if sort not in kpi_figures.SORT_KEYS:
+        sort = "code"
+    descending = request.args.get("order") == "desc"
+    report = kpi_figures.benchmarks(year, kpi_figures.today(), sort, descending)
+    return render_template(
+        "public/benchmarks.html",
+        report=report,
+        year=year,
+        years=kpi_figures.years(),
+        sort=sort,
+        descending=descending,
+        kpis=KPIS,
+        band_words=BAND_WORDS,
+    )
+
+
+@bp.get("/<int:year>.csv")
+def benchmarks_csv(year: int):
+    if year not in kpi_figures.years():
+        abort(404)
+    report = kpi_figures.benchmarks(year, kpi_figures.today())
+    return Response(
+        kpi_figures.benchmarks_csv(report),
+        mimetype="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="fls-benchmarks-{year}.csv"'},
+    )
+
+
+@bp.get("/<code>/<int:number>")
+def run_chart(code: str, number: int):
+    kpi = _kpi(number)
+    subject = _subject(code)
+    year = _year()
+    chart = kpi_figures.run_chart(number, subject, Period.year(year), kpi_figures.today(), True)
+    return render_template(
+        "public/run_chart.html",
+        kpi=kpi,
+        chart=chart,
+        code=code.upper(),
+        year=year,
+        years=kpi_figures.years(),
+    )
+
+
+@bp.get("/<code>/<int:number>/chart.<fmt>")
+def chart_image(code: str, number: int, fmt: str):
+    _kpi(number)
+    if fmt not in FORMATS:
+        abort(404)
+    subject = _subject(code)
+    year = _year()
+    image = kpi_figures.chart_image(
+        number, subject, Period.year(year), kpi_figures.today(), True, fmt
+    )
+    return Response(image, mimetype=CONTENT_TYPES[fmt])
+
+
+@bp.get("/<code>/<int:number>/data.csv")
+def chart_csv(code: str, number: int):
+    _kpi(number)
+    subject = _subject(code)
+    year = _year()
+    chart = kpi_figures.run_chart(number, subject, Period.year(year), kpi_figures.today(), True)
+    return Response(
+        chart.csv(),
+        mimetype="text/csv",
+        headers={
+            "Content-Disposition": f'attachment; filename="kpi{number}-{code.upper()}-{year}.csv"'
+        },
+    )

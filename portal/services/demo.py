@@ -1,0 +1,193 @@
+"""The synthetic demo behind `flask demo` (spec/cli.md): six services across England, Wales and
+Northern Ireland, users of every role, and a few thousand realistic episodes over four years
+ending today. Deterministic: the same `today` gives the same rows."""
+
+from __future__ import annotations
+
+import random
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import exists, select
+
+from portal.extensions import db
+from portal.models import Patient, Service, User
+from portal.services import audit, synthetic
+from portal.services.accounts import hash_password, password_problem
+
+EPISODES = 4_200
+YEARS = 4
+EMAIL_DOMAIN = "demo.fls.nhs.uk"
+
+# code, name, nation, expected caseload, quality (0 struggling .. 1 excellent)
+SERVICES = (
+    ("LTH", "Leeds Teaching Hospitals Fracture Liaison Service", "England", 3200, 0.90),
+    ("NBT", "North Bristol Fracture Liaison Service", "England", 2400, 0.55),
+    ("ULH", "United Lincolnshire Fracture Liaison Service", "England", 1900, 0.15),
+    ("CAV", "Cardiff and Vale Fracture Liaison Service", "Wales", 1700, 0.75),
+    ("BCU", "Betsi Cadwaladr Fracture Liaison Service", "Wales", 2100, 0.30),
+    ("BEL", "Belfast Fracture Liaison Service", "Northern Ireland", 1500, 0.60),
+)
+# One password per role, so the printed list stays short; each passes the password rules.
+PASSWORDS = {
+    "admin": "Portal-oversight-2026",
+    "lead": "Service-lead-bones-47",
+    "clinician": "Fracture-nurse-rounds-83",
+}
+# A clinician who works for two services, to show switching between them.
+SHARED_CLINICIAN = ("sam.okafor", "Sam Okafor", ("BCU", "CAV"))
+LEADS = {
+    "LTH": "Priya Raman",
+    "NBT": "Tom Hughes",
+    "ULH": "Grace Bennett",
+    "CAV": "Rhys Evans",
+    "BCU": "Eleri Jones",
+    "BEL": "Ciara McCann",
+}
+CLINICIANS = {
+    "LTH": "Aisha Patel",
+    "NBT": "Ben Carter",
+    "ULH": "Hannah Shaw",
+    "CAV": "Megan Price",
+    "BCU": "Dylan Morgan",
+    "BEL": "Niamh O'Neill",
+}
+
+
+def london_today() -> date:
+    """Today in Europe/London (dataset.md)."""
+    return datetime.now(ZoneInfo("Europe/London")).date()
+
+
+def database_has_data() -> bool:
+    """True when any service, user or patient exists: the demo only fills an empty database."""
+    return bool(
+        db.session.scalar(select(exists().select_from(Service)))
+        or db.session.scalar(select(exists().select_from(User)))
+        or db.session.scalar(select(exists().select_from(Patient)))
+    )
+
+
+def _email(local: str) -> str:
+    return f"{local}@{EMAIL_DOMAIN}"
+
+
+def _add_users(services: dict[str, Service]) -> list[tuple[User, str]]:
+    """Admin, a lead and a clinician per service, and a clinician of two services."""
+    hashes = {role: hash_password(password) for role, password in PASSWORDS.items()}
+    people: list[tuple[str, str, str, list[Service]]] = [("admin", "Alex Morgan", "admin", [])]
+    for code, name in LEADS.items():
+        people.append((f"lead.{code.lower()}", name, "lead", [services[code]]))
+    for code, name in CLINICIANS.items():
+        people.append((f"nurse.{code.lower()}", name, "clinician", [services[code]]))
+    local, name, codes = SHARED_CLINICIAN
+    people.append((local, name, "clinician", [services[c] for c in codes]))
+
+    users = []
+    for local, name, role, member_of in people:
+        email = _email(local)
+        problem = password_problem(PASSWORDS[role], email)
+        if problem:  # a programming error: the demo must never hand out a refused password
+            raise ValueError(f"demo password for {email}: {problem}")
+        user = User(
+            email=email,
+            display_name=name,
+            role=role,
+            active=True,
+            password_hash=hashes[role],
+            session_version=1,
+            failed_login_count=0,
+        )
+        user.services = member_of
+        db.session.add(user)
+        db.session.flush()
+        audit.record(
+            "create",
+            user,
+            {
+                "email": (None, email),
+                "display_name": (None, name),
+                "role": (None, role),
+                "services": (None, ",".join(s.code for s in member_of)),
+            },
+            detail="demo",
+        )
+        users.append((user, PASSWORDS[role]))
+    return users
+
+
+def fill(today: date | None = None, progress=None) -> str:
+    """Add the demo to an empty database (flushes; the caller commits) and return the text the
+    CLI prints: what was added and how each demo user signs in."""
+    today = today or london_today()
+    rng = random.Random(f"fls-portal-demo-{today.isoformat()}")
+
+    services: dict[str, Service] = {}
+    for code, name, nation, caseload, _quality in SERVICES:
+        service = Service(
+            code=code,
+            name=name,
+            nation=nation,
+            expected_caseload=caseload,
+            active=True,
+            data_version=1,
+        )
+        db.session.add(service)
+        db.session.flush()
+        audit.record(
+            "create",
+            service,
+            {
+                "code": (None, code),
+                "name": (None, name),
+                "nation": (None, nation),
+                "expected_caseload": (None, caseload),
+            },
+            detail="demo",
+        )
+        services[code] = service
+    users = _add_users(services)
+    leads = {u.services[0].id: u.id for u, _ in users if u.role == "lead"}
+
+    start = synthetic.years_before(today, YEARS) + timedelta(days=1)
+    rows = synthetic.generate(
+        rng,
+        [
+            {
+                "id": services[code].id,
+                "code": code,
+                "nation": nation,
+                "expected_caseload": caseload,
+                "quality": quality,
+            }
+            for code, _name, nation, caseload, quality in SERVICES
+        ],
+        start,
+        today,
+        EPISODES,
+        today,
+    )
+    written = synthetic.write(db.session, rows, total=EPISODES, progress=progress, deleted_by=leads)
+    summary = (
+        f"{len(services)} services, {len(users)} users, {written.patients} patients, "
+        f"{written.episodes} episodes ({written.deleted} deleted) with fracture dates from "
+        f"{written.first_fracture} to {written.last_fracture}"
+    )
+    audit.record("demo_loaded", detail=f"{summary}; today {today.isoformat()}")
+    db.session.flush()
+    return _sign_in_text(summary, users)
+
+
+def _sign_in_text(summary: str, users: list[tuple[User, str]]) -> str:
+    lines = [f"Demo added: {summary}.", "", "Sign in at /auth/sign-in with:"]
+    width = max(len(u.email) for u, _ in users)
+    for user, password in users:
+        where = ", ".join(s.code for s in user.services) or "no service (administration)"
+        lines.append(
+            f"  {user.email:<{width}}  {user.role:<9}  password {password}  services {where}"
+        )
+    lines.append("")
+    lines.append(
+        "Services: " + "; ".join(f"{code} {name} ({nation})" for code, name, nation, *_ in SERVICES)
+    )
+    return "\n".join(lines)
