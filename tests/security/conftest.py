@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import date, timedelta
+
 import pytest
 
 from tests.conftest import CSRFClient, _test_config
+from tests.integration.journey.conftest import nhs_number as _nhs_number
 
 
 @pytest.fixture
@@ -36,3 +39,40 @@ def limited_app(app, tmp_path):
 
     app.config["RATELIMIT_ENABLED"] = False
     limiter.init_app(app)
+
+
+@pytest.fixture
+def world(db, make_service, make_user):
+    """Two services, each with a patient, an episode and a clinician; ids to fill routes with."""
+    from portal.models import Episode, Patient
+
+    mine, theirs = make_service("BRD"), make_service("OTH")
+    records = {}
+    for service, seed in ((mine, 1), (theirs, 2)):
+        patient = Patient(
+            service_id=service.id,
+            nhs_number=_nhs_number(seed),
+            date_of_birth=date(1945, 3, 3),
+            sex="Female",
+        )
+        db.session.add(patient)
+        db.session.flush()
+        episode = Episode(
+            service_id=service.id,
+            patient_id=patient.id,
+            fracture_date=date.today() - timedelta(days=40),
+            fracture_sites="Wrist",
+        )
+        db.session.add(episode)
+        db.session.commit()
+        records[service.code] = {
+            "patient_id": patient.id,
+            "episode_id": episode.id,
+            "service_id": service.id,
+            "user_id": make_user(role="clinician", services=[service]).id,
+            "job_id": 1,
+            "stage": "identification",
+            "key": "identification",
+            "token": "not-a-token",
+        }
+    return mine, theirs, records

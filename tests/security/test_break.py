@@ -32,43 +32,6 @@ def without(tables: dict, *names: str) -> dict:
     return {k: v for k, v in tables.items() if k not in names}
 
 
-@pytest.fixture
-def world(db, make_service, make_user):
-    """Two services, each with a patient, an episode and a clinician; ids to fill routes with."""
-    from portal.models import Episode, Patient
-
-    mine, theirs = make_service("BRD"), make_service("OTH")
-    records = {}
-    for service, seed in ((mine, 1), (theirs, 2)):
-        patient = Patient(
-            service_id=service.id,
-            nhs_number=nhs_number(seed),
-            date_of_birth=date(1945, 3, 3),
-            sex="Female",
-        )
-        db.session.add(patient)
-        db.session.flush()
-        episode = Episode(
-            service_id=service.id,
-            patient_id=patient.id,
-            fracture_date=date.today() - timedelta(days=40),
-            fracture_sites="Wrist",
-        )
-        db.session.add(episode)
-        db.session.commit()
-        records[service.code] = {
-            "patient_id": patient.id,
-            "episode_id": episode.id,
-            "service_id": service.id,
-            "user_id": make_user(role="clinician", services=[service]).id,
-            "job_id": 1,
-            "stage": "identification",
-            "key": "identification",
-            "token": "not-a-token",
-        }
-    return mine, theirs, records
-
-
 def _form_for(route, values) -> MultiDict:
     """Plausible data for a route, so a refusal is the CSRF check and not an empty form."""
     if route.endpoint == "journey.register_patient":
