@@ -53,7 +53,8 @@
     if (finished) {
       return;
     }
-    var left = Math.round((endsAt() - Date.now()) / 1000);
+    // Rounded up, so this page never calls the session ended before the server does.
+    var left = Math.ceil((endsAt() - Date.now()) / 1000);
     if (left <= 0) {
       showEnded();
       return;
