@@ -74,7 +74,7 @@ def test_no_csp_violation_on_the_main_pages(page, page_log, live_server):
 
 
 def test_admin_enrols_a_second_factor_in_the_browser(page, page_log, live_server):
-    admin = live_server.make_user(role="admin")
+    admin = live_server.make_user(role="admin", second_factor=False)
     sign_in_browser(page, live_server, admin)
     assert page.url.endswith("/auth/two-factor")
     qr = page.locator("img.portal-qr")
