@@ -237,8 +237,22 @@ def two_factor_qr():
 
 @bp.post("/two-factor/restart")
 def two_factor_restart():
-    """Start enrolment again (a new secret), e.g. on a new phone."""
-    # CSRFProtect has checked the token of this POST already.
+    """Start enrolment again (a new secret), e.g. on a new phone.
+
+    Once enrolled, a current code is needed: a borrowed session must not swap the second factor
+    for the borrower's own app.
+    """
+    user = current_user._get_current_object()
+    if second_factor.is_enrolled(user):
+        form = EnrolForm()
+        if not (
+            form.validate_on_submit()
+            and second_factor.verify(user, form.code.data, security._now()) == "totp"
+        ):
+            db.session.rollback()
+            flash("Enter a current code from your authenticator app to set up a new one.", "error")
+            return redirect(url_for("auth.two_factor"))
+        db.session.commit()  # the code is spent
     session["enrol_secret"] = second_factor.new_secret()
     return redirect(url_for("auth.two_factor"))
 

@@ -250,3 +250,27 @@ def test_admin_password_reset_removes_the_second_factor(client, make_user, db):
 def test_second_factor_without_pending_password_goes_to_sign_in(client, field):
     response = client.post("/auth/second-factor", data={field: "123456"})
     assert response.status_code == 302 and "/auth/sign-in" in response.headers["Location"]
+
+
+def test_replacing_the_app_needs_a_current_code(client, make_user, db):
+    from tests.conftest import sign_in
+
+    user = make_user(role="lead", second_factor=False)
+    sign_in(client, user)
+    now = datetime.now(UTC)
+    secret, _ = _enrol(client, now)
+    # A borrowed session without the phone cannot swap in another app.
+    refused = client.post("/auth/two-factor/restart", data={"code": "000000"})
+    assert refused.status_code == 302
+    assert b"portal-secret" not in client.get("/auth/two-factor").data
+    later = now + timedelta(seconds=60)
+    with mock.patch("portal.security._now", return_value=later):
+        client.post("/auth/two-factor/restart", data={"code": _code(secret, later)})
+    page = client.get("/auth/two-factor").get_data(as_text=True)
+    new_secret = re.search(r'class="portal-secret">([A-Z2-7 ]+)<', page).group(1).replace(" ", "")
+    assert new_secret != secret
+    even_later = later + timedelta(seconds=60)
+    with mock.patch("portal.security._now", return_value=even_later):
+        client.post("/auth/two-factor", data={"code": _code(new_secret, even_later)})
+    db.session.expire_all()
+    assert db.session.get(type(user), user.id).totp_secret == new_secret

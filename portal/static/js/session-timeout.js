@@ -62,8 +62,8 @@
     if (left <= settings.warning) {
       if (warning.hidden) {
         warning.hidden = false;
-        // Staying signed in is impossible past the absolute limit: no button then.
-        stayButton.hidden = absoluteEnd <= lastActivity + settings.idle * 1000;
+        // Staying signed in is impossible past the absolute limit: the button is disabled then.
+        stayButton.disabled = absoluteEnd <= lastActivity + settings.idle * 1000;
         stayButton.focus();
       }
       countdown.textContent = describe(left);
