@@ -191,6 +191,22 @@ def create(database_url: str, path: Path, progress: Progress = _quiet) -> dict:
     return manifest
 
 
+def _sqlite_copy(
+    source: sqlite3.Connection, target: sqlite3.Connection, progress: Progress, label: str
+) -> None:
+    """SQLite's online backup API, page by page, with a progress bar over the pages."""
+    total = source.execute("PRAGMA page_count").fetchone()[0]
+    with progress(max(total, 1), label) as bar:
+        done = [0]
+
+        def step(status, remaining, pages):
+            copied = pages - remaining
+            bar.update(max(0, copied - done[0]))
+            done[0] = copied
+
+        source.backup(target, pages=1024, progress=step)
+
+
 def _create_sqlite(url: URL, work_dir: Path, progress: Progress) -> tuple[str, dict]:
     source_path = Path(url.database)
     if not source_path.exists():
@@ -199,17 +215,8 @@ def _create_sqlite(url: URL, work_dir: Path, progress: Progress) -> tuple[str, d
     source = sqlite3.connect(f"file:{source_path}?mode=ro", uri=True, timeout=30)
     target = sqlite3.connect(copy_path)
     try:
-        total = source.execute("PRAGMA page_count").fetchone()[0]
-        with progress(max(total, 1), "Copying database") as bar:
-            done = [0]
-
-            def step(status, remaining, pages):
-                copied = pages - remaining
-                bar.update(max(0, copied - done[0]))
-                done[0] = copied
-
-            # The online backup API copies a consistent snapshot while the portal keeps writing.
-            source.backup(target, pages=1024, progress=step)
+        # The online backup API copies a consistent snapshot while the portal keeps writing.
+        _sqlite_copy(source, target, progress, "Copying database")
         target.execute("PRAGMA journal_mode=DELETE")  # one self-contained file
     finally:
         source.close()
@@ -340,17 +347,8 @@ def _restore_sqlite(url: URL, copy: Path, progress: Progress) -> None:
     source = sqlite3.connect(copy)
     target = sqlite3.connect(url.database, timeout=30)
     try:
-        total = source.execute("PRAGMA page_count").fetchone()[0]
-        with progress(max(total, 1), "Restoring database") as bar:
-            done = [0]
-
-            def step(status, remaining, pages):
-                copied = pages - remaining
-                bar.update(max(0, copied - done[0]))
-                done[0] = copied
-
-            # The backup API replaces the target's content as one step under its lock.
-            source.backup(target, pages=1024, progress=step)
+        # The backup API replaces the target's content as one step under its lock.
+        _sqlite_copy(source, target, progress, "Restoring database")
     finally:
         source.close()
         target.close()

@@ -266,3 +266,59 @@ def test_users_who_can_sign_in_counts_active_users_with_a_hash(portal_db):
         assert backup.users_who_can_sign_in(connection) == 2
         assert connection.scalar(select(func.count()).select_from(text("users"))) == 3
     engine.dispose()
+
+
+def test_progress_shows_on_a_terminal_and_nothing_otherwise(tmp_path):
+    """cli.md: long-running commands show a bar on standard error only when it is a terminal."""
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    with fresh_database("sqlite", tmp_path) as url:
+        app = app_for(url, tmp_path)
+        from flask_migrate import upgrade
+
+        from portal.extensions import db
+
+        with app.app_context():
+            upgrade()
+            db.engine.dispose()
+        _fill(app)
+        env = {**os.environ, "DATABASE_URL": url, "SECRET_KEY": "x", "PYTHONPATH": str(ROOT)}
+        command = [sys.executable, "-m", "flask", "backup", "create"]
+        plain = subprocess.run(
+            [*command, str(tmp_path / "plain.backup")],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        assert plain.returncode == 0, plain.stderr
+        assert "Copying database" not in plain.stderr and "Checking tables" not in plain.stderr
+
+        leader, follower = pty.openpty()
+        terminal = subprocess.run(
+            [*command, str(tmp_path / "terminal.backup")],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=follower,
+            text=True,
+        )
+        os.close(follower)
+        shown = b""
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            shown += chunk
+        os.close(leader)
+        assert terminal.returncode == 0
+        assert b"Copying database" in shown and b"Checking tables" in shown
+        assert "backup written" in terminal.stdout
