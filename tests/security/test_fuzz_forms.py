@@ -217,3 +217,65 @@ def test_fuzz_change_password(lead_client, db, data):
     # The page's password inputs are empty, so the current password is never right: every
     # example is a refusal, which must change nothing.
     _fuzz(client, db, "/auth/password", r"^/auth/password$", data)
+
+
+@FUZZ
+@given(
+    email=st.one_of(st.sampled_from(NASTY), st.emails().map(str)),
+    password=VALUES,
+)
+def test_fuzz_sign_in(client, db, email, password):
+    before = without(figures(db), "audit_events", "users")
+    response = client.post("/auth/sign-in", data={"email": email, "password": password})
+    assert response.status_code in (200, 429), response.status_code
+    assert without(figures(db), "audit_events", "users") == before
+
+
+@FUZZ
+@given(service_id=VALUES, next_url=VALUES)
+def test_fuzz_choose_service(lead_client, db, service_id, next_url):
+    client, _ = lead_client
+    before = figures(db)
+    response = client.post("/service", data={"service_id": service_id, "next": next_url})
+    assert response.status_code in (302, 400, 404), response.status_code
+    if response.status_code == 302:
+        assert response.headers["Location"].startswith("/")
+        assert not response.headers["Location"].startswith("//")
+    assert without(figures(db), "audit_events") == without(before, "audit_events")
+
+
+@FUZZ
+@given(
+    content=st.one_of(
+        st.binary(max_size=400),
+        st.lists(st.lists(VALUES, max_size=6), max_size=6).map(
+            lambda rows: "\n".join(",".join(r) for r in rows).encode("utf-8", "surrogatepass")
+        ),
+    ),
+    name=st.sampled_from(["records.csv", "x.txt", "", "../../etc/passwd", "a" * 300 + ".csv"]),
+)
+def test_fuzz_import_upload(lead_client, db, content, name):
+    import io
+
+    client, _ = lead_client
+    before = without(figures(db), "audit_events", "import_jobs")
+    response = client.post(
+        "/records/import",
+        data={"file": (io.BytesIO(content), name)},
+        content_type="multipart/form-data",
+    )
+    assert response.status_code < 500, response.status_code
+    # The preview runs in a background thread: wait for it, and it must not have crashed.
+    import threading
+
+    for thread in threading.enumerate():
+        if thread.name.startswith("import-job-"):
+            thread.join(timeout=30)
+    from portal.models import ImportJob
+
+    db.session.expire_all()
+    jobs = db.session.query(ImportJob).all()
+    assert not [(j.id, j.error) for j in jobs if j.status == "failed"], (content, name)
+    # An upload only previews: no patient or episode is written before "apply".
+    after = without(figures(db), "audit_events", "import_jobs")
+    assert after["patients"] == before["patients"] and after["episodes"] == before["episodes"]
