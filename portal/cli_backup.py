@@ -24,7 +24,7 @@ def backup_create(path: Path) -> None:
         manifest = backup.create(
             current_app.config["SQLALCHEMY_DATABASE_URI"], path, progress=progress_bar
         )
-    except backup.BackupError as error:
+    except (backup.BackupError, OSError) as error:
         refuse(f"backup not made: {error}")
     rows = sum(t["rows"] for t in manifest["tables"].values())
     click.echo(
@@ -58,7 +58,7 @@ def backup_restore(path: Path, force: bool) -> None:
             upgrade=upgrade_schema,
             progress=progress_bar,
         )
-    except backup.BackupError as error:
+    except (backup.BackupError, OSError) as error:
         refuse(f"restore refused: {error}")
     upgraded = f"; schema upgraded from {report.upgraded_from}" if report.upgraded_from else ""
     click.echo(

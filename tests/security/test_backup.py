@@ -322,3 +322,13 @@ def test_progress_shows_on_a_terminal_and_nothing_otherwise(tmp_path):
         assert terminal.returncode == 0
         assert b"Copying database" in shown and b"Checking tables" in shown
         assert "backup written" in terminal.stdout
+
+
+def test_backup_where_a_file_stands_for_the_directory_exits_1_with_the_reason(portal_db, tmp_path):
+    _backend, _url, app = portal_db
+    (tmp_path / "not-a-folder").write_text("x")
+    result = app.test_cli_runner().invoke(
+        args=["backup", "create", str(tmp_path / "not-a-folder" / "x.backup")]
+    )
+    assert result.exit_code == 1
+    assert "backup not made" in result.output and "Not a directory" in result.output
