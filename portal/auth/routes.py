@@ -196,7 +196,7 @@ def two_factor():
     user = current_user._get_current_object()
     required = second_factor.required_for(user, current_app.config["REQUIRE_TOTP_FOR_ALL"])
     form = EnrolForm()
-    if second_factor.is_enrolled(user) and "enrol_secret" not in session:
+    if second_factor.is_enrolled(user) and "enrol_nonce" not in session:
         return render_template(
             "auth/two_factor.html",
             user=user,
@@ -204,16 +204,16 @@ def two_factor():
             required=required,
             remaining=second_factor.remaining_recovery_codes(user),
         )
-    if "enrol_secret" not in session:
-        session["enrol_secret"] = second_factor.new_secret()
-    secret = session["enrol_secret"]
+    if "enrol_nonce" not in session:
+        session["enrol_nonce"] = second_factor.new_enrolment_nonce()
+    secret = _enrolment_secret()
     if form.validate_on_submit():
         codes = second_factor.enrol(user, secret, form.code.data, security._now())
         if codes is None:
             form.code.errors.append("Enter the code your app shows now: that code is not right")
         else:
             db.session.commit()
-            session.pop("enrol_secret", None)
+            session.pop("enrol_nonce", None)
             return render_template("auth/recovery_codes.html", codes=codes, enrolled=True)
     return render_template(
         "auth/two_factor_enrol.html",
@@ -226,9 +226,9 @@ def two_factor():
 @bp.get("/two-factor/qr.svg")
 def two_factor_qr():
     """The QR code of the secret being enrolled, made on the server as SVG."""
-    secret = session.get("enrol_secret")
-    if not secret:
+    if "enrol_nonce" not in session:
         abort(404)
+    secret = _enrolment_secret()
     uri = second_factor.provisioning_uri(secret, current_user.email)
     response = current_app.response_class(second_factor.qr_svg(uri), mimetype="image/svg+xml")
     response.headers["Cache-Control"] = "no-store"
@@ -253,8 +253,16 @@ def two_factor_restart():
             flash("Enter a current code from your authenticator app to set up a new one.", "error")
             return redirect(url_for("auth.two_factor"))
         db.session.commit()  # the code is spent
-    session["enrol_secret"] = second_factor.new_secret()
+    session["enrol_nonce"] = second_factor.new_enrolment_nonce()
     return redirect(url_for("auth.two_factor"))
+
+
+def _enrolment_secret() -> str:
+    """The secret being enrolled: the session cookie (readable by its holder) carries only a
+    nonce; the secret is derived from it with the server's key."""
+    return second_factor.enrolment_secret(
+        current_app.config["SECRET_KEY"], current_user.id, session["enrol_nonce"]
+    )
 
 
 @bp.post("/two-factor/recovery-codes")

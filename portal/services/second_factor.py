@@ -6,7 +6,9 @@ step or an earlier one is refused. Recovery codes are stored as hashes and each 
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
 import io
 import secrets
 from datetime import datetime
@@ -29,6 +31,19 @@ _RECOVERY_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
 def new_secret() -> str:
     """A fresh base32 TOTP secret (160 bits, as RFC 4226 recommends)."""
     return pyotp.random_base32(32)
+
+
+def new_enrolment_nonce() -> str:
+    return secrets.token_hex(16)
+
+
+def enrolment_secret(server_key: str, user_id: int, nonce: str) -> str:
+    """The TOTP secret offered while enrolling, derived from a nonce kept in the session.
+
+    Flask's session cookie is signed, not encrypted: it must never hold the secret itself.
+    """
+    digest = hmac.new(server_key.encode(), f"totp-enrol:{user_id}:{nonce}".encode(), "sha256")
+    return base64.b32encode(digest.digest()[:20]).decode()
 
 
 def provisioning_uri(secret: str, email: str) -> str:

@@ -274,3 +274,21 @@ def test_replacing_the_app_needs_a_current_code(client, make_user, db):
         client.post("/auth/two-factor", data={"code": _code(new_secret, even_later)})
     db.session.expire_all()
     assert db.session.get(type(user), user.id).totp_secret == new_secret
+
+
+def test_the_secret_being_enrolled_is_never_in_the_cookie(client, make_user):
+    import base64
+    import zlib
+
+    from tests.conftest import sign_in
+
+    sign_in(client, make_user(role="admin", second_factor=False))
+    page = client.get("/auth/two-factor").get_data(as_text=True)
+    secret = re.search(r'class="portal-secret">([A-Z2-7 ]+)<', page).group(1).replace(" ", "")
+    cookie = client.get_cookie("session").value
+    payload = cookie.lstrip(".").split(".")[0]
+    raw = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
+    if cookie.startswith("."):
+        raw = zlib.decompress(raw)
+    assert b"enrol_nonce" in raw
+    assert secret.encode() not in raw
