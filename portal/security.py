@@ -64,6 +64,7 @@ def init_app(app: Flask) -> None:
     login_manager.unauthorized_handler(_unauthorized)
     app.before_request(_require_sign_in)
     app.before_request(_limit_uploads)
+    app.before_request(_refuse_nul_characters)
     app.after_request(_security_headers)
 
 
@@ -140,6 +141,21 @@ def _must_enrol_second_factor() -> bool:
     return second_factor.required_for(
         user, current_app.config.get("REQUIRE_TOTP_FOR_ALL", False)
     ) and not second_factor.is_enrolled(user)
+
+
+def _refuse_nul_characters():
+    """No one types a NUL character; PostgreSQL cannot store one and would answer 500. A request
+    carrying one in a field, a query parameter or the idempotency key is refused as malformed."""
+    values = [request.headers.get("Idempotency-Key", "")]
+    values += request.args.values()
+    if request.method in ("POST", "PUT", "PATCH") and request.mimetype in (
+        "application/x-www-form-urlencoded",
+        "multipart/form-data",
+    ):
+        values += request.form.values()
+    if any("\x00" in value for value in values):
+        abort(400, description="The request contained a character that is not allowed.")
+    return None
 
 
 def _limit_uploads():

@@ -278,3 +278,23 @@ def test_xss_in_text_fields_is_escaped_where_shown(app, client, db, world, make_
     db.session.remove()
     assert db.session.query(Patient).filter_by(nhs_number=nhs_number(66)).count() == 0
     assert db.session.query(Episode).count() == 2
+
+
+def test_nul_characters_are_refused_not_a_server_error(client, db, world, make_user):
+    """Found by the fuzzer on PostgreSQL: a NUL in a posted field reached the database (500)."""
+    mine, _, records = world
+    sign_in(client, make_user(role="lead", services=[mine]))
+    before = without(figures(db), "audit_events")
+    episode_id = records["BRD"]["episode_id"]
+    form = {"submission_id": "\x00", "admitted": "Yes"}
+    for path in (f"/episodes/{episode_id}/stages/identification", "/patients/new"):
+        response = client.post(path, data=form)
+        assert response.status_code == 400, path
+    assert client.get("/patients/find", query_string={"nhs_number": "94\x0034"}).status_code == 400
+    response = client.post(
+        f"/episodes/{episode_id}/stages/identification",
+        data={"admitted": "Yes"},
+        headers={"Idempotency-Key": "a\x00b"},
+    )
+    assert response.status_code == 400
+    assert without(figures(db), "audit_events") == before
