@@ -156,8 +156,8 @@ def main(argv: list[str] | None = None) -> int:
     from portal import create_app
     from portal.cli import progress_bar
     from portal.extensions import db
-    from portal.models import Service
     from portal.services import audit, demo, synthetic
+    from portal.services.service_directory import add_service
 
     today = date.fromisoformat(args.today) if args.today else demo.london_today()
     app = create_app({"SQLALCHEMY_DATABASE_URI": url})
@@ -171,15 +171,8 @@ def main(argv: list[str] | None = None) -> int:
             rng = random.Random(f"{args.seed}-{today.isoformat()}")
             services = []
             for row in service_rows(rng, args.services):
-                service = Service(active=True, data_version=1, **row)
-                db.session.add(service)
-                db.session.flush()
-                audit.record(
-                    "create",
-                    service,
-                    {k: (None, v) for k, v in row.items()},
-                    detail="benchmark data",
-                )
+                service = add_service(**row)
+                service.data_version = 1
                 services.append(row | {"id": service.id})
             db.session.commit()
 

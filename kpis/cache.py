@@ -28,12 +28,15 @@ class Store(Protocol):
 
 
 class MemoryStore:
-    """In-process: a bounded, thread-safe store, least recently used entries dropped first."""
+    """In-process: a thread-safe store bounded in entries and in bytes (drawn charts are tens of
+    kilobytes each), least recently used entries dropped first."""
 
-    def __init__(self, max_entries: int = 2000) -> None:
+    def __init__(self, max_entries: int = 5000, max_bytes: int = 64 * 1024 * 1024) -> None:
         self._entries: OrderedDict[str, bytes] = OrderedDict()
         self._lock = threading.Lock()
+        self._bytes = 0
         self.max_entries = max_entries
+        self.max_bytes = max_bytes
 
     def get(self, key: str) -> bytes | None:
         with self._lock:
@@ -44,10 +47,16 @@ class MemoryStore:
 
     def set(self, key: str, value: bytes) -> None:
         with self._lock:
+            old = self._entries.pop(key, None)
+            if old is not None:
+                self._bytes -= len(old)
             self._entries[key] = value
-            self._entries.move_to_end(key)
-            while len(self._entries) > self.max_entries:
-                self._entries.popitem(last=False)
+            self._bytes += len(value)
+            while self._entries and (
+                len(self._entries) > self.max_entries or self._bytes > self.max_bytes
+            ):
+                _, dropped = self._entries.popitem(last=False)
+                self._bytes -= len(dropped)
 
 
 class RedisStore:
@@ -94,6 +103,18 @@ class FigureCache:
         self.store = store
         self.hits = 0
         self.misses = 0
+
+    def lookup(self, key: str) -> tuple[bool, Any]:
+        """(True, value) when the key is stored, else (False, None)."""
+        raw = self.store.get(key)
+        if raw is None:
+            self.misses += 1
+            return False, None
+        self.hits += 1
+        return True, pickle.loads(raw)
+
+    def put(self, key: str, value: Any) -> None:
+        self.store.set(key, pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
 
     def get_or_compute(self, key: str, compute: Callable[[], Any]) -> Any:
         raw = self.store.get(key)

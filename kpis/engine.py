@@ -8,6 +8,7 @@ The same SQLAlchemy Core statement runs on SQLite and PostgreSQL.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -84,8 +85,10 @@ def _alive_at(days: int) -> ColumnElement:
     return or_(death.is_(None), death >= plus_days(episodes.c.fracture_date, days))
 
 
-def count_columns(as_of: date) -> list[ColumnElement]:
-    """Every count the KPIs need, as labelled SUM(CASE ...) aggregates."""
+@functools.lru_cache(maxsize=64)
+def count_columns(as_of: date) -> tuple[ColumnElement, ...]:
+    """Every count the KPIs need, as labelled SUM(CASE ...) aggregates (built once per as-of
+    date: SQL expressions are immutable, and building them costs more than running a small query)."""
     due = DueCutoffs(as_of)
     e = episodes.c
     due90 = e.fracture_date <= due.due90
@@ -127,7 +130,7 @@ def count_columns(as_of: date) -> list[ColumnElement]:
         elif counted_in == "due52":
             missing = and_(due52, missing)
         columns.append(_flag(missing).label(f"missing_{name}"))
-    return columns
+    return tuple(columns)
 
 
 COUNT_NAMES = (
@@ -136,34 +139,63 @@ COUNT_NAMES = (
 ).split() + [f"missing_{name}" for name in dataset.AUDITED_FIELDS]
 
 
-def cohort_filter(period: Period, service_ids: Iterable[int] | None) -> list[ColumnElement]:
-    """The cohort: live episodes whose fracture_date lies in the period."""
-    conditions = [
-        episodes.c.deleted_at.is_(None),
-        episodes.c.fracture_date >= period.start,
-        episodes.c.fracture_date <= period.end,
-    ]
-    if service_ids is not None:
-        conditions.append(episodes.c.service_id.in_(sorted(set(service_ids))))
-    return conditions
+Counts = dict[str, int]
 
 
 def counts_query(
-    period: Period, as_of: date, service_ids: Iterable[int] | None = None, by_month: bool = False
+    periods: Sequence[Period],
+    as_of: date,
+    service_ids: Iterable[int] | None = None,
+    by_month: bool = False,
 ):
-    """The one aggregate statement: counts grouped by service (and fracture month)."""
+    """The one aggregate statement: the counts of live episodes whose fracture_date lies in one
+    of the periods (which must not overlap), grouped by service, by period when there are several
+    (a CASE bucket: one pass for a period and the one before it), and by fracture month."""
+    ordered = sorted(range(len(periods)), key=lambda i: periods[i].start)
+    for before, after in zip(ordered, ordered[1:], strict=False):
+        if periods[after].start <= periods[before].end:
+            raise ValueError("periods overlap: count them one at a time")
+    fracture_date = episodes.c.fracture_date
     keys: list[ColumnElement] = [episodes.c.service_id.label("service_id")]
+    if len(periods) > 1:
+        bucket = case(
+            *[(fracture_date <= periods[i].end, i) for i in ordered[:-1]], else_=ordered[-1]
+        )
+        keys.append(bucket.label("bucket"))
     if by_month:
-        keys.append(month_key(episodes.c.fracture_date).label("month"))
+        keys.append(month_key(fracture_date).label("month"))
+    conditions: list[ColumnElement] = [
+        episodes.c.deleted_at.is_(None),
+        or_(*[and_(fracture_date >= p.start, fracture_date <= p.end) for p in periods]),
+    ]
+    if service_ids is not None:
+        conditions.append(episodes.c.service_id.in_(sorted(set(service_ids))))
     return (
         select(*keys, *count_columns(as_of))
         .select_from(episodes.join(patients, patients.c.id == episodes.c.patient_id))
-        .where(*cohort_filter(period, service_ids))
+        .where(*conditions)
         .group_by(*keys)
     )
 
 
-Counts = dict[str, int]
+def aggregate_periods(
+    conn: Connection,
+    periods: Sequence[Period],
+    as_of: date,
+    service_ids: Iterable[int] | None = None,
+    by_month: bool = False,
+) -> dict[tuple[int, int, str | None], Counts]:
+    """Counts for periods that do not overlap, in one pass over the episodes:
+    {(service_id, index of the period, "YYYY-MM" or None): {count name: value}}."""
+    result: dict[tuple[int, int, str | None], Counts] = {}
+    query = counts_query(periods, as_of, service_ids, by_month)
+    for row in conn.execute(query).mappings():
+        month = row["month"] if by_month else None
+        bucket = int(row["bucket"]) if len(periods) > 1 else 0
+        result[(row["service_id"], bucket, month)] = {
+            name: int(row[name] or 0) for name in COUNT_NAMES
+        }
+    return result
 
 
 def aggregate(
@@ -173,12 +205,9 @@ def aggregate(
     service_ids: Iterable[int] | None = None,
     by_month: bool = False,
 ) -> dict[tuple[int, str | None], Counts]:
-    """Run the aggregate; {(service_id, "YYYY-MM" or None): {count name: value}}."""
-    result: dict[tuple[int, str | None], Counts] = {}
-    for row in conn.execute(counts_query(period, as_of, service_ids, by_month)).mappings():
-        month = row["month"] if by_month else None
-        result[(row["service_id"], month)] = {name: int(row[name] or 0) for name in COUNT_NAMES}
-    return result
+    """The counts of one period: {(service_id, "YYYY-MM" or None): {count name: value}}."""
+    groups = aggregate_periods(conn, [period], as_of, service_ids, by_month)
+    return {(sid, month): counts for (sid, _, month), counts in groups.items()}
 
 
 def load_services(
@@ -297,21 +326,28 @@ def _proportion_figures(counts: Counts) -> list[Figure]:
     return [_figure(kpi, n, d) for kpi, (n, d) in zip(KPIS[2:], pairs, strict=True)]
 
 
-def national_figures(groups: Sequence[tuple[Counts, int]], months: int) -> list[Figure]:
+def national_figures(
+    groups: Sequence[tuple[Counts, int]], months: int, only: int | None = None
+) -> list[Figure]:
     """The national row: pools the services with at least one episode in the cohort.
 
     `groups` holds (counts, expected caseload) per service. National KPI 1 is the share of those
-    services that meet KPI 1, banded 80/50.
+    services that meet KPI 1, banded 80/50. With `only` set to a KPI other than 1, KPI 1 (which
+    judges every service's completeness) is skipped and left at no value.
     """
     pooled = [(counts, caseload) for counts, caseload in groups if counts["cohort"] > 0]
     total = dict(EMPTY_COUNTS)
     for counts, _ in pooled:
         for name in COUNT_NAMES:
             total[name] += counts[name]
-    verdicts = [meets_kpi1(counts) for counts, _ in pooled]
-    counted = [v for v in verdicts if v is not None]
+    if only is None or only == 1:
+        verdicts = [meets_kpi1(counts) for counts, _ in pooled]
+        counted = [v for v in verdicts if v is not None]
+        kpi1 = _figure(KPIS[0], sum(counted), len(counted))
+    else:
+        kpi1 = _figure(KPIS[0], 0, 0)
     figures = [
-        _figure(KPIS[0], sum(counted), len(counted)),
+        kpi1,
         _figure(
             KPIS[1],
             total["cohort"],
@@ -362,18 +398,39 @@ def report(
     as_of: date,
     service_ids: Iterable[int] | None = None,
     include_empty: bool = False,
+    national: bool = True,
 ) -> Report:
     """Figures of each service with episodes in the cohort (or of every service asked for when
-    `include_empty`), in order of code, and the national row over every service."""
-    wanted = None if service_ids is None else set(service_ids)
+    `include_empty`), in order of code, and the national row over every service.
+
+    With `national=False` only the services asked for are counted, and the national row is
+    left empty (the export of one service writes no national rows)."""
     infos = load_services(conn)
-    # The national row always pools every service, so the query covers them all.
-    counts = {sid: c for (sid, _), c in aggregate(conn, period, as_of).items()}
+    scope = None if national or service_ids is None else service_ids
+    counts = {sid: c for (sid, _), c in aggregate(conn, period, as_of, scope).items()}
+    return report_from_counts(
+        infos, counts if national else {}, period, as_of, service_ids, include_empty, counts
+    )
+
+
+def report_from_counts(
+    infos: dict[int, ServiceInfo],
+    counts: dict[int, Counts],
+    period: Period,
+    as_of: date,
+    service_ids: Iterable[int] | None = None,
+    include_empty: bool = False,
+    row_counts: dict[int, Counts] | None = None,
+) -> Report:
+    """A report from each service's counts (services without episodes absent from `counts`);
+    `row_counts`, when given, feeds the service rows instead of `counts`."""
+    wanted = None if service_ids is None else set(service_ids)
+    row_counts = counts if row_counts is None else row_counts
     rows = []
     for info in sorted(infos.values(), key=lambda s: s.code):
         if wanted is not None and info.id not in wanted:
             continue
-        service_counts = counts.get(info.id)
+        service_counts = row_counts.get(info.id)
         if service_counts is None and not (include_empty and wanted is not None):
             continue
         service_counts = service_counts or EMPTY_COUNTS
@@ -384,13 +441,11 @@ def report(
                 service_counts["cohort"],
             )
         )
-    national = national_figures(
-        [(c, infos[sid].expected_caseload) for sid, c in counts.items() if sid in infos],
-        period.months,
+    pooled = [(c, infos[sid].expected_caseload) for sid, c in counts.items() if sid in infos]
+    national = Row(
+        None, national_figures(pooled, period.months), sum(c["cohort"] for c, _ in pooled)
     )
-    return Report(
-        period, as_of, rows, Row(None, national, sum(c["cohort"] for c in counts.values())), counts
-    )
+    return Report(period, as_of, rows, national, dict(counts))
 
 
 @dataclass(frozen=True)
@@ -407,40 +462,59 @@ class MonthPoint:
         return self.denominator < SUPPRESS_BELOW
 
 
+MonthlyGroups = dict[tuple[int, str | None], Counts]
+
+
+def monthly_groups(
+    conn: Connection, period: Period, as_of: date, service_id: int | None = None
+) -> MonthlyGroups:
+    """The counts of every service (or one) by fracture month: one query that serves the run
+    charts of all 11 KPIs, for a service and nationally."""
+    return aggregate(
+        conn, period, as_of, None if service_id is None else [service_id], by_month=True
+    )
+
+
+def series_from_groups(
+    groups: MonthlyGroups,
+    kpi_number: int,
+    period: Period,
+    caseloads: dict[int, int],
+    service_id: int | None = None,
+) -> list[MonthPoint]:
+    """One KPI month by month for a service, or nationally (None), from `monthly_groups`.
+    Months whose denominator is 0 are left out."""
+    by_month: dict[str, list[tuple[Counts, int]]] = {}
+    for (sid, month), counts in groups.items():
+        if service_id is None or sid == service_id:
+            by_month.setdefault(month or "", []).append((counts, caseloads.get(sid, 0)))
+    points = []
+    for month in period.each_month():
+        members = by_month.get(month.key, [])
+        if service_id is None:
+            figure = national_figures(members, 1, only=kpi_number)[kpi_number - 1]
+        else:
+            # A month without episodes still has KPI 2's expected caseload (value 0).
+            counts = members[0][0] if members else EMPTY_COUNTS
+            figure = service_figures(counts, caseloads.get(service_id, 0), 1)[kpi_number - 1]
+        if figure.denominator == 0:
+            continue
+        points.append(MonthPoint(month, figure.numerator, figure.denominator, figure.value))
+    return points
+
+
 def monthly_series(
     conn: Connection,
     kpi_number: int,
     period: Period,
     as_of: date,
     service_id: int | None = None,
-    *,
-    caseloads: dict[int, int] | None = None,
 ) -> list[MonthPoint]:
     """One KPI month by month (cohort = fracture month), for a service or nationally (None), from
     one query. Months whose denominator is 0 are left out."""
-    if caseloads is None:
-        caseloads = {
-            sid: info.expected_caseload
-            for sid, info in load_services(
-                conn, None if service_id is None else [service_id]
-            ).items()
-        }
-    groups = aggregate(
-        conn, period, as_of, None if service_id is None else [service_id], by_month=True
-    )
-    by_month: dict[str, list[tuple[Counts, int]]] = {}
-    for (sid, month), counts in groups.items():
-        by_month.setdefault(month, []).append((counts, caseloads.get(sid, 0)))
-    points = []
-    for month in period.each_month():
-        members = by_month.get(month.key, [])
-        if service_id is None:
-            figure = national_figures(members, 1)[kpi_number - 1]
-        else:
-            # A month without episodes still has KPI 2's expected caseload (value 0).
-            counts, _ = members[0] if members else (EMPTY_COUNTS, 0)
-            figure = service_figures(counts, caseloads.get(service_id, 0), 1)[kpi_number - 1]
-        if figure.denominator == 0:
-            continue
-        points.append(MonthPoint(month, figure.numerator, figure.denominator, figure.value))
-    return points
+    caseloads = {
+        sid: info.expected_caseload
+        for sid, info in load_services(conn, None if service_id is None else [service_id]).items()
+    }
+    groups = monthly_groups(conn, period, as_of, service_id)
+    return series_from_groups(groups, kpi_number, period, caseloads, service_id)

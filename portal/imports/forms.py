@@ -21,7 +21,9 @@ class UploadForm(FlaskForm):
 
 
 class ApplyForm(FlaskForm):
-    mode = RadioField("Rows that are refused", choices=APPLY_CHOICES, default="all")
+    mode = RadioField(
+        "What should happen to the refused rows?", choices=APPLY_CHOICES, default="all"
+    )
 
 
 class DiscardForm(FlaskForm):

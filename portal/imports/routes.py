@@ -23,12 +23,30 @@ from portal.imports.forms import ApplyForm, DiscardForm, UploadForm
 from portal.models import ImportJob
 from portal.security import is_htmx, roles_required
 from portal.services import import_jobs, record_export
-from portal.services.csv_reading import FileRefused
+from portal.services.csv_reading import FileRefused, size_text
 
 bp = Blueprint("imports", __name__)
 IMPORTERS = ("clinician", "lead")
 # Room for the multipart envelope around a file that is just under the limit.
 _ENVELOPE = 64 * 1024
+
+
+@bp.url_value_preprocessor
+def _import_size_limit(endpoint, values):
+    """IMPORT_MAX_BYTES, not the app-wide MAX_CONTENT_LENGTH, limits an upload. Set here
+    because url value preprocessors run before the CSRF check reads the form."""
+    if endpoint == "imports.upload":
+        request.max_content_length = current_app.config["IMPORT_MAX_BYTES"] + _ENVELOPE
+
+
+@bp.errorhandler(413)
+def _too_large(error):
+    limit = current_app.config["IMPORT_MAX_BYTES"]
+    return _page(
+        UploadForm(formdata=None),
+        f"The file is over the limit of {size_text(limit)}",
+        413,
+    )
 
 
 def _page(form: UploadForm, error: str | None = None, status: int = 200):
@@ -40,7 +58,7 @@ def _page(form: UploadForm, error: str | None = None, status: int = 200):
             upload_error=error,
             service=service,
             jobs=import_jobs.recent_jobs(service),
-            max_mb=current_app.config["IMPORT_MAX_BYTES"] / (1024 * 1024),
+            max_size=size_text(current_app.config["IMPORT_MAX_BYTES"]),
         ),
         status,
     )
@@ -61,7 +79,7 @@ def upload():
     if (request.content_length or 0) > limit + _ENVELOPE:
         return _page(
             UploadForm(formdata=None),
-            f"The file is over the limit of {limit / (1024 * 1024):.1f} MB",
+            f"The file is over the limit of {size_text(limit)}",
             413,
         )
     form = UploadForm()
@@ -132,7 +150,11 @@ def apply(job_id: int):
     if import_jobs.request_apply(job, keep_valid=form.mode.data == "valid"):
         db.session.commit()
         import_jobs.start(
-            current_app._get_current_object(), job.id, apply=True, remote_addr=request.remote_addr
+            current_app._get_current_object(),
+            job.id,
+            apply=True,
+            user_id=current_user.id,
+            remote_addr=request.remote_addr,
         )
     return redirect(url_for("imports.job", job_id=job.id), 303)
 

@@ -31,7 +31,7 @@ def _service():
             services = kpi_figures.all_services()
             if not services:
                 abort(404, description="There is no service yet.")
-            service = services[0]
+            service = kpi_figures.find_service(services[0].code)
         return service
     if code:
         service = next((s for s in current_user.services if s.code == code), None)
@@ -134,3 +134,9 @@ def kpi_percent(value) -> str:
     from kpis.numbers import format_value
 
     return "" if value is None else format_value(value) + "%"
+
+
+@bp.app_template_filter("sentence")
+def sentence(text: str) -> str:
+    """First letter in capitals, the rest as written (Jinja's capitalize lowers "DXA")."""
+    return text[:1].upper() + text[1:]

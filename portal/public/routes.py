@@ -4,6 +4,7 @@ table for a year and the public run charts, with values of fewer than 5 suppress
 from __future__ import annotations
 
 from flask import Blueprint, Response, abort, render_template, request
+from markupsafe import Markup
 
 from kpis.charts import FORMATS
 from kpis.definitions import BAND_WORDS, KPI_BY_NUMBER, KPIS
@@ -53,16 +54,28 @@ def benchmarks():
     if sort not in kpi_figures.SORT_KEYS:
         sort = "code"
     descending = request.args.get("order") == "desc"
-    report = kpi_figures.benchmarks(year, kpi_figures.today(), sort, descending)
+    as_of = kpi_figures.today()
+
+    def table() -> str:
+        return render_template(
+            "public/_benchmarks_table.html",
+            report=kpi_figures.benchmarks(year, as_of, sort, descending),
+            year=year,
+            sort=sort,
+            descending=descending,
+            kpis=KPIS,
+            band_words=BAND_WORDS,
+        )
+
+    what = {"page": "benchmarks_table", "year": year, "sort": sort, "desc": descending}
     return render_template(
         "public/benchmarks.html",
-        report=report,
+        table=Markup(kpi_figures.cached_fragment(what, as_of, table)),
         year=year,
         years=kpi_figures.years(),
         sort=sort,
         descending=descending,
         kpis=KPIS,
-        band_words=BAND_WORDS,
     )
 
 

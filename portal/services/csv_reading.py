@@ -73,7 +73,7 @@ def inspect_file(path: Path, max_bytes: int | None = None) -> FileFacts:
     size = path.stat().st_size
     if max_bytes is not None and size > max_bytes:
         raise FileRefused(
-            f"The file is {_megabytes(size)}, over the limit of {_megabytes(max_bytes)}"
+            f"The file is {size_text(size)}, over the limit of {size_text(max_bytes)}"
         )
     digest = hashlib.sha256()
     utf8 = codecs.getincrementaldecoder("utf-8")()
@@ -135,8 +135,13 @@ def inspect_file(path: Path, max_bytes: int | None = None) -> FileFacts:
     return FileFacts(encoding=encoding, sha256=digest.hexdigest(), size=size, lines=lines)
 
 
-def _megabytes(size: int) -> str:
-    return f"{size / (1024 * 1024):.1f} MB"
+def size_text(size: int) -> str:
+    """A file size as people read it: 50 MB, 1.5 MB, 200 KB, 100 bytes."""
+    if size >= 1024 * 1024:
+        return f"{size / (1024 * 1024):.1f}".removesuffix(".0") + " MB"
+    if size >= 1024:
+        return f"{size / 1024:.0f} KB"
+    return f"{size} bytes"
 
 
 def _trim(text: str) -> str:

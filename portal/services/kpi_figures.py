@@ -4,6 +4,7 @@ the data (keyed by what it shows and by `Service.data_version` of every service 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -41,6 +42,8 @@ def parse_as_of(text: str | None, label: str = "--as-of") -> date:
     if text is None or not text.strip():
         return today()
     try:
+        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text.strip()):
+            raise ValueError  # fromisoformat also takes 20250331 and week dates: not the contract
         return date.fromisoformat(text.strip())
     except ValueError:
         raise KpiRequestError(
@@ -92,6 +95,7 @@ def export_csv(request: ExportRequest) -> str:
             request.as_of,
             service_ids=None if request.service is None else [request.service.id],
             include_empty=True,
+            national=request.service is None,
         )
     return to_csv(report, include_national=request.service is None)
 
@@ -186,24 +190,115 @@ def figure_cache() -> FigureCache:
     return cache
 
 
-def data_versions() -> dict[str, int]:
-    """Every service's data version, by code: national figures depend on all of them."""
-    rows = db.session.execute(select(Service.code, Service.data_version)).all()
-    return {code: version or 0 for code, version in rows}
+def _versions() -> dict[int, tuple[str, int]]:
+    """Every service's (code, data version), by id."""
+    rows = db.session.execute(select(Service.id, Service.code, Service.data_version)).all()
+    return {id_: (code, version or 0) for id_, code, version in rows}
 
 
-def _cached(what: dict, compute):
-    return figure_cache().get_or_compute(cache_key(what, data_versions()), compute)
+def _key(what: dict, versions: dict[int, tuple[str, int]]) -> str:
+    # The database is part of the key, so two databases never share an entry in one Redis.
+    where = db.engine.url.render_as_string(hide_password=True)
+    return cache_key(
+        what | {"db": where},
+        {f"{id_}:{code}": version for id_, (code, version) in versions.items()},
+    )
+
+
+def _cached(what: dict, compute, versions: dict[int, tuple[str, int]] | None = None):
+    """The stored value for what is shown at the current data versions of every service (national
+    figures and charts with a national line depend on all of them), else compute and keep it."""
+    versions = versions if versions is not None else _versions()
+    return figure_cache().get_or_compute(_key(what, versions), compute)
+
+
+def cached_fragment(what: dict, as_of: date, render) -> str:
+    """A rendered piece of a page of figures over every service (HTML without anything of the
+    user or session in it), kept until any service's data changes."""
+    return _cached(what | {"as_of": as_of, "fragment": True}, render)
+
+
+def counts_by_service(
+    periods: list[Period],
+    as_of: date,
+    by_month: bool = False,
+    versions: dict[int, tuple[str, int]] | None = None,
+) -> list[dict[int, object]]:
+    """Each service's counts for each period (or by month), each kept under that service's own
+    data version: after a change in one service only that service is counted again, and the
+    national figures are pooled from the rest as kept. One list entry per period, mapping every
+    service to its counts (None without episodes). The periods must not overlap."""
+    cache = figure_cache()
+    versions = versions if versions is not None else _versions()
+    keys: dict[tuple[int, int], str] = {}
+    for index, period in enumerate(periods):
+        what = {"page": "counts", "period": str(period), "as_of": as_of, "by_month": by_month}
+        for sid, version in versions.items():
+            keys[(sid, index)] = _key(what | {"service": sid}, {sid: version})
+    result: list[dict[int, object]] = [{} for _ in periods]
+    missing: list[tuple[int, int]] = []
+    for (sid, index), key in keys.items():
+        found, value = cache.lookup(key)
+        if found:
+            result[index][sid] = value
+        else:
+            missing.append((sid, index))
+    if missing:
+        services = {sid for sid, _ in missing}
+        wanted = sorted({index for _, index in missing})
+        # One grouped query: over every service when most are missing (a scan by date is then
+        # cheaper than an index search per service), else over the missing ones only.
+        scope = None if len(services) * 2 > len(versions) else services
+        with db.engine.connect() as conn:
+            groups = engine.aggregate_periods(
+                conn, [periods[i] for i in wanted], as_of, scope, by_month=by_month
+            )
+        fresh: dict[tuple[int, int], object] = dict.fromkeys(missing)
+        for (sid, position, month), counts in groups.items():
+            slot = (sid, wanted[position])
+            if slot not in fresh:
+                continue
+            if by_month:
+                fresh[slot] = (fresh[slot] or {}) | {month: counts}
+            else:
+                fresh[slot] = counts
+        for (sid, index), value in fresh.items():
+            cache.put(keys[(sid, index)], value)
+            result[index][sid] = value
+    return result
+
+
+def _infos() -> dict[int, engine.ServiceInfo]:
+    with db.engine.connect() as conn:
+        return engine.load_services(conn)
+
+
+def _report(
+    counts: dict[int, object],
+    infos: dict[int, engine.ServiceInfo],
+    period: Period,
+    as_of: date,
+    service: Service | None = None,
+) -> Report:
+    """The report from kept counts: every service's row, or only `service`'s (a service page
+    needs its own row and the national one)."""
+    present = {sid: c for sid, c in counts.items() if c is not None}
+    wanted = None if service is None else [service.id]
+    return engine.report_from_counts(
+        infos, present, period, as_of, wanted, include_empty=service is not None
+    )  # type: ignore[arg-type]
 
 
 def full_report(period: Period, as_of: date) -> Report:
     """Every service with episodes and the national row (benchmarks, service pages), cached."""
+    versions = _versions()
 
     def compute() -> Report:
-        with db.engine.connect() as conn:
-            return engine.report(conn, period, as_of)
+        (counts,) = counts_by_service([period], as_of, versions=versions)
+        return _report(counts, _infos(), period, as_of)
 
-    return _cached({"page": "report", "period": str(period), "as_of": as_of}, compute)
+    what = {"page": "report", "period": str(period), "as_of": as_of}
+    return _cached(what, compute, versions)
 
 
 def _service_row(report: Report, service: Service) -> Row:
@@ -254,16 +349,39 @@ def service_page(service: Service, period: Period, as_of: date) -> ServicePage:
     """The 11 KPIs of a service for a period: value, numerator and denominator, band, the national
     value for the same period and the change from the previous period."""
     previous = period.previous()
-    now, before = full_report(period, as_of), full_report(previous, as_of)
-    row, earlier = _service_row(now, service), _service_row(before, service)
-    lines = [
-        KpiLine(kpi, row.figures[i], now.national.figures[i], earlier.figures[i])
-        for i, kpi in enumerate(KPIS)
-    ]
-    return ServicePage(service.code, service.name, period, previous, as_of, lines, row.episodes)
+    versions = _versions()
+
+    def compute() -> ServicePage:
+        now_counts, before_counts = counts_by_service([period, previous], as_of, versions=versions)
+        infos = _infos()
+        now, before = (
+            _report(now_counts, infos, period, as_of, service),
+            _report(before_counts, infos, previous, as_of, service),
+        )
+        row, earlier = _service_row(now, service), _service_row(before, service)
+        lines = [
+            KpiLine(kpi, row.figures[i], now.national.figures[i], earlier.figures[i])
+            for i, kpi in enumerate(KPIS)
+        ]
+        return ServicePage(service.code, service.name, period, previous, as_of, lines, row.episodes)
+
+    what = {"page": "service", "service": service.id, "period": str(period), "as_of": as_of}
+    return _cached(what, compute, versions)
 
 
 # --- run charts ---------------------------------------------------------------------------------
+
+
+def monthly_groups(period: Period, as_of: date) -> tuple[engine.MonthlyGroups, dict[int, int]]:
+    """Every service's counts by fracture month, and the caseloads: shared (cached) by the run
+    charts of every KPI and service for the same months."""
+    groups: engine.MonthlyGroups = {}
+    (by_service,) = counts_by_service([period], as_of, by_month=True)
+    for sid, months in by_service.items():
+        for month, counts in (months or {}).items():  # type: ignore[attr-defined]
+            groups[(sid, month)] = counts
+    caseloads = {sid: info.expected_caseload for sid, info in _infos().items()}
+    return groups, caseloads
 
 
 def run_chart(
@@ -281,16 +399,11 @@ def run_chart(
     }
 
     def compute() -> runchart.RunChart:
-        with db.engine.connect() as conn:
-            caseloads = {s.id: s.expected_caseload for s in engine.load_services(conn).values()}
-            national = engine.monthly_series(
-                conn, kpi_number, period, as_of, None, caseloads=caseloads
-            )
-            if service is None:
-                return runchart.build(kpi, "National", period, national, public=public)
-            points = engine.monthly_series(
-                conn, kpi_number, period, as_of, service.id, caseloads=caseloads
-            )
+        groups, caseloads = monthly_groups(period, as_of)
+        national = engine.series_from_groups(groups, kpi_number, period, caseloads)
+        if service is None:
+            return runchart.build(kpi, "National", period, national, public=public)
+        points = engine.series_from_groups(groups, kpi_number, period, caseloads, service.id)
         return runchart.build(kpi, service.name, period, points, national, public=public)
 
     return _cached(what, compute)
@@ -417,5 +530,7 @@ def annual_report(service: Service, year: int, as_of: date) -> AnnualReport:
     return AnnualReport(service.code, service.name, year, as_of, lines, page.episodes)
 
 
-def all_services() -> list[Service]:
-    return list(db.session.scalars(select(Service).order_by(Service.code)))
+def all_services() -> list:
+    """Every service's id, code and name, in order of code (an admin's service picker)."""
+    query = select(Service.id, Service.code, Service.name).order_by(Service.code)
+    return list(db.session.execute(query).all())

@@ -16,19 +16,35 @@ Two steps, so that nothing is half-written and nurses' saves are not held up:
 
 from __future__ import annotations
 
+import json
 import pickle
+import sqlite3
 import tempfile
-from collections.abc import Callable, Iterator
+from array import array
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import (
+    Column,
+    MetaData,
+    Table,
+    bindparam,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.types import NullType
 
 from kpis.dataset import DATE_FIELDS, EPISODE_FIELDS, PATIENT_FIELDS
 from portal.extensions import db
-from portal.models import AuditEvent, Episode, ImportJob, Patient, Service
+from portal.models import Episode, ImportJob, Patient, Service
 from portal.services import csv_reading
 from portal.services.audit import _plain
 from portal.services.csv_reading import Columns, FileRefused
@@ -46,13 +62,41 @@ CHUNK_ROWS = 1000
 # How many added/updated rows and refused cells a preview keeps (the counts are always whole).
 PREVIEW_LIMIT = 200
 REFUSALS_KEPT = 1000
+# Parsed cell spellings remembered (bounded, so memory does not grow with the file).
+PARSED_KEPT = 50_000
 EPISODE_DATE_FIELDS = tuple(f for f in EPISODE_FIELDS if f in DATE_FIELDS)
 PATIENT_VALUE_FIELDS = tuple(f for f in PATIENT_FIELDS if f != "nhs_number")
 
 _episodes = Episode.__table__
 _patients = Patient.__table__
+# episodes as the import writes it: values arrive as the database's own text (dates
+# YYYY-MM-DD), made while checking, so the write transaction does no conversion.
+_episodes_prepared = Table(
+    "episodes",
+    MetaData(),
+    *(Column(c.name, NullType, primary_key=c.primary_key) for c in _episodes.columns),
+)
+
+
+_DATE_PLACES = tuple(i for i, f in enumerate(EPISODE_FIELDS) if f in DATE_FIELDS)
+
+
+def _stored_tuple(episode: dict) -> tuple:
+    """An episode's fields in EPISODE_FIELDS order as both SQLite and PostgreSQL take them:
+    dates as ISO text, everything else as it is."""
+    values = [episode.get(f) for f in EPISODE_FIELDS]
+    for place in _DATE_PLACES:
+        if values[place] is not None:
+            values[place] = values[place].isoformat()
+    return tuple(values)
+
+
+def _timestamp(moment: datetime) -> str:
+    """A timestamp as SQLAlchemy stores it on SQLite; PostgreSQL reads the same text."""
+    return moment.strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
 _services = Service.__table__
-_audit = AuditEvent.__table__
 
 
 class StaleRecords(RuntimeError):
@@ -105,15 +149,22 @@ class ImportReport:
     def as_dict(self) -> dict:
         return asdict(self)
 
-    @classmethod
-    def from_dict(cls, data: dict) -> ImportReport:
-        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
-
 
 class _PatientState:
     """A patient as the file leaves it so far: stored values merged with accepted rows."""
 
-    __slots__ = ("id", "version", "service_id", "stored", "values", "line", "latest")
+    __slots__ = (
+        "id",
+        "version",
+        "service_id",
+        "stored",
+        "values",
+        "line",
+        "latest",
+        "last_line",
+        "last_unchanged",
+        "nidx",
+    )
 
     def __init__(self, service_id, stored_id, version, stored, values, line, latest):
         self.service_id = service_id
@@ -123,14 +174,94 @@ class _PatientState:
         self.values = values  # merged values, nhs_number included
         self.line = line  # the first accepted row of this patient in the file, if any
         self.latest = latest  # (date, field) of the latest date of the patient's episodes
+        self.last_line = None  # the last accepted row of this patient
+        self.last_unchanged = False  # whether that row left its episode unchanged
+        self.nidx = None  # a new patient's place among the file's new patients
+
+
+def _patient_key(service_id: int, nhs_number: str) -> int:
+    return service_id * 10**10 + int(nhs_number)
+
+
+class _Index:
+    """The patients and episode keys a file has met, kept in a private temporary SQLite
+    database (on disk once past a small cache) so that memory does not grow with the file."""
+
+    def __init__(self) -> None:
+        # "" opens a temporary database of its own, removed when closed.
+        self.db = sqlite3.connect("", isolation_level=None)
+        self.db.execute("PRAGMA journal_mode=OFF")
+        self.db.execute("PRAGMA synchronous=OFF")
+        self.db.execute(
+            "CREATE TABLE p (key INTEGER PRIMARY KEY, nidx INTEGER, stored INTEGER, data BLOB)"
+        )
+        self.db.execute(
+            "CREATE TABLE e (pkey INTEGER, day INTEGER, line INTEGER, PRIMARY KEY (pkey, day))"
+            " WITHOUT ROWID"
+        )
+
+    @staticmethod
+    def _marks(count: int) -> str:
+        return ",".join("?" * count)
+
+    def patients(self, keys: list[tuple[int, str]]) -> dict[tuple[int, str], _PatientState]:
+        found = {}
+        numbers = {_patient_key(*key): key for key in keys}
+        for start in range(0, len(keys), 900):
+            part = list(numbers)[start : start + 900]
+            for number, data in self.db.execute(
+                f"SELECT key, data FROM p WHERE key IN ({self._marks(len(part))})", part
+            ):
+                found[numbers[number]] = pickle.loads(data)
+        return found
+
+    def lines(self, keys: list[tuple[int, str]]) -> dict[tuple[int, str, date], int]:
+        found = {}
+        numbers = {_patient_key(*key): key for key in keys}
+        for start in range(0, len(keys), 900):
+            part = list(numbers)[start : start + 900]
+            for number, day, line in self.db.execute(
+                f"SELECT pkey, day, line FROM e WHERE pkey IN ({self._marks(len(part))})", part
+            ):
+                found[(*numbers[number], date.fromordinal(day))] = line
+        return found
+
+    def keep(self, states: dict, lines: list[tuple[int, str, date, int]]) -> None:
+        self.db.execute("BEGIN")
+        self.db.executemany(
+            "INSERT OR REPLACE INTO p (key, nidx, stored, data) VALUES (?, ?, ?, ?)",
+            [
+                (
+                    _patient_key(*key),
+                    state.nidx,
+                    state.stored is not None,
+                    pickle.dumps(state, pickle.HIGHEST_PROTOCOL),
+                )
+                for key, state in states.items()
+            ],
+        )
+        self.db.executemany(
+            "INSERT OR REPLACE INTO e (pkey, day, line) VALUES (?, ?, ?)",
+            [(_patient_key(s, n), day.toordinal(), line) for s, n, day, line in lines],
+        )
+        self.db.execute("COMMIT")
+
+    def each(self, where: str = "1", order: str = "key") -> Iterator[_PatientState]:
+        for (data,) in self.db.execute(f"SELECT data FROM p WHERE {where} ORDER BY {order}"):
+            yield pickle.loads(data)
+
+    def close(self) -> None:
+        self.db.close()
 
 
 @dataclass
 class ImportPlan:
-    """The checked writes of a file: patients in memory, episode rows in a spool on disk."""
+    """The checked writes of a file: patients in a temporary index, episode rows in a spool,
+    both on disk."""
 
     report: ImportReport
-    patients: dict[tuple[int, str], _PatientState]
+    index: _Index
+    new_patients: int
     spool: Any
     services_written: set[int]
 
@@ -143,12 +274,9 @@ class ImportPlan:
                 return
             yield from batch
 
-    @property
-    def has_writes(self) -> bool:
-        return bool(self.report.added or self.report.updated)
-
     def close(self) -> None:
         self.spool.close()
+        self.index.close()
 
 
 # Checking ---------------------------------------------------------------------------------
@@ -161,11 +289,16 @@ class _Checker:
         self.today = today
         self.on_refusal = on_refusal
         self.report = ImportReport(unknown_columns=list(columns.unknown))
+        self.index = _Index()
+        self.new_patients = 0
+        # The patients and episode keys of the chunk being checked (the rest is in the index).
         self.patients: dict[tuple[int, str], _PatientState] = {}
         self.seen: dict[tuple[int, str, date], int] = {}
+        self.new_lines: list[tuple[int, str, date, int]] = []
         self.services_written: set[int] = set()
         self.spool = tempfile.TemporaryFile()
         self.pending: list[tuple] = []
+        self.parsed: dict[tuple[str, str], tuple[Any, str | None]] = {}
         self.services = {s.code: (s.id, s.active) for s in db.session.scalars(select(Service))}
         self.position = {name: i for i, name in enumerate(columns.headers)}
 
@@ -173,9 +306,20 @@ class _Checker:
 
     def check_chunk(self, rows: list[tuple[int, list[str]]]) -> None:
         parsed = [self._parse(line, cells) for line, cells in rows]
+        keys = list(
+            {
+                (row["service_id"], row["values"]["nhs_number"])
+                for row in parsed
+                if row["service_id"] is not None and "nhs_number" in row["values"]
+            }
+        )
+        self.patients = self.index.patients(keys)
+        self.seen = self.index.lines(keys)
         episodes = self._load(parsed)
         for row in parsed:
             self._check(row, episodes)
+        self.index.keep(self.patients, self.new_lines)
+        self.patients, self.seen, self.new_lines = {}, {}, []
         if self.pending:
             pickle.dump(self.pending, self.spool, protocol=pickle.HIGHEST_PROTOCOL)
             self.pending = []
@@ -185,30 +329,29 @@ class _Checker:
         problems: list[tuple[str, str]] = []
         failed: set[str] = set()
         values: dict[str, Any] = {}
+        parse = self._parse_value
         for name, index in columns.fields.items():
             if name == "service_code":
                 continue
             raw = cells[index] if index < len(cells) else ""
-            try:
-                value = parse_value(name, raw)
-            except ValueProblem as problem:
-                problems.append((columns.headers[index], str(problem)))
-                failed.add(name)
+            if not raw or raw.isspace():
                 continue
-            if value is not None:
+            value, message = parse(name, raw)
+            if message is not None:
+                problems.append((columns.headers[index], message))
+                failed.add(name)
+            elif value is not None:
                 values[name] = value
         if columns.site_columns:
             raw = ";".join(
                 cells[i] for i in columns.site_columns if i < len(cells) and cells[i].strip()
             )
-            try:
-                value = parse_value("fracture_sites", raw)
-            except ValueProblem as problem:
-                problems.append((columns.column_of("fracture_sites"), str(problem)))
+            value, message = parse("fracture_sites", raw)
+            if message is not None:
+                problems.append((columns.column_of("fracture_sites"), message))
                 failed.add("fracture_sites")
-            else:
-                if value is not None:
-                    values["fracture_sites"] = value
+            elif value is not None:
+                values["fracture_sites"] = value
         if len(cells) > len(columns.headers) and any(
             c.strip() for c in cells[len(columns.headers) :]
         ):
@@ -227,6 +370,22 @@ class _Checker:
             "problems": problems,
             "failed": failed,
         }
+
+    def _parse_value(self, name: str, raw: str) -> tuple[Any, str | None]:
+        """parse_value, remembered: the same few spellings fill most cells of a file."""
+        key = (name, raw)
+        known = self.parsed.get(key)
+        if known is not None:
+            return known
+        try:
+            known = (parse_value(name, raw), None)
+        except ValueProblem as problem:
+            known = (None, str(problem))
+        if name != "nhs_number":  # unique per patient: not worth keeping
+            if len(self.parsed) >= PARSED_KEPT:
+                self.parsed.clear()
+            self.parsed[key] = known
+        return known
 
     def _service_of(self, cells, problems, failed) -> int | None:
         index = self.columns.fields.get("service_code")
@@ -324,6 +483,7 @@ class _Checker:
                 problems.append((column_of("fracture_date"), f"duplicate of line {self.seen[key]}"))
             else:
                 self.seen[key] = line
+                self.new_lines.append((*key, line))
         state = self.patients.get((service_id, nhs)) if known_key else None
         stored_episode = (
             episodes.get((state.id, fracture_date)) if state is not None and state.id else None
@@ -394,68 +554,114 @@ class _Checker:
         report = self.report
         line, service_id = row["line"], row["service_id"]
         nhs = patient["nhs_number"]
-        patient_changes = {}
         if state is not None:
-            for name, new in patient_typed.items():
-                old = state.values.get(name)
-                if format_value(name, old) != format_value(name, new):
-                    patient_changes[name] = (old, new)
             state.values = patient
             if state.line is None:
                 state.line = line
         else:
-            patient_changes = {k: (None, v) for k, v in patient.items() if v is not None}
             state = _PatientState(service_id, None, None, None, patient, line, None)
+            state.nidx = self.new_patients
+            self.new_patients += 1
             self.patients[(service_id, nhs)] = state
+        state.last_line = line
+        state.last_unchanged = False
         state.latest = _later(state.latest, _latest_date(episode))
         if stored_episode is None:
-            episode_changes = {k: (None, v) for k, v in episode.items() if v is not None}
-            full = {f: episode.get(f) for f in EPISODE_FIELDS}
-            self.pending.append(("add", service_id, nhs, full, line))
+            full = _stored_tuple(episode)
+            # The audit entry is prepared here, so that the write transaction stays short.
+            created = json.dumps(
+                {k: [None, v] for k, v in zip(EPISODE_FIELDS, full, strict=True) if v is not None}
+            )
+            # A new patient's id is known only when written: -(its place + 1) stands for it.
+            patient_ref = state.id if state.id is not None else -(state.nidx + 1)
+            self.pending.append(("add", service_id, patient_ref, full, created))
             report.added += 1
             self.services_written.add(service_id)
             if len(report.to_add) < PREVIEW_LIMIT:
-                report.to_add.append(
-                    {
-                        "line": line,
-                        "nhs_number": nhs,
-                        "fracture_date": episode["fracture_date"].isoformat(),
-                    }
-                )
+                report.to_add.append(_preview(line, nhs, episode["fracture_date"]))
             return
         episode_changes = {
             f: (stored_episode[f], episode[f])
             for f in EPISODE_FIELDS
-            if format_value(f, stored_episode[f]) != format_value(f, episode[f])
+            # Equal values need no formatting; different ones may still be the same (1 and 1.0).
+            if stored_episode[f] != episode[f]
+            and format_value(f, stored_episode[f]) != format_value(f, episode[f])
         }
-        if episode_changes:
-            self.pending.append(
-                (
-                    "update",
-                    service_id,
-                    stored_episode["id"],
-                    stored_episode["version"],
-                    {f: episode[f] for f in EPISODE_FIELDS},
-                    episode_changes,
-                )
-            )
-        if not episode_changes and not patient_changes:
+        if not episode_changes:
+            # Whether the patient's own fields change is known only at the end of the file.
             report.unchanged += 1
+            state.last_unchanged = True
             return
+        self.pending.append(
+            (
+                "update",
+                service_id,
+                stored_episode["id"],
+                stored_episode["version"],
+                _stored_tuple(episode),
+                json.dumps(audit_changes(episode_changes)),
+            )
+        )
         report.updated += 1
         self.services_written.add(service_id)
         if len(report.to_update) < PREVIEW_LIMIT:
             report.to_update.append(
-                {
-                    "line": line,
-                    "nhs_number": nhs,
-                    "fracture_date": episode["fracture_date"].isoformat(),
-                    "changes": {
-                        name: [format_value(name, old), format_value(name, new)]
-                        for name, (old, new) in (patient_changes | episode_changes).items()
-                    },
-                }
+                _preview(line, nhs, episode["fracture_date"], _shown_changes(episode_changes))
             )
+
+    def finish(self) -> None:
+        """Patients whose stored fields the file changes (postcode, care home, date of death):
+        the change is the patient's last row's, which counts as an update."""
+        report = self.report
+        for state in self.index.each("stored = 1"):
+            if state.last_line is None:
+                continue
+            changes = patient_changes(state)
+            if not changes:
+                continue
+            self.services_written.add(state.service_id)
+            if state.last_unchanged:
+                report.unchanged -= 1
+                report.updated += 1
+            entry = next((u for u in report.to_update if u["line"] == state.last_line), None)
+            if entry is not None:
+                entry["changes"] = _shown_changes(changes) | entry["changes"]
+            elif len(report.to_update) < PREVIEW_LIMIT:
+                report.to_update.append(
+                    _preview(
+                        state.last_line, state.values["nhs_number"], None, _shown_changes(changes)
+                    )
+                )
+        report.to_update.sort(key=lambda u: u["line"])
+
+
+def patient_changes(state: _PatientState) -> dict[str, tuple[Any, Any]]:
+    """{field: (stored, new)} of a stored patient's fields the file changes."""
+    return {
+        f: (state.stored.get(f), state.values.get(f))
+        for f in PATIENT_VALUE_FIELDS
+        if state.values.get(f) != state.stored.get(f)
+        and format_value(f, state.values.get(f)) != format_value(f, state.stored.get(f))
+    }
+
+
+def _preview(line: int, nhs: str, fracture_date: date | None, changes=None) -> dict:
+    """One row of the preview's lists (JSON-safe, kept in ImportJob.report)."""
+    entry = {
+        "line": line,
+        "nhs_number": nhs,
+        "fracture_date": fracture_date.isoformat() if fracture_date else "",
+    }
+    if changes is not None:
+        entry["changes"] = changes
+    return entry
+
+
+def _shown_changes(changes: dict[str, tuple[Any, Any]]) -> dict[str, list[str]]:
+    return {
+        name: [format_value(name, old), format_value(name, new)]
+        for name, (old, new) in changes.items()
+    }
 
 
 def _label(name: str) -> str:
@@ -528,13 +734,15 @@ def check_file(
                     progress(min(done, total), total)
         if chunk:
             checker.check_chunk(chunk)
+        checker.finish()
         if progress is not None:
             progress(total, total)
     # The check reads only: end its transaction so the write starts on fresh data.
     db.session.rollback()
     return ImportPlan(
         report=checker.report,
-        patients=checker.patients,
+        index=checker.index,
+        new_patients=checker.new_patients,
         spool=checker.spool,
         services_written=checker.services_written,
     )
@@ -543,25 +751,77 @@ def check_file(
 # Writing ----------------------------------------------------------------------------------
 
 
-def _batches(items: list, size: int = 1000) -> Iterator[list]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
+def _batches(items: Iterable, size: int = 1000) -> Iterator[list]:
+    """Lists of up to `size` items, read lazily from any iterable."""
+    iterator = iter(items)
+    while batch := list(islice(iterator, size)):
+        yield batch
 
 
-def _audit_row(now, user_id, remote_addr, service_id, action, entity_type, entity_id, changes):
-    return {
-        "at": now,
-        "user_id": user_id,
-        "service_id": service_id,
-        "action": action,
-        "entity_type": entity_type,
-        "entity_id": entity_id,
-        "changes": {k: [_plain(old), _plain(new)] for k, (old, new) in changes.items()}
-        if changes
-        else None,
-        "detail": "CSV import",
-        "remote_addr": remote_addr,
-    }
+_AUDIT_COLUMNS = (
+    "at",
+    "user_id",
+    "service_id",
+    "action",
+    "entity_type",
+    "entity_id",
+    "changes",
+    "detail",
+    "remote_addr",
+)
+_EPISODE_INSERT_COLUMNS = (
+    "id",
+    "service_id",
+    "patient_id",
+    "created_by_id",
+    "created_at",
+    "updated_at",
+    "version",
+    *EPISODE_FIELDS,
+)
+
+
+def _audit_row(
+    stamp, user_id, remote_addr, service_id, action, entity_type, entity_id, changes, detail=None
+) -> tuple:
+    """An audit_events row in _AUDIT_COLUMNS order; `changes` is JSON text (or None)."""
+    return (
+        stamp,
+        user_id,
+        service_id,
+        action,
+        entity_type,
+        entity_id,
+        changes or None,
+        detail or "CSV import",
+        remote_addr,
+    )
+
+
+def _insert_many(table: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
+    """One executemany straight to the database driver.
+
+    The values are already the database's own text (ISO dates, timestamps, JSON), which SQLite
+    stores as SQLAlchemy would and PostgreSQL casts from text, so no per-row conversion runs here.
+    """
+    connection = db.session.connection()
+    mark = "?" if connection.dialect.paramstyle == "qmark" else "%s"
+    connection.exec_driver_sql(
+        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join([mark] * len(columns))})",
+        rows,
+    )
+
+
+def audit_changes(changes: dict[str, tuple[Any, Any]]) -> dict[str, list[Any]]:
+    """{field: [old, new]} in the JSON-safe form of the audit trail."""
+    return {k: [_json_safe(old), _json_safe(new)] for k, (old, new) in changes.items()}
+
+
+def _json_safe(value: Any) -> Any:
+    """audit._plain for the few types an import stores, quicker for a hundred thousand rows."""
+    if value is None or type(value) in (str, float, int):
+        return value
+    return _plain(value)
 
 
 def _check_versions(table, expected: dict[int, int]) -> None:
@@ -595,6 +855,7 @@ def apply_plan(
     """
     report = plan.report
     now = datetime.utcnow()
+    stamp = _timestamp(now)
     session = db.session
     if plan.services_written:
         # Taking the write lock first (SQLite) means the version checks below read fresh rows.
@@ -607,128 +868,122 @@ def apply_plan(
 
     def flush_audit(force: bool = False) -> None:
         if audit_rows and (force or len(audit_rows) >= 1000):
-            session.execute(insert(_audit), audit_rows)
+            _insert_many("audit_events", _AUDIT_COLUMNS, audit_rows)
             audit_rows.clear()
 
     # Patients: new ones inserted, changed ones updated, each audited.
-    new_patients = [s for s in plan.patients.values() if s.id is None]
-    changed_patients = [
-        s
-        for s in plan.patients.values()
-        if s.id is not None
-        and any(
-            format_value(f, s.values.get(f)) != format_value(f, s.stored.get(f))
-            for f in PATIENT_VALUE_FIELDS
-        )
-    ]
-    _check_versions(_patients, {s.id: s.version for s in changed_patients})
-    for batch in _batches(new_patients):
+    new_ids = _NewIds(_patients, plan.new_patients)
+
+    def changed_patients() -> Iterator[list[_PatientState]]:
+        return _batches(s for s in plan.index.each("stored = 1") if patient_changes(s))
+
+    for batch in changed_patients():
+        _check_versions(_patients, {s.id: s.version for s in batch})
+
+    new_patients = _batches(plan.index.each("nidx IS NOT NULL", order="nidx"))
+    for batch in new_patients:
         rows = [
-            {"service_id": s.service_id, "created_at": now, "updated_at": now, "version": 1}
+            {
+                "id": new_ids[s.nidx],
+                "service_id": s.service_id,
+                "created_at": now,
+                "updated_at": now,
+                "version": 1,
+            }
             | {f: s.values.get(f) for f in PATIENT_FIELDS}
             for s in batch
         ]
-        ids = (
-            session.execute(
-                insert(_patients).returning(_patients.c.id, sort_by_parameter_order=True), rows
-            )
-            .scalars()
-            .all()
-        )
-        for state, new_id in zip(batch, ids, strict=True):
-            state.id = new_id
+        session.execute(insert(_patients), rows)
+        for state, values in zip(batch, rows, strict=True):
             audit_rows.append(
                 _audit_row(
-                    now,
+                    stamp,
                     user_id,
                     remote_addr,
                     state.service_id,
                     "create",
                     "patient",
-                    new_id,
-                    {k: (None, v) for k, v in state.values.items() if v is not None},
+                    values["id"],
+                    json.dumps(
+                        audit_changes(
+                            {k: (None, v) for k, v in state.values.items() if v is not None}
+                        )
+                    ),
                 )
             )
             flush_audit()
-    if changed_patients:
-        statement = (
-            update(_patients)
-            .where(_patients.c.id == bindparam("_id"))
-            .values(
-                {f: bindparam(f) for f in PATIENT_VALUE_FIELDS}
-                | {"version": _patients.c.version + 1, "updated_at": now}
-            )
+    statement = (
+        update(_patients)
+        .where(_patients.c.id == bindparam("_id"))
+        .values(
+            {f: bindparam(f) for f in PATIENT_VALUE_FIELDS}
+            | {"version": _patients.c.version + 1, "updated_at": now}
         )
-        for batch in _batches(changed_patients):
-            session.execute(
-                statement,
-                [{"_id": s.id} | {f: s.values.get(f) for f in PATIENT_VALUE_FIELDS} for s in batch],
-            )
-            for state in batch:
-                changes = {
-                    f: (state.stored.get(f), state.values.get(f))
-                    for f in PATIENT_VALUE_FIELDS
-                    if format_value(f, state.values.get(f)) != format_value(f, state.stored.get(f))
-                }
-                audit_rows.append(
-                    _audit_row(
-                        now,
-                        user_id,
-                        remote_addr,
-                        state.service_id,
-                        "update",
-                        "patient",
-                        state.id,
-                        changes,
-                    )
+    )
+    for batch in changed_patients():
+        session.execute(
+            statement,
+            [{"_id": s.id} | {f: s.values.get(f) for f in PATIENT_VALUE_FIELDS} for s in batch],
+        )
+        for state in batch:
+            changes = json.dumps(audit_changes(patient_changes(state)))
+            audit_rows.append(
+                _audit_row(
+                    stamp,
+                    user_id,
+                    remote_addr,
+                    state.service_id,
+                    "update",
+                    "patient",
+                    state.id,
+                    changes,
                 )
-            flush_audit()
+            )
+        flush_audit()
 
     # Episodes: bulk inserts and updates from the spool, in file order.
     added_ids: list[int] = []
     adds: list[tuple] = []
     updates: list[tuple] = []
     update_statement = (
-        update(_episodes)
-        .where(_episodes.c.id == bindparam("_id"))
+        update(_episodes_prepared)
+        .where(_episodes_prepared.c.id == bindparam("_id"))
         .values(
             {f: bindparam(f) for f in EPISODE_FIELDS if f != "fracture_date"}
-            | {"version": _episodes.c.version + 1, "updated_at": now}
+            | {"version": _episodes_prepared.c.version + 1, "updated_at": stamp}
         )
     )
 
     def write_adds() -> None:
+        ids = _allocate_ids(_episodes, len(adds))
         rows = [
-            {
-                "service_id": service_id,
-                "patient_id": plan.patients[(service_id, nhs)].id,
-                "created_by_id": user_id,
-                "created_at": now,
-                "updated_at": now,
-                "version": 1,
-            }
-            | values
-            for _, service_id, nhs, values, _line in adds
-        ]
-        ids = (
-            session.execute(
-                insert(_episodes).returning(_episodes.c.id, sort_by_parameter_order=True), rows
+            (
+                new_id,
+                service_id,
+                patient_ref if patient_ref > 0 else new_ids[-patient_ref - 1],
+                user_id,
+                stamp,
+                stamp,
+                1,
+                *values,
             )
-            .scalars()
-            .all()
-        )
-        for (_, service_id, _nhs, values, _line), new_id in zip(adds, ids, strict=True):
+            for (_, service_id, patient_ref, values, _changes), new_id in zip(
+                adds, ids, strict=True
+            )
+        ]
+        _insert_many("episodes", _EPISODE_INSERT_COLUMNS, rows)
+        for (_, service_id, _nhs, _values, changes), new_id in zip(adds, ids, strict=True):
             added_ids.append(new_id)
             audit_rows.append(
                 _audit_row(
-                    now,
+                    stamp,
                     user_id,
                     remote_addr,
                     service_id,
                     "create",
                     "episode",
                     new_id,
-                    {k: (None, v) for k, v in values.items() if v is not None},
+                    changes,
                 )
             )
             flush_audit()
@@ -738,12 +993,22 @@ def apply_plan(
         _check_versions(_episodes, {op[2]: op[3] for op in updates})
         session.execute(
             update_statement,
-            [{"_id": episode_id} | values for _, _s, episode_id, _v, values, _c in updates],
+            [
+                {"_id": episode_id} | dict(zip(EPISODE_FIELDS, values, strict=True))
+                for _, _s, episode_id, _v, values, _c in updates
+            ],
         )
         for _, service_id, episode_id, _version, _values, changes in updates:
             audit_rows.append(
                 _audit_row(
-                    now, user_id, remote_addr, service_id, "update", "episode", episode_id, changes
+                    stamp,
+                    user_id,
+                    remote_addr,
+                    service_id,
+                    "update",
+                    "episode",
+                    episode_id,
+                    changes,
                 )
             )
             flush_audit()
@@ -788,17 +1053,62 @@ def apply_plan(
     job.finished_at = now
     session.flush()
     audit_rows.append(
-        _audit_row(now, user_id, remote_addr, job.service_id, "import", "import_job", job.id, None)
-        | {
-            "detail": (
+        _audit_row(
+            stamp,
+            user_id,
+            remote_addr,
+            job.service_id,
+            "import",
+            "import_job",
+            job.id,
+            None,
+            detail=(
                 f"{report.file_name} (sha256 {report.sha256}): added {report.added}, "
                 f"updated {report.updated}, unchanged {report.unchanged}, "
                 f"refused {report.refused}"
-            )
-        }
+            ),
+        )
     )
     flush_audit(force=True)
     return job
+
+
+def _allocate_ids(table, count: int) -> list[int]:
+    """Ids for rows about to be inserted, so that one executemany needs no RETURNING.
+
+    PostgreSQL takes them from the table's sequence. On SQLite this transaction already holds
+    the database's write lock (apply_plan writes first), so nobody else can insert meanwhile.
+    """
+    if count == 0:
+        return []
+    session = db.session
+    if session.get_bind().dialect.name == "postgresql":
+        return list(
+            session.execute(
+                text(
+                    "SELECT nextval(CAST(pg_get_serial_sequence(:table, 'id') AS regclass)) "
+                    "FROM generate_series(1, :count)"
+                ),
+                {"table": table.name, "count": count},
+            ).scalars()
+        )
+    start = session.execute(select(func.coalesce(func.max(table.c.id), 0))).scalar_one()
+    return list(range(start + 1, start + 1 + count))
+
+
+class _NewIds:
+    """The ids of the file's new patients, by their place among them."""
+
+    def __init__(self, table, count: int) -> None:
+        self.start = 0
+        self.ids: array | None = None
+        if count and db.session.get_bind().dialect.name == "postgresql":
+            self.ids = array("q", _allocate_ids(table, count))
+        elif count:
+            self.start = _allocate_ids(table, 1)[0]  # the rest follow it: the lock is held
+
+    def __getitem__(self, place: int) -> int:
+        return self.ids[place] if self.ids is not None else self.start + place
 
 
 def _link_refractures(added_ids: list[int]) -> None:
@@ -855,22 +1165,20 @@ def import_file(
         report.keep_valid, report.dry_run = keep_valid, dry_run
         if dry_run or (report.refused and not keep_valid):
             return report
-        apply_plan(
-            plan,
-            user_id=user_id,
-            service_id=service.id if service is not None else None,
-            remote_addr=remote_addr,
-            job=job,
-        )
+        try:
+            apply_plan(
+                plan,
+                user_id=user_id,
+                service_id=service.id if service is not None else None,
+                remote_addr=remote_addr,
+                job=job,
+            )
+        except IntegrityError as error:
+            # Someone added one of these patients or episodes after the check.
+            raise StaleRecords(
+                "Records were added while the file was being checked: nothing was written. "
+                "Import the file again"
+            ) from error
         return report
     finally:
         plan.close()
-
-
-def count_live_episodes(service_id: int) -> int:
-    """How many episodes of a service are not deleted (for messages and exports)."""
-    return db.session.scalar(
-        select(func.count())
-        .select_from(_episodes)
-        .where(_episodes.c.service_id == service_id, _episodes.c.deleted_at.is_(None))
-    )

@@ -28,7 +28,9 @@ def clean_code(code: str) -> str:
     if not CODE_PATTERN.match(code):
         raise ServiceError("Service code must be 3 letters or digits, like BRD", "code")
     if code == "ALL":
-        raise ServiceError("ALL is kept for the national figures and cannot be a service code", "code")
+        raise ServiceError(
+            "ALL is kept for the national figures and cannot be a service code", "code"
+        )
     return code
 
 
@@ -70,7 +72,9 @@ def add_service(code: str, name: str, nation: str, expected_caseload: str | int)
     service = Service(code=code, active=True, data_version=0, **values)
     db.session.add(service)
     db.session.flush()
-    audit.record("create", service, {"code": (None, code)} | {k: (None, v) for k, v in values.items()})
+    audit.record(
+        "create", service, {"code": (None, code)} | {k: (None, v) for k, v in values.items()}
+    )
     return service
 
 
@@ -142,9 +146,7 @@ def import_services(text: str) -> ServiceImportReport:
         if len(values) < 4:
             continue
         if values["code"] in seen:
-            report.refusals.append(
-                f"line {number}: code: duplicate of line {seen[values['code']]}"
-            )
+            report.refusals.append(f"line {number}: code: duplicate of line {seen[values['code']]}")
             continue
         seen[values["code"]] = number
         checked.append(values)

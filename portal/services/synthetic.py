@@ -113,6 +113,12 @@ class ServiceProfile:
         self.missing_rate = 0.12 * (1 - q) ** 2 + 0.003
 
 
+def identified_per_year(expected_caseload: int, quality: float) -> float:
+    """Episodes a service of this quality records a year: services identify from a fifth to
+    four fifths of their catchment's fragility fractures (KPI 2; national 37%)."""
+    return expected_caseload * (0.2 + 0.6 * quality)
+
+
 def make_profiles(rng: random.Random, services: Sequence[dict[str, Any]]) -> list[ServiceProfile]:
     """One profile per service dict (`id`, `code`, `nation`, `expected_caseload`, optional
     `quality` 0-1; without it the quality is drawn, from near 0 to near 1 as in the audit)."""
@@ -124,8 +130,7 @@ def make_profiles(rng: random.Random, services: Sequence[dict[str, Any]]) -> lis
         areas = POSTCODE_AREAS[service["nation"]]
         # A service's patients come from one or two neighbouring postcode areas.
         own = tuple(rng.sample(areas, min(2, len(areas))))
-        # Services identify a varying share of their catchment's fractures (KPI 2).
-        identified = service["expected_caseload"] * (0.2 + 0.6 * quality)
+        identified = identified_per_year(service["expected_caseload"], quality)
         profiles.append(
             ServiceProfile(
                 id=service["id"],

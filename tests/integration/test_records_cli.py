@@ -4,8 +4,9 @@ and the exit status, and against the stored records."""
 
 from __future__ import annotations
 
+import csv
 import shutil
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 
 import pytest
@@ -181,6 +182,43 @@ def test_each_rule_refused_with_line_and_column(runner, db, brd, tmp_path, colum
     assert any(reason.lower() in line.lower() for line in mine), result.stderr
     assert all(line.startswith("line 3: ") for line in result.stderr.splitlines())
     assert count(db, Episode) == 0
+
+
+CROSS_FIELD_RULES = [
+    ({"dxa_status": "Not recommended"}, "dxa_not_recommended_reason", "is required when DXA"),
+    ({"dxa_status": "Not known", "dxa_date": "", "t_score": ""}, None, None),
+    ({"dxa_date": "", "t_score": "-2.0"}, "t_score", "only be given with the date of DXA"),
+    ({"dxa_status": "Not known"}, "dxa_date", "only be given when DXA is Recommended"),
+    ({"followup16_done": "Yes"}, "followup16_date", "required when the follow-up was done"),
+    (
+        {
+            "followup16_done": "Yes",
+            "followup16_date": "2024-07-01",
+            "followup52_done": "Yes",
+            "followup52_date": "2024-07-01",
+        },
+        "followup52_date",
+        "must be after",
+    ),
+    ({"date_of_death": "1930-01-01"}, "date_of_death", "before the date of birth"),
+    ({"date_of_death": "2099-01-01"}, "date_of_death", "future"),
+    ({"date_of_death": "2024-04-15"}, "dxa_date", "after the patient's date of death"),
+    ({"therapy16": "Aspirin"}, "therapy16", "must be one of"),
+    ({"date_of_birth": "1974-03-02"}, "date_of_birth", "50 or over"),
+    ({"date_of_birth": "1974-03-01"}, None, None),  # 50 on the day of the fracture
+]
+
+
+@pytest.mark.parametrize(("overrides", "column", "reason"), CROSS_FIELD_RULES)
+def test_rules_between_fields(runner, db, brd, tmp_path, overrides, column, reason):
+    result = run_import(runner, write(tmp_path, csv_text([row(**overrides)])))
+    if column is None:
+        assert result.exit_code == 0, result.stderr
+        assert result.stdout == "added 1, updated 0, unchanged 0, refused 0\n"
+        return
+    assert result.exit_code == 1
+    mine = [line for line in result.stderr.splitlines() if line.startswith(f"line 2: {column}: ")]
+    assert mine and reason in mine[0], result.stderr
 
 
 def test_cross_field_rules_use_the_columns_of_the_file(runner, db, brd, tmp_path):
@@ -448,6 +486,9 @@ def test_import_and_episodes_are_audited(runner, db, brd, tmp_path):
     assert events[2].changes["t_score"] == [None, -2.5]
     job = db.session.scalars(select(ImportJob)).one()
     assert (job.file_name, job.added, job.status) == ("clinic.csv", 2, "applied")
+    first = episodes(db)[0]
+    assert isinstance(first.created_at, datetime) and first.version == 1
+    assert first.assessment_date.isoformat() == "2024-04-01" and first.t_score == -2.5
     assert "clinic.csv" in events[-1].detail and job.file_sha256 in events[-1].detail
 
 
@@ -515,3 +556,178 @@ def test_round_trip_export_import_into_empty_database(runner, db, app, tmp_path)
     assert result.stdout == "added 9, updated 0, unchanged 0, refused 0\n", result.stderr
     second = runner.invoke(args=["records", "export", "--service", "XMP"]).stdout
     assert second == first
+
+
+def test_rows_of_one_patient_across_chunks(runner, db, brd, tmp_path, monkeypatch):
+    from portal.services import record_import
+
+    monkeypatch.setattr(record_import, "CHUNK_ROWS", 2)
+    rows = [
+        later_row("2020-01-02", postcode="LS1 1PH"),
+        later_row("2021-01-02", nhs_number=nhs_number(2)),
+        later_row("2022-01-02", nhs_number=nhs_number(3)),
+        later_row("2023-01-02", sex="Male"),
+        later_row("2024-01-02", care_home_resident="Yes"),
+    ]
+    path = write(tmp_path, csv_text(rows))
+    result = run_import(runner, path)
+    assert result.stderr.startswith("line 5: sex: Sex differs from line 2")
+    kept = run_import(runner, path, "--keep-valid")
+    assert kept.stdout == "added 4, updated 0, unchanged 0, refused 1\n"
+    mine = [e for e in episodes(db) if e.patient.nhs_number == nhs_number(1)]
+    assert [e.fracture_date.year for e in mine] == [2020, 2024]
+    assert mine[1].previous_episode_id == mine[0].id
+    assert mine[0].patient.care_home_resident == "Yes"
+
+
+def test_reimport_with_patient_fields_differing_between_rows_changes_nothing(
+    runner, db, brd, tmp_path
+):
+    from portal.models import Service
+
+    rows = [
+        later_row("2023-01-02", care_home_resident="No", postcode="LS1 1PH"),
+        later_row("2024-01-02", care_home_resident="Yes", postcode=""),
+    ]
+    path = write(tmp_path, csv_text(rows))
+    assert run_import(runner, path).stdout == "added 2, updated 0, unchanged 0, refused 0\n"
+    again = run_import(runner, path)
+    assert again.stdout == "added 0, updated 0, unchanged 2, refused 0\n"
+    db.session.expire_all()
+    assert db.session.get(Service, brd.id).data_version == 1
+    moved = csv_text([later_row("2024-01-02", postcode="B7 3PZ")])
+    result = run_import(runner, write(tmp_path, moved, "moved.csv"))
+    assert result.stdout == "added 0, updated 1, unchanged 0, refused 0\n"
+    assert episodes(db)[0].patient.postcode == "B7 3PZ"
+
+
+def test_site_columns_collapse_mapped_repeats_and_refuse_typed_repeats(runner, db, brd, tmp_path):
+    header = "1.01 NHS,1.09 Frac,1.02 DoB,1.03 Sex,1.11 Site1,1.12 Site2,1.13 Site3"
+    text = (
+        f"{header}\n"
+        f"{nhs_number(1)},01/03/2024,12/03/1940,Female,Non hip/non spine,Other,\n"
+        f"{nhs_number(2)},01/03/2024,12/03/1940,Female,Hip,hip,\n"
+    )
+    result = run_import(runner, write(tmp_path, text), "--service", "BRD", "--keep-valid")
+    assert result.stderr.startswith("line 3: 1.11 Site1: ")
+    assert "twice" in result.stderr
+    assert [e.fracture_sites for e in episodes(db)] == ["Other"]
+
+
+def test_records_changed_after_the_check_write_nothing(app, db, brd, tmp_path):
+    from portal.models import AuditEvent
+    from portal.services import record_import
+
+    path = tmp_path / "first.csv"
+    path.write_text(csv_text([row()]))
+    record_import.import_file(path, service=brd, user_id=None)
+    db.session.commit()
+    path.write_text(csv_text([row(smoker="Never")]))
+    plan = record_import.check_file(path, service=brd)
+    episode = episodes(db)[0]
+    episode.smoker = "Current"  # a nurse saves meanwhile
+    db.session.commit()
+    events = count(db, AuditEvent)
+    with pytest.raises(record_import.StaleRecords):
+        record_import.apply_plan(plan, user_id=None)
+    db.session.rollback()
+    plan.close()
+    db.session.expire_all()
+    assert episodes(db)[0].smoker == "Current"
+    assert count(db, AuditEvent) == events
+
+
+def test_inactive_service_is_refused(runner, db, make_service, tmp_path):
+    make_service("OLD", active=False)
+    result = run_import(runner, write(tmp_path, csv_text([row()])), "--service", "OLD")
+    assert result.exit_code == 1
+    assert "inactive" in result.stderr
+    result = run_import(runner, write(tmp_path, csv_text([row(service_code="OLD")]), "o.csv"))
+    assert result.stderr.startswith("line 2: service_code: service OLD is inactive")
+
+
+def test_import_reports_progress_to_the_terminal_bar(runner, brd, tmp_path, monkeypatch):
+    from portal.imports import cli as records_cli
+    from portal.services import record_import
+
+    monkeypatch.setattr(record_import, "CHUNK_ROWS", 10)
+    bars = []
+
+    class Bar:
+        def __init__(self, total, label):
+            self.total, self.label, self.done = total, label, 0
+            bars.append(self)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def update(self, n):
+            self.done += n
+
+    monkeypatch.setattr(records_cli, "progress_bar", Bar)
+    rows = [row(nhs_number=nhs_number(n)) for n in range(25)]
+    assert run_import(runner, write(tmp_path, csv_text(rows))).exit_code == 0
+    assert [(b.total, b.done) for b in bars] == [(25, 25)]
+
+
+def test_episode_added_after_the_check_writes_nothing(app, db, brd, tmp_path, monkeypatch):
+    from portal.models import Episode, Patient
+    from portal.services import record_import
+
+    path = tmp_path / "new.csv"
+    path.write_text(csv_text([row(), row(nhs_number=nhs_number(2))]))
+    real_apply = record_import.apply_plan
+
+    def a_nurse_saves_first(plan, **kwargs):
+        # A nurse adds the first patient's episode between the check and the write.
+        db.session.rollback()
+        patient = Patient(
+            service_id=brd.id,
+            nhs_number=nhs_number(1),
+            date_of_birth=date(1940, 3, 12),
+            sex="Female",
+        )
+        db.session.add(patient)
+        db.session.flush()
+        db.session.add(
+            Episode(
+                service_id=brd.id,
+                patient_id=patient.id,
+                fracture_date=date(2024, 3, 1),
+                fracture_sites="Hip",
+            )
+        )
+        db.session.commit()
+        return real_apply(plan, **kwargs)
+
+    monkeypatch.setattr(record_import, "apply_plan", a_nurse_saves_first)
+    with pytest.raises(record_import.StaleRecords):
+        record_import.import_file(path, service=brd, user_id=None)
+    db.session.rollback()
+    assert count(db, Episode) == 1  # the nurse's, and nothing of the file
+    assert count(db, Patient) == 1
+
+
+def test_stored_formula_text_is_neutralised_in_the_export(runner, db, brd, tmp_path):
+    """Data that reached the database another way (an old system, a hand edit) still cannot run
+    as a formula in a spreadsheet; numbers stay numbers."""
+    from portal.models import Episode
+
+    run_import(runner, write(tmp_path, csv_text([row(t_score="-1.7")])))
+    episode = episodes(db)[0]
+    episode.patient.postcode = "=1+2"
+    episode.therapy16 = None
+    db.session.commit()
+    db.session.execute(
+        Episode.__table__.update().values(bone_therapy="@SUM(A1)", fracture_sites="+Hip")
+    )
+    db.session.commit()
+    lines = runner.invoke(args=["records", "export", "--service", "BRD"]).stdout.splitlines()
+    cells = dict(zip(lines[0].split(","), next(csv.reader([lines[1]])), strict=True))
+    assert cells["postcode"] == "'=1+2"
+    assert cells["bone_therapy"] == "'@SUM(A1)"
+    assert cells["fracture_sites"] == "'+Hip"
+    assert cells["t_score"] == "-1.7"

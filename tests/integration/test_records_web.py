@@ -240,3 +240,43 @@ def test_lead_exports_csv_and_it_is_audited(signed_in, db, runner):
     assert len(exported.splitlines()) == 9
     events = db.session.scalars(select(AuditEvent).where(AuditEvent.action == "export")).all()
     assert [e.user_id for e in events] == [lead.id, None]
+
+
+def test_import_limit_is_its_own_not_the_app_wide_one(app, signed_in, db):
+    app.config["MAX_CONTENT_LENGTH"] = 1000
+    app.config["IMPORT_MAX_BYTES"] = 50 * 1024
+    client, _, _ = signed_in()
+    text = csv_text([row(nhs_number=nhs_number(n)) for n in range(30)])
+    assert 1000 < len(text) < 50 * 1024
+    job_id = job_id_of(upload(client, text.encode()))
+    assert wait_for(db, job_id).added == 30
+
+
+def test_far_over_the_limit_is_refused_before_reading(app, signed_in, db):
+    from portal.models import ImportJob
+
+    app.config["IMPORT_MAX_BYTES"] = 100
+    client, _, _ = signed_in()
+    response = upload(client, b"nhs_number,fracture_date\n" + b"x" * 200_000)
+    assert response.status_code == 413
+    assert "over the limit of 100 bytes" in response.get_data(as_text=True)
+    assert db.session.scalar(select(func.count()).select_from(ImportJob)) == 0
+
+
+def test_unexpected_failure_ends_the_job_and_logs_no_patient_data(
+    signed_in, db, monkeypatch, caplog
+):
+    from portal.services import record_import
+
+    def broken(*args, **kwargs):
+        raise RuntimeError(f"row of {nhs_number(1)}")
+
+    monkeypatch.setattr(record_import, "check_file", broken)
+    client, _, _ = signed_in()
+    job_id = job_id_of(upload(client, csv_text([row()]).encode()))
+    job = wait_for(db, job_id)
+    assert job.status == "failed"
+    assert job.error == "The import failed unexpectedly: nothing was written."
+    assert job.stored_path is None
+    assert nhs_number(1) not in caplog.text
+    assert "RuntimeError" in caplog.text

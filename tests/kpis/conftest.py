@@ -33,6 +33,14 @@ COMPLETE = {
 PATIENT_KEYS = ("sex", "postcode", "care_home_resident", "date_of_death")
 
 
+@pytest.fixture(autouse=True)
+def _in_process_kpi_cache(app):
+    """Each test starts with its own empty in-process figure cache, whatever REDIS_URL says:
+    tests write episodes straight to the tables without advancing data versions."""
+    app.config["REDIS_URL"] = None
+    app.extensions.pop("kpi_cache", None)
+
+
 def days(n: int) -> timedelta:
     return timedelta(days=n)
 

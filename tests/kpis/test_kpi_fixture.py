@@ -164,6 +164,8 @@ def test_national_rows_without_any_episode(runner, make_service):
         (["--from", "2024-01", "--to", "2024-12", "--service", "ZZZ"], "Unknown service"),
         (["--from", "24-01", "--to", "2024-12"], "YYYY-MM"),
         (["--from", "2024-01", "--to", "2024-12", "--as-of", "2024-02-30"], "YYYY-MM-DD"),
+        (["--from", "2024-01", "--to", "2024-12", "--as-of", "20240301"], "YYYY-MM-DD"),
+        (["--from", "2024-1", "--to", "2024-12"], "YYYY-MM"),
     ],
 )
 def test_export_refusals_exit_1_with_the_reason(runner, make_service, args, reason):
@@ -185,3 +187,39 @@ def test_export_refusals_exit_1_with_the_reason(runner, make_service, args, reas
 def test_export_usage_errors_exit_2(runner, args):
     result = runner.invoke(args=["kpis", "export", *args])
     assert result.exit_code == 2
+
+
+def test_monthly_series_add_up_to_the_period(db, fixture_services):
+    aaa, bbb, _ = fixture_services
+    with db.engine.connect() as conn:
+        national3 = engine.monthly_series(conn, 3, YEAR, AS_OF)
+        aaa2 = engine.monthly_series(conn, 2, YEAR, AS_OF, aaa.id)
+        aaa4 = engine.monthly_series(conn, 4, YEAR, AS_OF, aaa.id)
+        bbb5 = engine.monthly_series(conn, 5, YEAR, AS_OF, bbb.id)
+    assert sum(p.numerator for p in national3) == 5
+    assert sum(p.denominator for p in national3) == 43
+    # KPI 2 of a service: every month, even without episodes, has 600 / 12 = 50 expected.
+    assert [p.denominator for p in aaa2] == [50] * 12
+    assert sum(p.numerator for p in aaa2) == 40
+    assert (sum(p.numerator for p in aaa4), sum(p.denominator for p in aaa4)) == (35, 37)
+    # December: 30-32 not yet due, 27-29 due: 3 in the denominator.
+    assert aaa4[-1].month.key == "2024-12" and aaa4[-1].denominator == 3
+    assert bbb5 == []  # no DXA recommended: every month left out
+
+
+def test_several_periods_in_one_pass_match_one_at_a_time(db, fixture_services):
+    aaa, bbb, _ = fixture_services
+    periods = [
+        Period.parse("2024-01", "2024-06"),
+        Period.parse("2023-07", "2023-12"),
+        Period.parse("2024-07", "2024-12"),
+    ]
+    with db.engine.connect() as conn:
+        together = engine.aggregate_periods(conn, periods, AS_OF)
+        for index, period in enumerate(periods):
+            alone = engine.aggregate(conn, period, AS_OF)
+            assert {sid: c for (sid, i, _), c in together.items() if i == index} == {
+                sid: c for (sid, _), c in alone.items()
+            }
+        with pytest.raises(ValueError):
+            engine.aggregate_periods(conn, [YEAR, periods[0]], AS_OF)

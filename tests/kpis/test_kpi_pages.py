@@ -220,17 +220,29 @@ def test_a_second_request_for_a_chart_does_not_draw_it_again(
     assert drawn == [(4, "png"), (4, "png")]
 
 
-def test_figures_are_computed_once_per_data_version(client, fixture_services, app, db):
-    client.get("/benchmarks/", query_string={"year": "2024"})
-    cache = app.extensions["kpi_cache"]
-    misses = cache.misses
+def test_figures_are_computed_once_per_data_version(client, fixture_services, db, monkeypatch):
+    from kpis import engine
+
+    queries = []
+    real = engine.aggregate_periods
+
+    def counting(conn, periods, as_of, service_ids=None, by_month=False):
+        queries.append(None if service_ids is None else sorted(service_ids))
+        return real(conn, periods, as_of, service_ids, by_month)
+
+    monkeypatch.setattr(engine, "aggregate_periods", counting)
+    first = _text(client.get("/benchmarks/", query_string={"year": "2024"}))
+    assert queries == [None]  # one grouped query over every service
     client.get("/benchmarks/", query_string={"year": "2024", "sort": "kpi5"})
-    assert cache.misses == misses  # same figures, sorted differently
+    assert queries == [None]  # same figures, sorted differently
+    # A change in AAA: only AAA is counted again; BBB's counts are kept.
     aaa, _, _ = fixture_services
     aaa.data_version += 1
     db.session.commit()
-    client.get("/benchmarks/", query_string={"year": "2024"})
-    assert cache.misses == misses + 1
+    again = _text(client.get("/benchmarks/", query_string={"year": "2024"}))
+    assert queries == [None, [aaa.id]]
+    table = re.compile(r"<table.*</table>")
+    assert table.search(again).group(0) == table.search(first).group(0)
 
 
 def test_annual_report_with_recommendations_and_print_stylesheet(member):
@@ -252,3 +264,11 @@ def test_navigation_links(client, member):
     signed_in_client, _, _ = member
     html = _text(signed_in_client.get("/"))
     assert 'href="/kpis/"' in html and 'href="/benchmarks/"' in html
+
+
+def test_admin_without_a_service_sees_the_first_and_can_choose(make_user, client, fixture_services):
+    sign_in(client, make_user("admin"))
+    html = _text(client.get("/kpis/", query_string=YEAR_2024))
+    assert "Key performance indicators: AAA Fracture Liaison Service" in html
+    assert '<option value="BBB"' in html and '<option value="CCC"' in html
+    assert client.get("/kpis/", query_string={"service": "ZZZ"}).status_code == 404
