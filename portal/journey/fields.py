@@ -6,6 +6,7 @@ The allowed values come from kpis.dataset; this module only decides the presenta
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 
 from kpis import dataset as ds
 from portal.services.journey import APPLIES_WHEN
@@ -52,8 +53,9 @@ class FieldSpec:
     exclusive_from: str | None = None
 
 
+@cache
 def spec(name: str) -> FieldSpec:
-    """The presentation of one field."""
+    """The presentation of one field (built once per field: forms render it often)."""
     if name in ds.DATE_FIELDS:
         kind = "date"
     elif name in ds.NUMBER_FIELDS:
@@ -78,11 +80,12 @@ def spec(name: str) -> FieldSpec:
     )
 
 
+@cache
 def anchor(name: str) -> str:
     """The id the error summary links to: the first input of the field."""
     kind = spec(name).kind if name in ds.LABELS and name != "service_code" else "text"
     if kind == "date":
         return f"{name}-day"
     if kind in ("radios", "checkboxes"):
-        return f"{name}-1"
+        return f"{name}-0"
     return name

@@ -62,6 +62,13 @@ def field_anchor(name: str) -> str:
     return fields.anchor(name)
 
 
+@bp.app_template_filter("error_link")
+def error_link(item: tuple[str, str], prefix: str) -> tuple[str, str]:
+    """(link target, message) of a form error for the error summary."""
+    name, message = item
+    return (fields.anchor(name) if name != "submission_id" else f"{prefix}-save", message)
+
+
 @bp.app_template_global()
 def new_submission_id() -> str:
     """A fresh id for every rendered form (spec/offline.md)."""
@@ -109,6 +116,13 @@ def _submission() -> tuple[str | None, str]:
     return submission_id, submissions.content_hash(request.form.items(multi=True))
 
 
+def _saved_meanwhile(submission_id: str | None, digest: str) -> submissions.Outcome | None:
+    try:
+        return submissions.first_outcome(current_user.id, submission_id, digest)
+    except submissions.SubmissionReused:
+        return None  # another content under this id: the refusal below stands
+
+
 def _save(
     *,
     plan: Callable[[], journey.Plan],
@@ -118,6 +132,7 @@ def _save(
     refused: Callable[[journey.Plan], Any],
     conflict: Callable[[journey.Plan], Any],
     existing: Callable[[journey.Plan], Any] | None = None,
+    outcome: tuple[Any, str] | None = None,
 ):
     """Run one save: replay a kept outcome, or plan, keep the submission, write and commit.
 
@@ -137,24 +152,43 @@ def _save(
         if earlier is not None:
             return replay(earlier)
         result = plan()
+        if result.outcome in ("refused", "conflict") or (
+            result.outcome == "existing" and existing is not None
+        ):
+            # A copy of this very submission may have been saved while this one was planned (a
+            # replay racing the original): answer with that save, not a refusal of its effect.
+            late = _saved_meanwhile(submission_id, digest)
+            if late is not None:
+                return replay(late)
         if result.outcome == "refused":
             return refused(result)
         if result.outcome == "conflict":
             return conflict(result)
         if result.outcome == "existing" and existing is not None:
             return existing(result)
+        session = db.session()
         try:
             kept = submissions.remember(
-                current_user.id, submission_id, digest, endpoint=request.endpoint or request.path
+                current_user.id,
+                submission_id,
+                digest,
+                endpoint=request.endpoint or request.path,
+                entity=outcome[0] if outcome else None,
+                outcome_url=outcome[1] if outcome else None,
             )
             record, outcome_url = write(result)
-            submissions.point_at(kept, record, outcome_url)
-            db.session.commit()
+            if outcome is None:
+                submissions.point_at(kept, record, outcome_url)
+            # What was just written is what the answer shows: no need to read it all back.
+            session.expire_on_commit = False
+            session.commit()
         except (IntegrityError, StaleDataError):
-            db.session.rollback()
+            session.rollback()
             if attempt == 2:
                 raise
             continue
+        finally:
+            session.expire_on_commit = True
         return saved(record, outcome_url)
     raise AssertionError("unreachable")  # pragma: no cover
 
@@ -278,9 +312,11 @@ def save_patient(patient_id: int):
     base_version = journey.parse_version(form.get("version"))
     today = today_in_london()
 
+    outcome_url = url_for("journey.patient", patient_id=record.id) + "#patient-details"
+
     def write(plan):
         journey.apply(plan)
-        return record, url_for("journey.patient", patient_id=record.id) + "#patient-details"
+        return record, outcome_url
 
     def saved(_record, url):
         if is_htmx():
@@ -302,6 +338,7 @@ def save_patient(patient_id: int):
             record, inputs=form, errors=plan.errors, version=base_version, status=422
         ),
         conflict=lambda plan: _patient_page(record, plan=plan, status=409),
+        outcome=(record, outcome_url),
     )
 
 
@@ -446,6 +483,7 @@ def save_stage(episode_id: int, stage: str):
             record, stage, inputs=form, errors=plan.errors, version=base_version, status=422
         ),
         conflict=lambda plan: _stage_answer(record, stage, plan=plan, status=409),
+        outcome=(record, anchor),
     )
 
 
@@ -455,6 +493,8 @@ def save_stage(episode_id: int, stage: str):
 @bp.get("/episodes/<int:episode_id>/history")
 def history(episode_id: int):
     record = get_episode(episode_id, include_deleted=current_user.role == "admin")
+    journey.record_view(record.patient)
+    db.session.commit()
     return render_template(
         "journey/history.html", episode=record, patient=record.patient, lines=journey.history(record)
     )

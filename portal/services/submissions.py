@@ -101,8 +101,11 @@ def remember(
     status_code: int = 200,
     outcome_url: str | None = None,
 ) -> Submission | None:
-    """Keep a successful save in the current transaction (flushed at once, so a racing copy
-    meets the unique constraint before it writes anything else)."""
+    """Keep a successful save in the current transaction.
+
+    It is written in the same flush as the save (first, being added first), so a racing copy of
+    the submission meets the unique constraint and its whole transaction is rolled back.
+    """
     if submission_id is None:
         return None
     kept = Submission(
@@ -116,7 +119,6 @@ def remember(
         outcome_url=outcome_url,
     )
     db.session.add(kept)
-    db.session.flush()
     return kept
 
 

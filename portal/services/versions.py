@@ -106,18 +106,18 @@ def merge(
 def record_update(
     entity: Any, values: dict[str, Any], *, action: str = "update", detail: str | None = None
 ) -> dict[str, tuple[Any, Any]]:
-    """Apply values, flush, and audit the changes with the versions they moved between.
+    """Apply values and audit the changes with the versions they move between.
 
-    Returns the changes; nothing is written (and the version stays) when nothing changed.
+    Returns the changes; nothing is written (and the version stays) when nothing changed. The
+    update, its audit event and the data version reach the database together at the next flush:
+    on SQLite the write lock is then held for one short burst, not while Python works.
     """
     before = entity.version
     changes = audit.apply_changes(entity, values)
     if not changes:
         return changes
-    db.session.flush()
-    audit.record(
-        action, entity, {**changes, VERSION_KEY: (before, entity.version)}, detail=detail
-    )
+    # version_id_col counts up by one at each flush that updates the row.
+    audit.record(action, entity, {**changes, VERSION_KEY: (before, before + 1)}, detail=detail)
     advance_data_version(entity.service_id)
     return changes
 
@@ -140,8 +140,12 @@ def advance_data_version(service_id: int) -> None:
 
     Written as `data_version + 1` in SQL so two saves at once never lose a step.
     """
-    db.session.execute(
-        Service.__table__.update()
-        .where(Service.id == service_id)
-        .values(data_version=Service.data_version + 1)
+    services = Service.__table__
+    # Straight on the session's connection (after flushing what is pending): the ORM's
+    # bulk-update path costs more, and on SQLite this runs while the write lock is held.
+    db.session.flush()
+    db.session.connection().execute(
+        services.update()
+        .where(services.c.id == service_id)
+        .values(data_version=services.c.data_version + 1)
     )

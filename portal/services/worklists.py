@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Any
 
 from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.sql.elements import ColumnElement
@@ -18,6 +17,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from kpis import dataset as ds
 from portal.extensions import db
 from portal.models import Episode, Patient, Service
+from portal.services.dataset_rules import missing_audited_fields
 
 PAGE_SIZE = 50
 STATUSES = ("due", "overdue")
@@ -171,6 +171,24 @@ class Page:
     nhs: str
 
 
+def _missing_counts(episode_ids: list[int]) -> dict[int, int]:
+    """How many audited fields each listed episode misses, by the dataset rules' own count."""
+    if not episode_ids:
+        return {}
+    patient_columns = [getattr(Patient, n) for n in ds.AUDITED_FIELDS if n in ds.PATIENT_FIELDS]
+    episode_columns = [getattr(Episode, n) for n in ds.AUDITED_FIELDS if n not in ds.PATIENT_FIELDS]
+    query = (
+        select(Episode.id, *patient_columns, *episode_columns)
+        .join(Patient, Patient.id == Episode.patient_id)
+        .where(Episode.id.in_(episode_ids))
+    )
+    counts = {}
+    for row in db.session.execute(query):
+        values = row._asdict()
+        counts[row.id] = len(missing_audited_fields(values, values))
+    return counts
+
+
 def page(
     worklist: Worklist,
     service: Service,
@@ -200,36 +218,42 @@ def page(
     column = SORTS[sort]
     ordering = [column.desc() if order == "desc" else column.asc(), Episode.id.asc()]
 
-    total = db.session.scalar(
-        select(func.count(Episode.id)).join(Patient, Patient.id == Episode.patient_id).where(*conditions)
-    ) or 0
-    pages = max(1, -(-total // PAGE_SIZE))
-    page_number = min(max(1, page_number), pages)
-    missing_count: Any = None
-    if worklist.key == "incomplete":
-        missing_count = sum(
-            case((_empty(getattr(Patient if n in ds.PATIENT_FIELDS else Episode, n)), 1), else_=0)
-            for n in ds.AUDITED_FIELDS
-        )
     columns = [
         Episode.id,
         Episode.patient_id,
         Patient.nhs_number,
         Episode.fracture_date,
         Episode.fracture_sites,
+        # The size of the whole list comes with its page: one pass over the service's episodes.
+        func.count().over().label("total"),
     ]
-    if missing_count is not None:
-        columns.append(missing_count.label("missing"))
-    query = (
-        select(*columns)
-        .join(Patient, Patient.id == Episode.patient_id)
-        .where(*conditions)
-        .order_by(*ordering)
-        .limit(PAGE_SIZE)
-        .offset((page_number - 1) * PAGE_SIZE)
-    )
+
+    def fetch(number: int):
+        return db.session.execute(
+            select(*columns)
+            .join(Patient, Patient.id == Episode.patient_id)
+            .where(*conditions)
+            .order_by(*ordering)
+            .limit(PAGE_SIZE)
+            .offset((number - 1) * PAGE_SIZE)
+        ).all()
+
+    page_number = max(1, page_number)
+    results = fetch(page_number)
+    if not results and page_number > 1:
+        # Past the last page (the list shrank, or a hand-made link): show the last page.
+        total = db.session.scalar(
+            select(func.count(Episode.id))
+            .join(Patient, Patient.id == Episode.patient_id)
+            .where(*conditions)
+        ) or 0
+        page_number = max(1, -(-total // PAGE_SIZE))
+        results = fetch(page_number)
+    total = results[0].total if results else 0
+    pages = max(1, -(-total // PAGE_SIZE))
+    missing = _missing_counts([r.id for r in results]) if worklist.key == "incomplete" else {}
     rows = []
-    for result in db.session.execute(query):
+    for result in results:
         days = (today - result.fracture_date).days
         rows.append(
             Row(
@@ -240,7 +264,7 @@ def page(
                 fracture_sites=result.fracture_sites,
                 days=days,
                 overdue=worklist.due_until is not None and days > worklist.due_until,
-                missing=getattr(result, "missing", None),
+                missing=missing.get(result.id),
             )
         )
     return Page(worklist, rows, total, page_number, pages, sort, order, status, nhs)

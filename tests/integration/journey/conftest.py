@@ -104,21 +104,3 @@ def editor(signed_in):
     """A signed-in clinician of service BRD: (client, user, service)."""
     return signed_in()
 
-
-@pytest.fixture(autouse=True)
-def _fresh_g_per_request(client, monkeypatch):
-    """Each request gets an empty `g`, as in production.
-
-    The `app` fixture keeps one app context pushed for the whole test, and Flask reuses it for
-    every request of the test client, so `g` (Flask-WTF's cached CSRF token, the current service)
-    would otherwise leak from one request into the next.
-    """
-    from flask import g
-
-    opener = client.open
-
-    def open_with_fresh_g(*args, **kwargs):
-        g.__dict__.clear()
-        return opener(*args, **kwargs)
-
-    monkeypatch.setattr(client, "open", open_with_fresh_g)

@@ -87,6 +87,7 @@ def test_lead_deletes_with_reason_and_confirmation_admin_restores(client, make_s
     unconfirmed = client.post(f"/episodes/{episode.id}/delete", data={"reason": "Wrong patient"})
     assert unconfirmed.status_code == 422 and "Confirm that you want" in unconfirmed.get_data(as_text=True)
     assert 'Wrong patient</textarea>' in unconfirmed.get_data(as_text=True)
+    db.session.expire_all()
     version = db.session.get(Service, service.id).data_version
     done = client.post(f"/episodes/{episode.id}/delete", data={"reason": "Wrong patient", "confirm": "yes"})
     assert done.status_code == 303
@@ -107,6 +108,7 @@ def test_lead_deletes_with_reason_and_confirmation_admin_restores(client, make_s
     db.session.expire_all()
     assert db.session.get(Episode, episode.id).deleted_at is None
     assert db.session.query(AuditEvent).filter_by(action="restore").count() == 1
+    db.session.expire_all()
     assert db.session.get(Service, service.id).data_version == version + 2
 
 

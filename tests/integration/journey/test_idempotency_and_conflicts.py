@@ -34,6 +34,7 @@ def test_registration_replayed_ten_times_saves_once(editor, db):
     assert {a.status_code for a in answers} == {200}
     assert len({a.headers["HX-Redirect"] for a in answers}) == 1
     assert _counts(db) == (1, 1, 2, 1)
+    db.session.expire_all()
     assert db.session.get(Service, service.id).data_version == 2
     # The plain post of the same submission goes to the first outcome too.
     again = client.post("/patients/new", data=form)
@@ -229,3 +230,59 @@ def test_session_ended_htmx_save_gets_401_json(client, db, make_service):
     assert response.status_code == 401
     assert response.get_json()["error"] == "signed_out"
     assert service.id
+
+
+def test_a_racing_copy_meets_the_unique_constraint_and_answers_the_first_outcome(
+    editor, register, db, monkeypatch
+):
+    """Two copies of one submission both pass the first lookup; the second one's write meets
+    the unique constraint, is rolled back whole, and answers the first outcome."""
+    from portal.models import AuditEvent, Submission
+    from portal.services import submissions
+
+    client, _, _ = editor
+    episode = register(nhs_number(42), F)
+    form = stage_answers("treatment", F)
+    form["submission_id"] = str(uuid.uuid4())
+    form["version"] = "1"
+    assert post_stage(client, episode, "treatment", form).status_code == 200
+    events = db.session.query(AuditEvent).count()
+
+    real = submissions.first_outcome
+    calls = []
+
+    def late_lookup(*args):
+        calls.append(args)
+        return None if len(calls) == 1 else real(*args)  # the race: the first copy not yet seen
+
+    monkeypatch.setattr(submissions, "first_outcome", late_lookup)
+    form["calcium_vitd"] = "Yes"
+    again = post_stage(client, episode, "treatment", form)
+    assert again.status_code == 200 and "Treatment recommendation saved." in again.get_data(as_text=True)
+    assert len(calls) == 2
+    db.session.expire_all()
+    assert db.session.query(AuditEvent).count() == events
+    assert db.session.query(Submission).count() == 2  # registration and this stage
+
+
+def test_a_replay_planned_while_its_original_committed_answers_the_original(editor, db, monkeypatch):
+    """The replay's first lookup missed the original (not yet committed); by the time it is
+    planned the patient exists. It answers the original's outcome, not 'already registered'."""
+    from portal.services import submissions
+
+    client, _, _ = editor
+    form = registration(nhs_number(43), F)
+    first = client.post("/patients/new", data=form, headers=HTMX)
+    assert first.status_code == 200
+    real = submissions.first_outcome
+    calls = []
+
+    def late_lookup(*args):
+        calls.append(args)
+        return None if len(calls) == 1 else real(*args)
+
+    monkeypatch.setattr(submissions, "first_outcome", late_lookup)
+    again = client.post("/patients/new", data=form, headers=HTMX)
+    assert again.status_code == 200
+    assert again.headers["HX-Redirect"] == first.headers["HX-Redirect"]
+    assert _counts(db)[:2] == (1, 1)

@@ -46,6 +46,7 @@ def test_register_plain_post_then_find_redirects_to_patient(editor, db):
     creates = db.session.query(AuditEvent).filter_by(action="create").all()
     assert {e.entity_type for e in creates} == {"patient", "episode"}
     assert all(e.changes["_version"] == [None, 1] for e in creates)
+    db.session.expire_all()
     assert db.session.get(Service, service.id).data_version == 2
     found = client.get("/patients/find", query_string={"nhs_number": nhs})
     assert found.status_code == 303

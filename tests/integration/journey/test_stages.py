@@ -82,8 +82,9 @@ def test_each_stage_saves_through_htmx(editor, register, db, stage):
     assert html.startswith(f'<section class="portal-stage" id="stage-{stage}"')
     assert "saved." in html and "data-focus-on-load" in html
     assert f'data-offline-form="episode-{episode.id}-{stage}"' in html
-    assert f'name="version" value="{episode.version}"' in html
     db.session.refresh(episode)
+    assert episode.version == 2
+    assert f'name="version" value="{episode.version}"' in html
     updates = db.session.query(AuditEvent).filter_by(action="update", entity_id=episode.id).all()
     assert len(updates) == 1
     assert updates[0].changes["_version"] == [1, 2]
