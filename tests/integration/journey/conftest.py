@@ -47,12 +47,24 @@ def registration(nhs: str, fracture: date, **overrides) -> MultiDict:
         }
     )
     form.setlist("fracture_sites", ["Wrist"])
-    for key, value in overrides.items():
+    return with_values(form, **overrides)
+
+
+def with_values(form: MultiDict, **values) -> MultiDict:
+    """The form with some inputs replaced (a list sets a multi-value input)."""
+    for key, value in values.items():
         if isinstance(value, list):
             form.setlist(key, value)
         else:
             form[key] = value
     return form
+
+
+def two_renders(client, url: str, section_id: str) -> tuple[MultiDict, MultiDict]:
+    """The same section's form as two users (or tabs) get it: two renders, two submission ids."""
+    first = section_form(client.get(url).get_data(as_text=True), section_id)
+    second = section_form(client.get(url).get_data(as_text=True), section_id)
+    return first, second
 
 
 def section_form(html: str, section_id: str) -> MultiDict:

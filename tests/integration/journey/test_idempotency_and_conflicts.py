@@ -8,7 +8,7 @@ from datetime import date, timedelta
 
 from werkzeug.datastructures import MultiDict
 
-from .conftest import HTMX, nhs_number, registration, section_form
+from .conftest import HTMX, nhs_number, registration, section_form, two_renders
 from .test_stages import post_stage, stage_answers
 
 F = date.today() - timedelta(days=200)
@@ -119,10 +119,7 @@ def test_a_refused_save_is_not_kept_so_the_corrected_form_can_use_the_same_id(ed
 def test_fields_only_one_side_changed_merge_without_asking(editor, register, db):
     client, _, _ = editor
     episode = register(nhs_number(36), F)
-    url = f"/episodes/{episode.id}"
-    page = client.get(url).get_data(as_text=True)
-    mine = section_form(page, "stage-assessment")  # rendered at version 1
-    theirs = section_form(client.get(url).get_data(as_text=True), "stage-assessment")  # another render
+    mine, theirs = two_renders(client, f"/episodes/{episode.id}", "stage-assessment")  # version 1
     theirs["smoker"] = "Never"
     assert client.post(f"/episodes/{episode.id}/stages/assessment", data=theirs, headers=HTMX).status_code == 200
     mine["height_cm"] = "170"
@@ -136,10 +133,7 @@ def test_fields_only_one_side_changed_merge_without_asking(editor, register, db)
 def test_both_sides_changed_one_field_409_then_choose(editor, register, db):
     client, _, _ = editor
     episode = register(nhs_number(37), F)
-    url = f"/episodes/{episode.id}"
-    page = client.get(url).get_data(as_text=True)
-    mine = section_form(page, "stage-treatment")
-    theirs = section_form(client.get(url).get_data(as_text=True), "stage-treatment")  # another render
+    mine, theirs = two_renders(client, f"/episodes/{episode.id}", "stage-treatment")
     theirs["calcium_vitd"] = "No"
     theirs.setlist("bone_therapy", ["Denosumab"])
     assert client.post(f"/episodes/{episode.id}/stages/treatment", data=theirs, headers=HTMX).status_code == 200
@@ -165,10 +159,7 @@ def test_both_sides_changed_one_field_409_then_choose(editor, register, db):
 def test_conflict_as_plain_post_shows_the_conflict_on_the_page(editor, register, db):
     client, _, _ = editor
     episode = register(nhs_number(38), F)
-    url = f"/episodes/{episode.id}"
-    page = client.get(url).get_data(as_text=True)
-    mine = section_form(page, "stage-identification")
-    theirs = section_form(client.get(url).get_data(as_text=True), "stage-identification")  # another render
+    mine, theirs = two_renders(client, f"/episodes/{episode.id}", "stage-identification")
     theirs["admitted"] = "No"
     assert client.post(f"/episodes/{episode.id}/stages/identification", data=theirs).status_code == 303
     mine["admitted"] = "Not known"
@@ -183,10 +174,7 @@ def test_patient_details_conflict_and_merge(editor, register, db):
     client, _, _ = editor
     episode = register(nhs_number(39), F)
     patient = episode.patient
-    url = f"/patients/{patient.id}"
-    page = client.get(url).get_data(as_text=True)
-    mine = section_form(page, "patient-details")
-    theirs = section_form(client.get(url).get_data(as_text=True), "patient-details")  # another render
+    mine, theirs = two_renders(client, f"/patients/{patient.id}", "patient-details")
     theirs["postcode"] = "LS1 4AP"
     assert client.post(f"/patients/{patient.id}", data=theirs, headers=HTMX).status_code == 200
     mine["care_home_resident"] = "Yes"

@@ -9,7 +9,7 @@ from datetime import date, timedelta
 import pytest
 from werkzeug.datastructures import MultiDict
 
-from .conftest import HTMX, date_inputs, nhs_number, registration
+from .conftest import HTMX, date_inputs, nhs_number, registration, with_values
 from .test_stages import post_stage, stage_answers
 
 F = date(2024, 3, 12)  # the fracture of every episode here
@@ -21,13 +21,7 @@ def _d(name, day):
 
 
 def _form(stage, **changes):
-    form = stage_answers(stage, F)
-    for key, value in changes.items():
-        if isinstance(value, list):
-            form.setlist(key, value)
-        else:
-            form[key] = value
-    return form
+    return with_values(stage_answers(stage, F), **changes)
 
 
 def _assert_refused(response, field, message):
