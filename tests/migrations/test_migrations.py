@@ -13,7 +13,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, func, inspect, select, text
 
 from tests.conftest import TEST_PASSWORD
-from tests.security.databases import BACKENDS, app_for, fresh_database
+from tests.security.databases import BACKENDS, app_for, figures_of, fresh_database
 
 
 def _migrate(app, command: str, revision: str = "head") -> None:
@@ -127,12 +127,7 @@ def test_each_step_down_and_up_keeps_the_data(empty_db):
         db.engine.dispose()
 
     def figures():
-        engine = create_engine(url)
-        try:
-            with engine.connect() as connection:
-                return backup.table_figures(connection)
-        finally:
-            engine.dispose()
+        return figures_of(url)
 
     at_head = figures()
     script = ScriptDirectory(str(backup.MIGRATIONS_DIRECTORY))

@@ -11,11 +11,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
+from tests.conftest import _postgres_admin_url
+
 BACKENDS = ("sqlite", "postgresql")
-
-
-def _postgres_admin_url() -> str:
-    return os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
 @contextmanager
@@ -54,3 +52,28 @@ def app_for(url: str, instance: Path):
             "RATELIMIT_ENABLED": False,
         }
     )
+
+
+def migrated_app(url: str, instance: Path):
+    """An app on `url` with the schema brought to head (as `flask db upgrade`)."""
+    from flask_migrate import upgrade
+
+    from portal.extensions import db
+
+    app = app_for(url, instance)
+    with app.app_context():
+        upgrade()
+        db.engine.dispose()
+    return app
+
+
+def figures_of(url: str) -> dict:
+    """Every table's row count and checksum (the backup manifest's figures)."""
+    from portal.services import backup
+
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            return backup.table_figures(connection)
+    finally:
+        engine.dispose()

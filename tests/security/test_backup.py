@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import create_engine, func, select, text
 
 from tests.conftest import TEST_PASSWORD
-from tests.security.databases import BACKENDS, app_for, fresh_database
+from tests.security.databases import BACKENDS, figures_of, fresh_database, migrated_app
 
 
 def _fill(app) -> None:
@@ -43,17 +43,6 @@ def _fill(app) -> None:
         db.session.commit()
 
 
-def _figures(url: str) -> dict:
-    from portal.services import backup
-
-    engine = create_engine(url)
-    try:
-        with engine.connect() as connection:
-            return backup.table_figures(connection)
-    finally:
-        engine.dispose()
-
-
 def _wipe(url: str, app) -> None:
     """Lose everything: drop every table, then create the empty schema again (a new server)."""
     from flask_migrate import downgrade, upgrade
@@ -79,15 +68,10 @@ def _sign_in_works(app, email: str) -> bool:
 
 @pytest.fixture(params=BACKENDS)
 def portal_db(request, tmp_path):
-    from flask_migrate import upgrade
-
     from portal.extensions import db
 
     with fresh_database(request.param, tmp_path) as url:
-        app = app_for(url, tmp_path)
-        with app.app_context():
-            upgrade()
-            db.engine.dispose()
+        app = migrated_app(url, tmp_path)
         yield request.param, url, app
         with app.app_context():
             db.session.remove()
@@ -97,7 +81,7 @@ def portal_db(request, tmp_path):
 def test_backup_wipe_restore_gives_the_same_rows_and_checksums(portal_db, tmp_path):
     backend, url, app = portal_db
     _fill(app)
-    before = _figures(url)
+    before = figures_of(url)
     assert before["patients"]["rows"] == 40 and before["users"]["rows"] == 3
     runner = app.test_cli_runner()
     archive = tmp_path / "portal.backup"
@@ -112,20 +96,20 @@ def test_backup_wipe_restore_gives_the_same_rows_and_checksums(portal_db, tmp_pa
     assert archive.stat().st_mode & 0o077 == 0
 
     _wipe(url, app)
-    assert _figures(url)["patients"]["rows"] == 0
+    assert figures_of(url)["patients"]["rows"] == 0
     assert not _sign_in_works(app, "nurse@nhs.test")
 
     restored = runner.invoke(args=["backup", "restore", str(archive)])
     assert restored.exit_code == 0, restored.output + str(restored.exception)
     assert "checks passed" in restored.output and "2 users can sign in" in restored.output
-    assert _figures(url) == before
+    assert figures_of(url) == before
     assert _sign_in_works(app, "nurse@nhs.test")
 
 
 def test_restore_refuses_a_database_that_holds_data_unless_forced(portal_db, tmp_path):
     _backend, url, app = portal_db
     _fill(app)
-    saved = _figures(url)
+    saved = figures_of(url)
     runner = app.test_cli_runner()
     archive = tmp_path / "portal.backup"
     assert runner.invoke(args=["backup", "create", str(archive)]).exit_code == 0
@@ -133,16 +117,16 @@ def test_restore_refuses_a_database_that_holds_data_unless_forced(portal_db, tmp
     with engine.begin() as connection:
         connection.execute(text("DELETE FROM audit_events WHERE id > 30"))
     engine.dispose()
-    changed = _figures(url)
+    changed = figures_of(url)
 
     refused = runner.invoke(args=["backup", "restore", str(archive)])
     assert refused.exit_code == 1
     assert "holds data" in refused.output and "--force" in refused.output
-    assert _figures(url) == changed  # nothing touched
+    assert figures_of(url) == changed  # nothing touched
 
     forced = runner.invoke(args=["backup", "restore", str(archive), "--force"])
     assert forced.exit_code == 0, forced.output
-    assert _figures(url) == saved
+    assert figures_of(url) == saved
 
 
 def test_backup_while_the_portal_writes_is_consistent(portal_db, tmp_path):
@@ -180,8 +164,16 @@ def test_backup_while_the_portal_writes_is_consistent(portal_db, tmp_path):
     assert written[0] > 0
     with fresh_database(_backend, tmp_path) as other_url:
         report = backup.restore(other_url, archive, force=False, upgrade=lambda: None)
-        assert _figures(other_url) == manifest["tables"]
+        assert figures_of(other_url) == manifest["tables"]
         assert report.rows == sum(t["rows"] for t in manifest["tables"].values())
+
+
+def _repack(folder, member: str, path):
+    """A backup file made by hand from an unpacked one (to tamper with it)."""
+    with tarfile.open(path, "w") as tar:
+        tar.add(folder / "manifest.json", arcname="manifest.json")
+        tar.add(folder / member, arcname=member)
+    return path
 
 
 def test_damaged_or_foreign_backups_are_refused(portal_db, tmp_path):
@@ -206,10 +198,7 @@ def test_damaged_or_foreign_backups_are_refused(portal_db, tmp_path):
         tar.extractall(tmp_path / "x", filter="data")
     manifest["tables"]["patients"]["rows"] += 1
     (tmp_path / "x" / "manifest.json").write_text(json.dumps(manifest))
-    tampered = tmp_path / "tampered.backup"
-    with tarfile.open(tampered, "w") as tar:
-        tar.add(tmp_path / "x" / "manifest.json", arcname="manifest.json")
-        tar.add(tmp_path / "x" / member, arcname=member)
+    tampered = _repack(tmp_path / "x", member, tmp_path / "tampered.backup")
     result = runner.invoke(args=["backup", "restore", str(tampered), "--force"])
     assert result.exit_code == 1
     assert "patients" in result.output and "rows" in result.output
@@ -219,10 +208,7 @@ def test_damaged_or_foreign_backups_are_refused(portal_db, tmp_path):
     (tmp_path / "x" / member).write_bytes(data[:-100] + b"\0" * 100)
     manifest["tables"]["patients"]["rows"] -= 1
     (tmp_path / "x" / "manifest.json").write_text(json.dumps(manifest))
-    damaged = tmp_path / "damaged.backup"
-    with tarfile.open(damaged, "w") as tar:
-        tar.add(tmp_path / "x" / "manifest.json", arcname="manifest.json")
-        tar.add(tmp_path / "x" / member, arcname=member)
+    damaged = _repack(tmp_path / "x", member, tmp_path / "damaged.backup")
     result = runner.invoke(args=["backup", "restore", str(damaged), "--force"])
     assert result.exit_code == 1 and "damaged" in result.output
 
@@ -237,14 +223,7 @@ def test_restore_of_another_backend_is_refused(tmp_path):
     from portal.services import backup
 
     with fresh_database("sqlite", tmp_path) as url:
-        app = app_for(url, tmp_path)
-        from flask_migrate import upgrade
-
-        from portal.extensions import db
-
-        with app.app_context():
-            upgrade()
-            db.engine.dispose()
+        migrated_app(url, tmp_path)
         archive = tmp_path / "sqlite.backup"
         backup.create(url, archive)
     with pytest.raises(backup.BackupError, match="backup is of a sqlite database"):
@@ -278,14 +257,7 @@ def test_progress_shows_on_a_terminal_and_nothing_otherwise(tmp_path):
     from tests.conftest import ROOT
 
     with fresh_database("sqlite", tmp_path) as url:
-        app = app_for(url, tmp_path)
-        from flask_migrate import upgrade
-
-        from portal.extensions import db
-
-        with app.app_context():
-            upgrade()
-            db.engine.dispose()
+        app = migrated_app(url, tmp_path)
         _fill(app)
         env = {**os.environ, "DATABASE_URL": url, "SECRET_KEY": "x", "PYTHONPATH": str(ROOT)}
         command = [sys.executable, "-m", "flask", "backup", "create"]
