@@ -49,7 +49,8 @@ def test_unknown_email_and_wrong_password_get_the_same_message(client, make_user
 
 
 def test_repeated_failures_slow_the_account_down_then_let_it_in(client, make_user, db, app):
-    user = make_user(role="admin")
+    # Password step only (the second factor has its own tests in tests/security/).
+    user = make_user(role="admin", second_factor=False)
     free = app.config["LOGIN_THROTTLE_FREE_FAILURES"]
     for _ in range(free + 1):
         client.post("/auth/sign-in", data={"email": user.email, "password": "wrong-password-1"})
@@ -195,7 +196,7 @@ def test_expired_link_refused(client, db, make_service):
 
 
 def test_next_parameter_never_leaves_the_site(client, make_user):
-    user = make_user(role="admin")
+    user = make_user(role="admin", second_factor=False)
     response = client.post(
         "/auth/sign-in?next=//evil.example/x",
         data={"email": user.email, "password": TEST_PASSWORD},
