@@ -54,6 +54,12 @@ def test_repeated_failures_slow_the_account_down_then_let_it_in(client, make_use
     free = app.config["LOGIN_THROTTLE_FREE_FAILURES"]
     for _ in range(free + 1):
         client.post("/auth/sign-in", data={"email": user.email, "password": "wrong-password-1"})
+    db.session.refresh(user)
+    assert user.failed_login_count == free + 1
+    # A few more failures ago, so the wait (32 s) outlasts a slow test machine.
+    user.failed_login_count = free + 5
+    user.last_failed_login_at = datetime.utcnow()
+    db.session.commit()
     # Even the right password waits while the account is slowed down.
     response = client.post("/auth/sign-in", data={"email": user.email, "password": TEST_PASSWORD})
     assert response.status_code == 429
