@@ -196,13 +196,15 @@ def _save(
 # Find and register -----------------------------------------------------------------------------
 
 
-@bp.get("/patients/find")
+@bp.route("/patients/find", methods=["GET", "POST"])
 def find_patient():
+    # The NHS number is posted, never put in a URL, so it stays out of access logs, proxy logs
+    # and browser history (security.md: no patient-identifiable data in logs).
     service = require_current_service()
-    raw = request.args.get("nhs_number", "")
+    raw = request.form.get("nhs_number", "")
     error = None
     nhs_number = None
-    if "nhs_number" in request.args:
+    if request.method == "POST":
         try:
             nhs_number = clean_nhs_number(raw)
         except ValueProblem as problem:
@@ -238,8 +240,11 @@ def register_patient():
     service = require_current_service()
     _require_editor(service)
     if request.method == "GET":
-        inputs = MultiDict({"nhs_number": request.args.get("nhs_number", "")})
-        return _registration_page(service, inputs)
+        return _registration_page(service, MultiDict())
+    if request.form.get("start") == "1":
+        # "Register this patient" from the find page: the blank form with the number filled in;
+        # nothing is saved.
+        return _registration_page(service, MultiDict({"nhs_number": request.form.get("nhs_number", "")}))
     today = today_in_london()
 
     def write(plan):

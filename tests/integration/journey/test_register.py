@@ -9,20 +9,35 @@ from .conftest import HTMX, nhs_number, registration
 TODAY_ISH = date.today() - timedelta(days=30)
 
 
-def test_find_accepts_spaces_and_dashes_and_offers_registration(editor):
+def test_find_accepts_spaces_and_dashes_and_offers_registration(editor, db):
     client, _, _ = editor
     nhs = nhs_number(1)
     spaced = f"{nhs[:3]} {nhs[3:6]}-{nhs[6:]}"
-    response = client.get("/patients/find", query_string={"nhs_number": spaced})
+    response = client.post("/patients/find", data={"nhs_number": spaced})
     assert response.status_code == 200
     page = response.get_data(as_text=True)
     assert f"No patient with NHS number {nhs}" in page
-    assert f"/patients/new?nhs_number={nhs}" in page
+    assert f'name="nhs_number" value="{nhs}"' in page  # "Register this patient" posts it on
+    start = client.post("/patients/new", data={"start": "1", "nhs_number": nhs})
+    assert start.status_code == 200 and f'value="{nhs}"' in start.get_data(as_text=True)
+    from portal.models import Patient
+
+    assert db.session.query(Patient).count() == 0  # starting a registration saves nothing
+
+
+def test_nhs_numbers_never_travel_in_urls(editor):
+    client, _, _ = editor
+    nhs = nhs_number(4)
+    page = client.get("/patients/find").get_data(as_text=True)
+    assert 'method="post"' in page
+    response = client.post("/patients/find", data={"nhs_number": nhs})
+    assert nhs not in (response.headers.get("Location") or "")
+    assert f"nhs_number={nhs}" not in response.get_data(as_text=True)
 
 
 def test_find_refuses_an_invalid_number_beside_the_field(editor):
     client, _, _ = editor
-    response = client.get("/patients/find", query_string={"nhs_number": "1234567890"})
+    response = client.post("/patients/find", data={"nhs_number": "1234567890"})
     assert response.status_code == 422
     page = response.get_data(as_text=True)
     assert 'id="nhs_number-error"' in page
@@ -48,7 +63,7 @@ def test_register_plain_post_then_find_redirects_to_patient(editor, db):
     assert all(e.changes["_version"] == [None, 1] for e in creates)
     db.session.expire_all()
     assert db.session.get(Service, service.id).data_version == 2
-    found = client.get("/patients/find", query_string={"nhs_number": nhs})
+    found = client.post("/patients/find", data={"nhs_number": nhs})
     assert found.status_code == 303
     assert found.headers["Location"].endswith(f"/patients/{patient.id}")
 
