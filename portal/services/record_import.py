@@ -48,7 +48,6 @@ from portal.models import Episode, ImportJob, Patient, Service
 from portal.services import csv_reading
 from portal.services.audit import _plain
 from portal.services.csv_reading import Columns, FileRefused
-from portal.services.versions import VERSION_KEY
 from portal.services.dataset_rules import (
     ValueProblem,
     check_patient_dates,
@@ -58,6 +57,7 @@ from portal.services.dataset_rules import (
     today_in_london,
     uk_date,
 )
+from portal.services.versions import VERSION_KEY
 
 CHUNK_ROWS = 1000
 # How many added/updated rows and refused cells a preview keeps (the counts are always whole).
