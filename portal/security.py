@@ -7,6 +7,7 @@ from functools import wraps
 
 from flask import Flask, abort, g, jsonify, redirect, request, session, url_for
 from flask_login import current_user, logout_user
+from sqlalchemy.orm import joinedload
 
 from portal.extensions import db, login_manager
 
@@ -27,6 +28,8 @@ ROLE_RESTRICTED_BLUEPRINTS: dict[str, tuple[str, ...]] = {"admin": ("admin",)}
 
 # Requests the browser makes by itself; they never reset the idle timer.
 BACKGROUND_HEADER = "X-Background-Request"
+# Activity moves the idle timer on in steps of this many seconds (see _session_expired).
+LAST_SEEN_STEP = 30
 
 _CSP = "; ".join(
     [
@@ -63,7 +66,9 @@ def _load_user(session_id: str):
         user_id, version = (int(part) for part in session_id.split(":"))
     except ValueError:
         return None
-    user = db.session.get(User, user_id)
+    # One query for the user and their services (the relationship's own selectin load would be
+    # a second round trip on every request).
+    user = db.session.get(User, user_id, options=[joinedload(User.services)])
     # A raised session_version (sign-out, password change, deactivation) ends every old session.
     if user is None or not user.active or user.session_version != version:
         return None
@@ -126,7 +131,14 @@ def _session_expired(endpoint: str) -> bool:
         return True
     if now - last_seen > current_app.config["IDLE_TIMEOUT"].total_seconds():
         return True
-    if request.headers.get(BACKGROUND_HEADER) != "1" and endpoint != "static":
+    if (
+        request.headers.get(BACKGROUND_HEADER) != "1"
+        and endpoint != "static"
+        and now - last_seen >= LAST_SEEN_STEP
+    ):
+        # Kept to the step, not every request: an unchanged session is not signed and sent again.
+        # The idle limit then counts from up to one step earlier: it can only end a session
+        # sooner, never later.
         session["last_seen"] = now
     return False
 
