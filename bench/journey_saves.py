@@ -2,15 +2,20 @@
 
     python bench/journey_saves.py [--clients 20] [--seconds 15] [--workers 4] [--threads 4]
 
-Two servers run under gunicorn with the same worker settings, each on its own SQLite file in WAL
-mode: the portal (`wsgi:app`) and a bare Flask app whose POST inserts one row. Then `--clients`
-concurrent clients (threads with keep-alive connections) post for `--seconds` seconds each:
+Three servers run under gunicorn with the same worker settings (default 4 processes x 4 threads;
+2 x 4 measured slower for the portal on 2 cores), each on its own SQLite file in WAL mode with a busy timeout:
+two bare Flask apps whose POST inserts one row (through Flask-SQLAlchemy's ORM, the portal's own
+stack minus everything the portal does; and through the sqlite3 module), and the portal
+(`wsgi:app`). Then `--clients` concurrent clients (threads with keep-alive connections) post for
+`--seconds` seconds against each server in turn, the ORM insert and the portal back to back:
 - bare: `POST /insert` (one INSERT and a commit);
 - portal: each client signed in as its own clinician, saving the treatment stage of its own
   episode through the htmx endpoint, as the browser does (CSRF header, a fresh submission_id, the
   version read back from the previous answer), with an answer that changes each time so every
   save writes the episode, its audit event, its submission and the service's data version.
-Prints requests per second, p50/p99 latency and the portal/bare ratio.
+Prints, side by side, requests per second, p50/p99 latency, the server's CPU time per request
+(gunicorn master and workers, from /proc), the load average, and the portal/bare ratios.
+BENCH_PORTAL_ROOT=<checkout> measures another checkout of the portal (e.g. main) with this harness.
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from urllib.parse import urlencode
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(os.environ.get("BENCH_PORTAL_ROOT") or Path(__file__).resolve().parent.parent)
 sys.path.insert(0, str(ROOT))
 PASSWORD = "bench-password-for-clinicians-1"
 
