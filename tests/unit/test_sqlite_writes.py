@@ -15,7 +15,7 @@ import portal.sqlite_writes  # noqa: F401  (the engine events)
 
 @pytest.fixture
 def engine(tmp_path):
-    engine = create_engine(f"sqlite:///{tmp_path / 'w.db'}", connect_args={"timeout": 0.2})
+    engine = create_engine(f"sqlite:///{tmp_path / 'w.db'}")
     with engine.begin() as conn:
         conn.execute(text("CREATE TABLE rows (id INTEGER PRIMARY KEY, who TEXT)"))
     yield engine
@@ -30,13 +30,15 @@ def test_a_second_writer_waits_for_the_first_to_commit(engine, tmp_path):
         with engine.begin() as conn:
             conn.execute(text("INSERT INTO rows (who) VALUES ('first')"))
             first_wrote.set()
-            # Longer than SQLite's busy timeout: without the queue the second writer would fail.
             time.sleep(0.5)
             order.append("first commits")
 
     def second():
         first_wrote.wait()
         with engine.begin() as conn:
+            # Far shorter than the first writer holds the lock: SQLite's busy handler alone would
+            # give up ("database is locked"); the queue makes it wait its turn.
+            conn.execute(text("PRAGMA busy_timeout=100"))
             conn.execute(text("INSERT INTO rows (who) VALUES ('second')"))
             order.append("second wrote")
 
@@ -56,8 +58,10 @@ def test_a_thread_holding_the_lock_does_not_wait_for_itself(engine):
         holder.execute(text("INSERT INTO rows (who) VALUES ('holder')"))
         # Another connection of the same thread meets SQLite's own lock and its busy timeout,
         # as it would without the queue, instead of waiting forever.
-        with engine.connect() as other, pytest.raises(OperationalError, match="locked"):
-            other.execute(text("INSERT INTO rows (who) VALUES ('other')"))
+        with engine.connect() as other:
+            other.execute(text("PRAGMA busy_timeout=200"))  # the portal's 15 s, shortened
+            with pytest.raises(OperationalError, match="locked"):
+                other.execute(text("INSERT INTO rows (who) VALUES ('other')"))
         holder.commit()
     with engine.begin() as conn:  # the lock was released at commit
         conn.execute(text("INSERT INTO rows (who) VALUES ('after')"))
