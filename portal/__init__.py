@@ -21,6 +21,11 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     if config:
         app.config.update(config)
     _configure_sqlite(app)
+    if app.config.get("PORTAL_TRUST_PROXY"):
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        hops = int(app.config["PORTAL_TRUST_PROXY"])
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
 
     db.init_app(app)
     migrate.init_app(

@@ -139,12 +139,18 @@ def demo(today: str | None) -> None:
 def init_app(app: Flask) -> None:
     app.cli.add_command(services_cli)
     app.cli.add_command(users_cli)
+    from portal.offline.cli import rotate_device_key_command
+
+    users_cli.add_command(rotate_device_key_command)
     app.cli.add_command(demo)
+    from portal.cli_backup import backup_cli
 
-    from portal.kpis.cli import kpis_cli
-
-    app.cli.add_command(kpis_cli)
+    app.cli.add_command(backup_cli)
 
     from portal.imports.cli import records_cli
 
     app.cli.add_command(records_cli)
+
+    from portal.kpis.cli import kpis_cli
+
+    app.cli.add_command(kpis_cli)

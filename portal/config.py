@@ -52,6 +52,14 @@ def from_environment(instance_path: str) -> dict:
         "SETUP_LINK_HOURS": _int("SETUP_LINK_HOURS", 72),
         "MAX_CONTENT_LENGTH": _int("IMPORT_MAX_MB", 50) * 1024 * 1024,
         "IMPORT_MAX_BYTES": _int("IMPORT_MAX_MB", 50) * 1024 * 1024,
+        # Second factor (security.md): always for admins; for everyone when this is set.
+        "REQUIRE_TOTP_FOR_ALL": os.environ.get("REQUIRE_TOTP_FOR_ALL", "").lower()
+        in ("1", "true", "yes"),
+        # Number of reverse proxies in front of the portal whose X-Forwarded-* headers are
+        # trusted (0: none). With it, HTTPS at the proxy is seen, so HSTS is sent.
+        "PORTAL_TRUST_PROXY": _int("PORTAL_TRUST_PROXY", 0),
+        "UPLOAD_RATE_LIMIT": os.environ.get("UPLOAD_RATE_LIMIT", "10 per minute"),
+        "SESSION_WARNING_SECONDS": _int("SESSION_WARNING_SECONDS", 120),
         "RATELIMIT_STORAGE_URI": os.environ.get("REDIS_URL") or "memory://",
         "RATELIMIT_HEADERS_ENABLED": True,
         "WTF_CSRF_TIME_LIMIT": None,  # the token lives as long as the session

@@ -15,14 +15,25 @@ from portal.extensions import db, login_manager
 PUBLIC_ENDPOINTS = {
     "static",
     "auth.sign_in",
+    "auth.second_factor",
     "auth.set_password",
     "main.health",
     "main.reachability",
     "main.csrf_token",
+    "offline.offline_page",
+    "offline.service_worker",
 }
 # Blueprints whose every page is public (the benchmarks table and public run charts).
 PUBLIC_BLUEPRINTS = {"public"}
 
+# What a user who must enrol a second factor may still reach before enrolling.
+ENROLMENT_ENDPOINTS = {
+    "auth.two_factor",
+    "auth.two_factor_qr",
+    "auth.two_factor_restart",
+    "auth.sign_out",
+    "auth.stay_signed_in",
+}
 # Blueprints whose every route is limited to some roles (checked in their before_request).
 ROLE_RESTRICTED_BLUEPRINTS: dict[str, tuple[str, ...]] = {"admin": ("admin",)}
 
@@ -50,12 +61,15 @@ _CSP = "; ".join(
 
 
 def init_app(app: Flask) -> None:
+    app.context_processor(lambda: {"session_timeout_meta": _session_timeout_meta})
     login_manager.login_view = "auth.sign_in"
     login_manager.login_message = "Sign in to continue."
     login_manager.login_message_category = "info"
     login_manager.user_loader(_load_user)
     login_manager.unauthorized_handler(_unauthorized)
     app.before_request(_require_sign_in)
+    app.before_request(_limit_uploads)
+    app.before_request(_refuse_nul_characters)
     app.after_request(_security_headers)
 
 
@@ -111,6 +125,61 @@ def _require_sign_in():
         if is_public(request.endpoint):
             return None
         return _unauthorized()
+    if _must_enrol_second_factor() and not (
+        request.endpoint in ENROLMENT_ENDPOINTS or is_public(request.endpoint)
+    ):
+        # An admin (or anyone, when required for all) without a second factor enrols first.
+        target = url_for("auth.two_factor")
+        if is_htmx():
+            response = jsonify(error="second_factor_required", enrol=target)
+            response.status_code = 403
+            response.headers["HX-Redirect"] = target
+            return response
+        return redirect(target)
+    return None
+
+
+def _must_enrol_second_factor() -> bool:
+    from flask import current_app
+
+    from portal.services import second_factor
+
+    user = current_user._get_current_object()
+    return second_factor.required_for(
+        user, current_app.config.get("REQUIRE_TOTP_FOR_ALL", False)
+    ) and not second_factor.is_enrolled(user)
+
+
+def _refuse_nul_characters():
+    """No one types a NUL character; PostgreSQL cannot store one and would answer 500. A request
+    carrying one in a field, a query parameter or the idempotency key is refused as malformed."""
+    values = [request.headers.get("Idempotency-Key", "")]
+    values += request.args.values()
+    if request.method in ("POST", "PUT", "PATCH") and request.mimetype in (
+        "application/x-www-form-urlencoded",
+        "multipart/form-data",
+    ):
+        values += request.form.values()
+    if any("\x00" in value for value in values):
+        abort(400, description="The request contained a character that is not allowed.")
+    return None
+
+
+def _limit_uploads():
+    """Per-address rate limit on every file upload, whichever route receives it."""
+    from flask import current_app
+    from flask_limiter.util import get_remote_address
+    from limits import parse
+
+    from portal.extensions import limiter
+
+    if request.method != "POST" or request.mimetype != "multipart/form-data":
+        return None
+    if not limiter.enabled or not current_app.config.get("RATELIMIT_ENABLED", True):
+        return None
+    item = parse(current_app.config["UPLOAD_RATE_LIMIT"])
+    if not limiter.limiter.hit(item, "upload", get_remote_address()):
+        abort(429, description="Too many uploads from this address. Wait a minute and try again.")
     return None
 
 
@@ -141,6 +210,24 @@ def _session_expired(endpoint: str) -> bool:
         # sooner, never later.
         session["last_seen"] = now
     return False
+
+
+def _session_timeout_meta() -> str:
+    """What js/session-timeout.js needs: idle limit, warning lead and seconds until each limit."""
+    import json
+
+    from flask import current_app
+
+    idle = current_app.config["IDLE_TIMEOUT"].total_seconds()
+    absolute = current_app.config["ABSOLUTE_TIMEOUT"].total_seconds()
+    started = session.get("signed_in_at", _now().timestamp())
+    return json.dumps(
+        {
+            "idle": int(idle),
+            "warning": int(current_app.config.get("SESSION_WARNING_SECONDS", 120)),
+            "absolute_left": max(0, int(started + absolute - _now().timestamp())),
+        }
+    )
 
 
 def start_session(user) -> None:

@@ -11,9 +11,10 @@ import re
 import uuid
 from pathlib import Path
 
+import pyotp
 import pytest
 from flask.testing import FlaskClient
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, select, text
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_PASSWORD = "correct-horse-battery-9"
@@ -166,7 +167,13 @@ def make_user(db):
 
     hashed = hash_password(TEST_PASSWORD)
 
-    def make(role="clinician", services=(), email=None, active=True, password=None):
+    def make(
+        role="clinician", services=(), email=None, active=True, password=None, second_factor=None
+    ):
+        # Admins must have a second factor (security.md): a test admin has one unless the test
+        # is about enrolling it (second_factor=False).
+        if second_factor is None:
+            second_factor = role == "admin"
         user = User(
             email=email or f"{role}-{uuid.uuid4().hex[:6]}@nhs.test",
             display_name=f"Test {role}",
@@ -175,6 +182,7 @@ def make_user(db):
             password_hash=hash_password(password) if password else hashed,
             session_version=1,
             failed_login_count=0,
+            totp_secret=pyotp.random_base32(32) if second_factor else None,
         )
         user.services = list(services)
         db.session.add(user)
@@ -188,6 +196,25 @@ def sign_in(client: CSRFClient, user, password: str = TEST_PASSWORD):
     response = client.post(
         "/auth/sign-in", data={"email": user.email, "password": password}, follow_redirects=False
     )
+    assert response.status_code == 302, response.get_data(as_text=True)[:2000]
+    if response.headers["Location"].endswith("/auth/second-factor"):
+        response = _second_factor(client, user)
+    return response
+
+
+def _second_factor(client: CSRFClient, user):
+    """The second sign-in step with the code the user's app shows now."""
+    from sqlalchemy import update
+
+    from portal.extensions import db
+    from portal.models import User
+
+    # A code works once; tests sign the same user in several times within one 30-second step, so
+    # the helper forgets the last used step (the refusal of a reused code has its own tests).
+    db.session.execute(update(User).where(User.id == user.id).values(totp_last_step=None))
+    db.session.commit()
+    secret = db.session.scalar(select(User.totp_secret).where(User.id == user.id))
+    response = client.post("/auth/second-factor", data={"code": pyotp.TOTP(secret).now()})
     assert response.status_code == 302, response.get_data(as_text=True)[:2000]
     return response
 

@@ -1,5 +1,5 @@
 from flask_wtf import FlaskForm
-from wtforms import EmailField, PasswordField
+from wtforms import EmailField, PasswordField, StringField
 from wtforms.validators import DataRequired, EqualTo
 
 
@@ -26,4 +26,20 @@ class SetPasswordForm(FlaskForm):
 class ChangePasswordForm(SetPasswordForm):
     current_password = PasswordField(
         "Current password", validators=[DataRequired("Enter your current password")]
+    )
+
+
+class SecondFactorForm(FlaskForm):
+    code = StringField(
+        "Security code",
+        description="The 6-digit code from your authenticator app, or one of your recovery codes.",
+        validators=[DataRequired("Enter the code from your authenticator app")],
+    )
+
+
+class EnrolForm(FlaskForm):
+    code = StringField(
+        "Security code",
+        description="The 6-digit code your authenticator app shows for FLS Portal.",
+        validators=[DataRequired("Enter the 6-digit code from your authenticator app")],
     )

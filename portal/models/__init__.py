@@ -1,6 +1,6 @@
 """Typed SQLAlchemy 2 models of the FLS dataset, accounts and the audit trail."""
 
-from portal.models.accounts import User, user_services
+from portal.models.accounts import RecoveryCode, User, user_services
 from portal.models.audit import AuditEvent
 from portal.models.base import Base
 from portal.models.clinical import Episode, Patient
@@ -14,6 +14,7 @@ __all__ = [
     "Episode",
     "ImportJob",
     "Patient",
+    "RecoveryCode",
     "Service",
     "Submission",
     "User",

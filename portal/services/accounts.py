@@ -86,6 +86,8 @@ class SignInResult:
     user: User | None
     message: str | None = None
     wait_seconds: int = 0
+    # The password was right; the session starts only after the second factor.
+    second_factor: bool = False
 
 
 def throttle_wait(user: User, now: datetime, free: int, max_seconds: int) -> int:
@@ -130,11 +132,27 @@ def authenticate(email: str, password: str, *, free: int, max_seconds: int) -> S
         return SignInResult(None, SIGN_IN_REFUSED)
     if _hasher.check_needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
+    if user.totp_secret:
+        # Failures are not forgiven yet: wrong second-factor codes keep slowing the account down.
+        audit.record("sign_in_password_ok", user=user, detail="waiting for the second factor")
+        return SignInResult(user, second_factor=True)
+    complete_sign_in(user, now)
+    return SignInResult(user)
+
+
+def complete_sign_in(user: User, now: datetime | None = None) -> None:
+    """Every check passed: forgive earlier failures and record the sign-in."""
     user.failed_login_count = 0
     user.last_failed_login_at = None
-    user.last_login_at = now
+    user.last_login_at = now or datetime.utcnow()
     audit.record("sign_in", user=user)
-    return SignInResult(user)
+
+
+def second_factor_failed(user: User) -> None:
+    """A wrong second-factor code counts as a failed sign-in of the account (slow-down)."""
+    user.failed_login_count += 1
+    user.last_failed_login_at = datetime.utcnow()
+    audit.record("sign_in_failed", user=user, detail="wrong second-factor code")
 
 
 def end_all_sessions(user: User) -> None:
@@ -276,6 +294,11 @@ def reset_password(user: User, hours: int) -> str:
     """Clear the password, end the user's sessions and issue a new one-time link."""
     user.password_hash = None
     end_all_sessions(user)
+    # Someone who lost their authenticator app and recovery codes is reset the same way: they
+    # set a new password and enrol again.
+    from portal.services import second_factor
+
+    second_factor.remove(user)
     token = issue_setup_token(user, hours)
     audit.record("password_reset", user, {"password": ("(hidden)", "(reset)")})
     return token

@@ -51,6 +51,8 @@ class BrowserUser:
     role: str
     display_name: str
     password: str
+    # Admins need a second factor (security.md); the browser helper types the current code.
+    totp_secret: str | None = None
 
 
 @dataclass
@@ -95,8 +97,13 @@ class LiveServer:
         email: str | None = None,
         display_name: str | None = None,
         password: str = BROWSER_PASSWORD,
+        second_factor: bool | None = None,
     ):
-        """A user of the given services (Service objects or codes) who can sign in at once."""
+        """A user of the given services (Service objects or codes) who can sign in at once.
+
+        Admins get a second factor unless `second_factor=False` (a test of enrolling it)."""
+        import pyotp
+
         from portal.extensions import db
         from portal.models import Service, User
         from portal.services.accounts import hash_password
@@ -116,6 +123,9 @@ class LiveServer:
                 password_hash=hash_password(password),
                 session_version=1,
                 failed_login_count=0,
+                totp_secret=pyotp.random_base32(32)
+                if (role == "admin" if second_factor is None else second_factor)
+                else None,
             )
             user.services = members
             db.session.add(user)
@@ -126,6 +136,7 @@ class LiveServer:
                 role=user.role,
                 display_name=user.display_name,
                 password=password,
+                totp_secret=user.totp_secret,
             )
 
     def empty_tables(self) -> None:
@@ -224,7 +235,10 @@ def page_log() -> PageLog:
 @pytest.fixture
 def page(_chromium, live_server, page_log):
     """A fresh context (no cookies) and page; base_url is the live server."""
-    context = _chromium.new_context(base_url=live_server.url, locale="en-GB")
+    # No service worker here: page.route cannot see what passes one (offline tests make their own).
+    context = _chromium.new_context(
+        base_url=live_server.url, locale="en-GB", service_workers="block"
+    )
     context.set_default_timeout(10_000)
     page = context.new_page()
 

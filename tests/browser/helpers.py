@@ -27,6 +27,12 @@ def sign_in_browser(page, server, user, password: str | None = None) -> None:
     page.fill("#password", password or user.password)
     with page.expect_navigation():
         page.click("form button[type=submit]")
+    if page.url.split("?")[0].endswith("/auth/second-factor"):
+        import pyotp
+
+        page.fill("#code", pyotp.TOTP(user.totp_secret).now())
+        with page.expect_navigation():
+            page.click("form button[type=submit]")
     wait_for_htmx(page)
 
 

@@ -1,0 +1,147 @@
+"""The server's part of offline-tolerant forms (spec/offline.md).
+
+- `/device-key`: the signed-in user's AES-GCM key for drafts and waiting submissions, never cached.
+- `/waiting`: "Waiting on this device", a shell with no patient data that offline.js fills in from
+  IndexedDB.
+- `/offline`: what the service worker shows when a page that needs the network is opened offline.
+- `/sw.js`: the service worker, served from the root so that its scope is the whole portal.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from functools import lru_cache
+from pathlib import Path
+
+from flask import (
+    Blueprint,
+    Response,
+    current_app,
+    jsonify,
+    render_template,
+    request,
+    url_for,
+)
+from flask_login import current_user
+from flask_wtf.csrf import CSRFError
+
+from portal.security import is_htmx
+from portal.services import device_keys
+
+bp = Blueprint("offline", __name__)
+
+# Blank forms (no patient data in them) that the service worker may keep for use offline: the
+# endpoints of the new-patient registration form, as the journey blueprint names it. An endpoint
+# that does not exist in this app is left out.
+BLANK_FORM_ENDPOINTS = ("journey.register_patient",)
+
+# Static files the service worker keeps: the portal's own and the vendored ones.
+_PRECACHED_DIRECTORIES = ("js", "css", "vendor")
+_PRECACHED_SUFFIXES = (".js", ".css", ".svg", ".png", ".ico")
+
+
+@bp.get("/device-key")
+def device_key():
+    """The signed-in user's device key (raw AES-256 key, base64url); only ever to that user."""
+    key = device_keys.device_key(current_user._get_current_object(), current_app.secret_key)
+    response = jsonify(
+        user=key.user_id,
+        generation=key.generation,
+        key=base64.urlsafe_b64encode(key.key).decode().rstrip("="),
+    )
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Pragma"] = "no-cache"
+    return response
+
+
+@bp.get("/waiting")
+def waiting():
+    """The list of drafts and waiting submissions kept on this device (filled by offline.js)."""
+    return render_template("offline/waiting.html")
+
+
+@bp.get("/offline")
+def offline_page():
+    """Shown by the service worker for a page that needs the network while offline. Public and
+    anonymous (the service worker fetches it without cookies), so it holds nothing of anyone."""
+    return render_template("offline/offline.html")
+
+
+@bp.get("/sw.js")
+def service_worker():
+    """The service worker script with this release's cache version and file lists."""
+    static_folder = Path(current_app.static_folder)
+    assets, version = _static_assets(static_folder, _stamp(static_folder))
+    settings = {
+        "version": version,
+        "assets": [url_for("static", filename=name) for name in assets],
+        "blankForms": _blank_form_urls(),
+        "offlinePage": url_for("offline.offline_page"),
+    }
+    script = (static_folder / "js" / "sw.js").read_text(encoding="utf-8")
+    body = f"const PORTAL_SW = {json.dumps(settings)};\n{script}"
+    response = Response(body, mimetype="text/javascript")
+    # Browsers check for a new worker at each navigation; the script itself is never kept stale.
+    response.headers["Cache-Control"] = "no-cache"
+    response.headers["Service-Worker-Allowed"] = "/"
+    return response
+
+
+@bp.app_errorhandler(CSRFError)
+def csrf_refused(error: CSRFError):
+    """An expired or missing CSRF token. The offline script reads the JSON answer, fetches a fresh
+    token and sends the waiting submission again (offline.md), instead of dropping it."""
+    if is_htmx() or request.accept_mimetypes.best == "application/json":
+        response = jsonify(error="csrf", reason=error.description)
+        response.status_code = 400
+        return response
+    return (
+        render_template(
+            "errors/error.html",
+            status=400,
+            title="The request could not be handled",
+            description="The form had expired. Go back, reload the page and try again.",
+        ),
+        400,
+    )
+
+
+def _blank_form_urls() -> list[str]:
+    urls = []
+    for endpoint in BLANK_FORM_ENDPOINTS:
+        if endpoint not in current_app.view_functions:
+            continue
+        rules = [r for r in current_app.url_map.iter_rules(endpoint) if not r.arguments]
+        if rules and "GET" in rules[0].methods:
+            urls.append(url_for(endpoint))
+    return urls
+
+
+def _stamp(static_folder: Path) -> tuple[tuple[str, int, int], ...]:
+    """Names, sizes and modification times: a new release changes the cache version."""
+    stamp = []
+    for directory in _PRECACHED_DIRECTORIES:
+        root = static_folder / directory
+        if not root.is_dir():
+            continue
+        for path in sorted(root.rglob("*")):
+            if path.is_file() and path.suffix in _PRECACHED_SUFFIXES:
+                stat = path.stat()
+                stamp.append(
+                    (path.relative_to(static_folder).as_posix(), stat.st_size, stat.st_mtime_ns)
+                )
+    return tuple(stamp)
+
+
+@lru_cache(maxsize=4)
+def _static_assets(static_folder: Path, stamp: tuple) -> tuple[list[str], str]:
+    digest = hashlib.sha256()
+    names = []
+    for name, _size, _mtime in stamp:
+        digest.update(name.encode())
+        digest.update((static_folder / name).read_bytes())
+        if name != "js/sw.js":
+            names.append(name)
+    return names, digest.hexdigest()[:16]

@@ -1,0 +1,423 @@
+"""Backups (security.md, "Keeping data"; cli.md): a consistent copy taken while the portal runs,
+and a restore that checks itself.
+
+A backup is one tar file holding the database (SQLite: a copy made with SQLite's online backup API;
+PostgreSQL: `pg_dump -Fc`) and `manifest.json`: the schema revision, each table's row count and a
+checksum of its rows, all read from the same consistent state as the copy, and the number of
+active users who can sign in. A restore refuses a database that holds data unless forced, restores,
+brings the schema to head and checks every figure of the manifest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import tarfile
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, create_engine, func, inspect, select, text
+from sqlalchemy.engine import URL, make_url
+
+from portal.models import Base, User
+
+MANIFEST = "manifest.json"
+SQLITE_MEMBER = "database.sqlite3"
+POSTGRES_MEMBER = "database.pgdump"
+FORMAT_VERSION = 1
+
+# progress(total, label) -> a context manager with update(n): portal.cli.progress_bar's shape.
+Progress = Callable[[int, str], Any]
+
+
+class BackupError(RuntimeError):
+    """A backup or restore that could not be done or did not check out; the message says why."""
+
+
+@dataclass
+class RestoreReport:
+    tables: int
+    rows: int
+    users_who_can_sign_in: int
+    upgraded_from: str | None
+
+
+MIGRATIONS_DIRECTORY = Path(__file__).resolve().parents[2] / "migrations"
+
+
+class _Silent:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def update(self, n: int) -> None:
+        pass
+
+
+def _quiet(total: int, label: str) -> _Silent:
+    return _Silent()
+
+
+# --- figures of a database --------------------------------------------------------------------
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, bytes):
+        return value.hex()
+    return value
+
+
+def table_figures(connection: Connection, progress: Progress = _quiet) -> dict[str, dict]:
+    """Row count and a SHA-256 of the rows (in primary-key order) of every table of the schema."""
+    tables = [t for t in Base.metadata.sorted_tables if inspect(connection).has_table(t.name)]
+    figures: dict[str, dict] = {}
+    with progress(len(tables), "Checking tables") as bar:
+        for table in tables:
+            order = list(table.primary_key.columns) or list(table.columns)
+            digest = hashlib.sha256()
+            rows = 0
+            for row in connection.execute(select(table).order_by(*order)):
+                digest.update(
+                    json.dumps([_plain(v) for v in row], sort_keys=True, default=str).encode()
+                )
+                digest.update(b"\n")
+                rows += 1
+            figures[table.name] = {"rows": rows, "sha256": digest.hexdigest()}
+            bar.update(1)
+    return figures
+
+
+def users_who_can_sign_in(connection: Connection) -> int:
+    """Active users holding an Argon2 password hash."""
+    return connection.scalar(
+        select(func.count())
+        .select_from(User.__table__)
+        .where(User.__table__.c.active.is_(True), User.__table__.c.password_hash.like("$argon2%"))
+    )
+
+
+def schema_revision(connection: Connection) -> str | None:
+    if not inspect(connection).has_table("alembic_version"):
+        return None
+    return connection.scalar(text("SELECT version_num FROM alembic_version"))
+
+
+def holds_data(connection: Connection) -> bool:
+    """Whether any table of the portal's schema has a row (an empty, migrated database does not)."""
+    names = set(inspect(connection).get_table_names())
+    for table in Base.metadata.sorted_tables:
+        if table.name in names and connection.scalar(select(func.count()).select_from(table)):
+            return True
+    return False
+
+
+def _manifest(connection: Connection, backend: str, progress: Progress) -> dict:
+    return {
+        "format": FORMAT_VERSION,
+        "backend": backend,
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "schema_revision": schema_revision(connection),
+        "tables": table_figures(connection, progress),
+        "users_who_can_sign_in": users_who_can_sign_in(connection),
+    }
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _libpq_url(url: URL) -> str:
+    """The SQLAlchemy URL as pg_dump and pg_restore understand it."""
+    return url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def backend_of(url: URL) -> str:
+    if url.get_backend_name() == "sqlite":
+        if not url.database or url.database == ":memory:":
+            raise BackupError("an in-memory SQLite database cannot be backed up or restored")
+        return "sqlite"
+    if url.get_backend_name() == "postgresql":
+        return "postgresql"
+    raise BackupError(f"backups of {url.get_backend_name()} databases are not supported")
+
+
+# --- create -----------------------------------------------------------------------------------
+
+
+def create(database_url: str, path: Path, progress: Progress = _quiet) -> dict:
+    """Write a backup of the database to `path` (a tar file); returns its manifest."""
+    url = make_url(database_url)
+    backend = backend_of(url)
+    path = Path(path)
+    if path.is_dir():
+        raise BackupError(f"{path} is a directory: give the path of the backup file to write")
+    if not path.parent.exists():
+        raise BackupError(f"{path.parent}: no such directory")
+    with tempfile.TemporaryDirectory(dir=path.parent, prefix=".backup-") as work:
+        work_dir = Path(work)
+        if backend == "sqlite":
+            member, manifest = _create_sqlite(url, work_dir, progress)
+        else:
+            member, manifest = _create_postgres(url, work_dir, progress)
+        manifest["database_sha256"] = _sha256_file(work_dir / member)
+        manifest["database_file"] = member
+        (work_dir / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
+        partial = work_dir / "backup.tar"
+        with tarfile.open(partial, "w") as archive:
+            archive.add(work_dir / MANIFEST, arcname=MANIFEST)
+            archive.add(work_dir / member, arcname=member)
+        os.chmod(partial, 0o600)  # patient data: readable by the owner only
+        # A whole file or none: never a half-written backup under the final name.
+        os.replace(partial, path)
+    return manifest
+
+
+def _sqlite_copy(
+    source: sqlite3.Connection, target: sqlite3.Connection, progress: Progress, label: str
+) -> None:
+    """SQLite's online backup API, page by page, with a progress bar over the pages."""
+    total = source.execute("PRAGMA page_count").fetchone()[0]
+    with progress(max(total, 1), label) as bar:
+        done = [0]
+
+        def step(status, remaining, pages):
+            copied = pages - remaining
+            bar.update(max(0, copied - done[0]))
+            done[0] = copied
+
+        source.backup(target, pages=1024, progress=step)
+
+
+def _create_sqlite(url: URL, work_dir: Path, progress: Progress) -> tuple[str, dict]:
+    source_path = Path(url.database)
+    if not source_path.exists():
+        raise BackupError(f"{source_path}: no such database")
+    copy_path = work_dir / SQLITE_MEMBER
+    source = sqlite3.connect(f"file:{source_path}?mode=ro", uri=True, timeout=30)
+    target = sqlite3.connect(copy_path)
+    try:
+        # The online backup API copies a consistent snapshot while the portal keeps writing.
+        _sqlite_copy(source, target, progress, "Copying database")
+        target.execute("PRAGMA journal_mode=DELETE")  # one self-contained file
+    finally:
+        source.close()
+        target.close()
+    # The figures come from the copy itself, so they describe exactly what was saved.
+    engine = create_engine(f"sqlite:///{copy_path}")
+    try:
+        with engine.connect() as connection:
+            manifest = _manifest(connection, "sqlite", progress)
+    finally:
+        engine.dispose()
+    return SQLITE_MEMBER, manifest
+
+
+def _create_postgres(url: URL, work_dir: Path, progress: Progress) -> tuple[str, dict]:
+    if shutil.which("pg_dump") is None:
+        raise BackupError("pg_dump is not installed (Debian package postgresql-client)")
+    dump_path = work_dir / POSTGRES_MEMBER
+    engine = create_engine(url, isolation_level="REPEATABLE READ")
+    try:
+        with engine.connect() as connection:
+            # One snapshot for the figures and the dump, so they agree even while the portal runs.
+            snapshot = connection.scalar(text("SELECT pg_export_snapshot()"))
+            manifest = _manifest(connection, "postgresql", progress)
+            result = subprocess.run(
+                [
+                    "pg_dump",
+                    "--format=custom",
+                    "--no-owner",
+                    "--no-privileges",
+                    f"--snapshot={snapshot}",
+                    f"--file={dump_path}",
+                    f"--dbname={_libpq_url(url)}",
+                ],
+                capture_output=True,
+                text=True,
+            )
+            connection.rollback()
+    finally:
+        engine.dispose()
+    if result.returncode != 0:
+        raise BackupError(f"pg_dump failed: {result.stderr.strip()}")
+    return POSTGRES_MEMBER, manifest
+
+
+# --- restore ----------------------------------------------------------------------------------
+
+
+def read_manifest(path: Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise BackupError(f"{path}: no such backup file")
+    try:
+        with tarfile.open(path, "r") as archive:
+            member = archive.extractfile(MANIFEST)
+            if member is None:
+                raise KeyError(MANIFEST)
+            return json.loads(member.read())
+    except (tarfile.TarError, KeyError, json.JSONDecodeError) as error:
+        raise BackupError(f"{path} is not a portal backup ({error})") from None
+
+
+def restore(
+    database_url: str,
+    path: Path,
+    *,
+    force: bool,
+    upgrade: Callable[[], None],
+    progress: Progress = _quiet,
+) -> RestoreReport:
+    """Restore `path` into the database, then check it against the backup's manifest.
+
+    `upgrade` migrates the schema to head (flask_migrate.upgrade in the app's context); it runs
+    when the backup was taken at an older revision.
+    """
+    url = make_url(database_url)
+    backend = backend_of(url)
+    manifest = read_manifest(path)
+    if manifest.get("format") != FORMAT_VERSION:
+        raise BackupError(f"backup format {manifest.get('format')!r} is not supported")
+    if manifest["backend"] != backend:
+        raise BackupError(
+            f"the backup is of a {manifest['backend']} database; this portal uses {backend}"
+        )
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            if holds_data(connection) and not force:
+                raise BackupError(
+                    "the database holds data: restoring would replace it. "
+                    "Give --force to restore over it."
+                )
+    finally:
+        engine.dispose()
+
+    with tempfile.TemporaryDirectory(prefix="fls-restore-") as work:
+        work_dir = Path(work)
+        member = manifest["database_file"]
+        with tarfile.open(path, "r") as archive:
+            archive.extract(member, work_dir, filter="data")
+        copy = work_dir / member
+        if _sha256_file(copy) != manifest["database_sha256"]:
+            raise BackupError("the backup file is damaged: its checksum does not match")
+        if backend == "sqlite":
+            _check_sqlite_copy(copy, manifest, progress)
+            _restore_sqlite(url, copy, progress)
+        else:
+            _restore_postgres(url, copy)
+
+    revision_before = manifest["schema_revision"]
+    upgrade()
+    return verify(database_url, manifest, revision_before, progress)
+
+
+def _check_sqlite_copy(copy: Path, manifest: dict, progress: Progress) -> None:
+    """Check the copy before it replaces anything."""
+    engine = create_engine(f"sqlite:///{copy}")
+    try:
+        with engine.connect() as connection:
+            if connection.scalar(text("PRAGMA integrity_check")) != "ok":
+                raise BackupError("the database in the backup fails SQLite's integrity check")
+            _compare(table_figures(connection, progress), manifest["tables"])
+    finally:
+        engine.dispose()
+
+
+def _restore_sqlite(url: URL, copy: Path, progress: Progress) -> None:
+    source = sqlite3.connect(copy)
+    target = sqlite3.connect(url.database, timeout=30)
+    try:
+        # The backup API replaces the target's content as one step under its lock.
+        _sqlite_copy(source, target, progress, "Restoring database")
+    finally:
+        source.close()
+        target.close()
+
+
+def _restore_postgres(url: URL, dump: Path) -> None:
+    if shutil.which("pg_restore") is None:
+        raise BackupError("pg_restore is not installed (Debian package postgresql-client)")
+    result = subprocess.run(
+        [
+            "pg_restore",
+            # Drop and recreate what the dump holds, all in one transaction: on any error the
+            # database is left as it was.
+            "--clean",
+            "--if-exists",
+            "--no-owner",
+            "--no-privileges",
+            "--single-transaction",
+            "--exit-on-error",
+            f"--dbname={_libpq_url(url)}",
+            str(dump),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    if result.returncode != 0:
+        raise BackupError(f"pg_restore failed: {result.stderr.strip()}")
+
+
+def _compare(found: dict[str, dict], expected: dict[str, dict], *, checksums: bool = True) -> None:
+    for name, figures in expected.items():
+        if name not in found:
+            raise BackupError(f"table {name} is missing after the restore")
+        if found[name]["rows"] != figures["rows"]:
+            raise BackupError(
+                f"table {name} has {found[name]['rows']} rows; the backup recorded {figures['rows']}"
+            )
+        if checksums and found[name]["sha256"] != figures["sha256"]:
+            raise BackupError(f"table {name} differs from the backup (checksum)")
+
+
+def verify(
+    database_url: str, manifest: dict, revision_before: str | None, progress: Progress = _quiet
+) -> RestoreReport:
+    """Schema at head, row counts (and, at the same revision, checksums) as recorded, and the
+    users who could sign in when the backup was taken still can."""
+    from alembic.script import ScriptDirectory
+
+    heads = ScriptDirectory(str(MIGRATIONS_DIRECTORY)).get_heads()
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            revision = schema_revision(connection)
+            if revision not in heads:
+                raise BackupError(f"schema at revision {revision}, not at head {', '.join(heads)}")
+            found = table_figures(connection, progress)
+            # A migration may rewrite rows; then only the counts can be compared.
+            _compare(found, manifest["tables"], checksums=revision == revision_before)
+            can_sign_in = users_who_can_sign_in(connection)
+    finally:
+        engine.dispose()
+    if can_sign_in != manifest["users_who_can_sign_in"]:
+        raise BackupError(
+            f"{can_sign_in} active users have a password hash; "
+            f"the backup recorded {manifest['users_who_can_sign_in']}"
+        )
+    return RestoreReport(
+        tables=len(found),
+        rows=sum(f["rows"] for f in found.values()),
+        users_who_can_sign_in=can_sign_in,
+        upgraded_from=revision_before if revision_before != revision else None,
+    )
