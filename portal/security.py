@@ -39,8 +39,6 @@ ROLE_RESTRICTED_BLUEPRINTS: dict[str, tuple[str, ...]] = {"admin": ("admin",)}
 
 # Requests the browser makes by itself; they never reset the idle timer.
 BACKGROUND_HEADER = "X-Background-Request"
-# Activity moves the idle timer on in steps of this many seconds (see _session_expired).
-LAST_SEEN_STEP = 30
 
 _CSP = "; ".join(
     [
@@ -200,14 +198,7 @@ def _session_expired(endpoint: str) -> bool:
         return True
     if now - last_seen > current_app.config["IDLE_TIMEOUT"].total_seconds():
         return True
-    if (
-        request.headers.get(BACKGROUND_HEADER) != "1"
-        and endpoint != "static"
-        and now - last_seen >= LAST_SEEN_STEP
-    ):
-        # Kept to the step, not every request: an unchanged session is not signed and sent again.
-        # The idle limit then counts from up to one step earlier: it can only end a session
-        # sooner, never later.
+    if request.headers.get(BACKGROUND_HEADER) != "1" and endpoint != "static":
         session["last_seen"] = now
     return False
 
