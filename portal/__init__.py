@@ -10,7 +10,6 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 from portal import config as config_module
-from portal import sqlite_writes  # noqa: F401  (SQLite writers queue for the write lock)
 from portal.extensions import csrf, db, htmx, limiter, login_manager, migrate
 
 
