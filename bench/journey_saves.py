@@ -2,15 +2,20 @@
 
     python bench/journey_saves.py [--clients 20] [--seconds 15] [--workers 4] [--threads 4]
 
-Two servers run under gunicorn with the same worker settings, each on its own SQLite file in WAL
-mode: the portal (`wsgi:app`) and a bare Flask app whose POST inserts one row. Then `--clients`
-concurrent clients (threads with keep-alive connections) post for `--seconds` seconds each:
+Three servers run under gunicorn with the same worker settings (default 4 processes x 4 threads;
+2 x 4 measured slower for the portal on 2 cores), each on its own SQLite file in WAL mode with a busy timeout:
+two bare Flask apps whose POST inserts one row (through Flask-SQLAlchemy's ORM, the portal's own
+stack minus everything the portal does; and through the sqlite3 module), and the portal
+(`wsgi:app`). Then `--clients` concurrent clients (threads with keep-alive connections) post for
+`--seconds` seconds against each server in turn, the ORM insert and the portal back to back:
 - bare: `POST /insert` (one INSERT and a commit);
 - portal: each client signed in as its own clinician, saving the treatment stage of its own
   episode through the htmx endpoint, as the browser does (CSRF header, a fresh submission_id, the
   version read back from the previous answer), with an answer that changes each time so every
   save writes the episode, its audit event, its submission and the service's data version.
-Prints requests per second, p50/p99 latency and the portal/bare ratio.
+Prints, side by side, requests per second, p50/p99 latency, the server's CPU time per request
+(gunicorn master and workers, from /proc), the load average, and the portal/bare ratios.
+BENCH_PORTAL_ROOT=<checkout> measures another checkout of the portal (e.g. main) with this harness.
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from urllib.parse import urlencode
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(os.environ.get("BENCH_PORTAL_ROOT") or Path(__file__).resolve().parent.parent)
 sys.path.insert(0, str(ROOT))
 PASSWORD = "bench-password-for-clinicians-1"
 
@@ -113,6 +118,42 @@ def gunicorn(app: str, port: int, env: dict, args, cwd: Path) -> subprocess.Pope
         "--keep-alive", "30", "--log-level", "warning",
     ]
     return subprocess.Popen(command, env={**os.environ, **env}, cwd=cwd)
+
+
+def server_cpu(server: subprocess.Popen) -> float:
+    """CPU seconds (user + system) used so far by a gunicorn master and its workers (Linux /proc)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    pids = [server.pid]
+    children = Path(f"/proc/{server.pid}/task/{server.pid}/children")
+    if children.exists():
+        pids += [int(pid) for pid in children.read_text().split()]
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+    return total
+
+
+def measure(name: str, server: subprocess.Popen, clients: int, seconds: float, work) -> dict:
+    """Run the clients against one server; its figures, with the server's CPU per request."""
+    cpu_before, load_before = server_cpu(server), os.getloadavg()[0]
+    latencies, failures = run(clients, seconds, work)
+    cpu = server_cpu(server) - cpu_before
+    latencies.sort()
+    return {
+        "name": name,
+        "rate": len(latencies) / seconds,
+        "p50": statistics.median(latencies) * 1000,
+        "p99": latencies[int(len(latencies) * 0.99) - 1] * 1000,
+        "requests": len(latencies),
+        "failures": failures,
+        "cpu_ms": cpu / max(len(latencies), 1) * 1000,
+        "cpu_cores": cpu / seconds,
+        "load": (load_before + os.getloadavg()[0]) / 2,
+    }
 
 
 class Client:
@@ -221,14 +262,14 @@ def run(clients: int, seconds: float, work) -> tuple[list[float], int]:
     return latencies, failures
 
 
-def report(name: str, latencies: list[float], failures: int, seconds: float) -> float:
-    latencies.sort()
-    rate = len(latencies) / seconds
-    p50 = statistics.median(latencies) * 1000
-    p99 = latencies[int(len(latencies) * 0.99) - 1] * 1000
-    print(f"{name:<28} {rate:8.1f} req/s   p50 {p50:7.1f} ms   p99 {p99:7.1f} ms   "
-          f"{len(latencies)} requests, {failures} failed")
-    return rate
+def report(figures: list[dict]) -> None:
+    """The runs side by side, then each against the first (the bare ORM insert)."""
+    print(f"{'run':<28} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'server CPU/req':>15} "
+          f"{'server cores':>12} {'load':>5} {'requests':>9} {'failed':>6}")
+    for f in figures:
+        print(f"{f['name']:<28} {f['rate']:8.1f} {f['p50']:8.1f} {f['p99']:8.1f} "
+              f"{f['cpu_ms']:12.2f} ms {f['cpu_cores']:12.2f} {f['load']:5.1f} {f['requests']:9d} "
+              f"{f['failures']:6d}")
 
 
 def main() -> int:
@@ -315,20 +356,27 @@ def main() -> int:
             return latencies, failures
 
         print(f"{args.clients} concurrent clients, {args.seconds:.0f} s each, gunicorn "
-              f"{args.workers} workers x {args.threads} threads, SQLite (WAL)")
-        bare_sqlite = report(
-            "bare Flask insert, sqlite3",
-            *run(args.clients, args.seconds, lambda i, stop: bare_work(bare_ports["sqlite3"], i, stop)),
-            args.seconds,
-        )
-        bare_orm = report(
-            "bare Flask insert, ORM",
-            *run(args.clients, args.seconds, lambda i, stop: bare_work(bare_ports["orm"], i, stop)),
-            args.seconds,
-        )
-        saves = report("portal stage save (htmx)", *run(args.clients, args.seconds, portal_work), args.seconds)
-        print(f"stage save / bare insert (sqlite3): {saves / bare_sqlite:.2f}")
-        print(f"stage save / bare insert (ORM):     {saves / bare_orm:.2f}   (target at least 0.50)")
+              f"{args.workers} workers x {args.threads} threads, SQLite (WAL); {os.cpu_count()} CPUs, "
+              f"load average {os.getloadavg()[0]:.1f} at start")
+        bare_orm_server, bare_sqlite_server, portal_server = servers[1], servers[0], servers[2]
+        figures = [
+            measure(
+                "bare Flask insert, ORM", bare_orm_server, args.clients, args.seconds,
+                lambda i, stop: bare_work(bare_ports["orm"], i, stop),
+            ),
+            measure("portal stage save (htmx)", portal_server, args.clients, args.seconds, portal_work),
+            measure(
+                "bare Flask insert, sqlite3", bare_sqlite_server, args.clients, args.seconds,
+                lambda i, stop: bare_work(bare_ports["sqlite3"], i, stop),
+            ),
+        ]
+        report(figures)
+        orm, saves, raw = figures
+        print(f"stage save / bare ORM insert: throughput {saves['rate'] / orm['rate']:.2f} "
+              "(target at least 0.50), "
+              f"p50 {saves['p50'] / orm['p50']:.1f}x, p99 {saves['p99'] / orm['p99']:.1f}x, "
+              f"server CPU per request {saves['cpu_ms'] / orm['cpu_ms']:.1f}x")
+        print(f"stage save / bare sqlite3 insert: throughput {saves['rate'] / raw['rate']:.2f}")
     finally:
         for server in servers:
             server.terminate()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from flask import abort, g, request, session
 from flask_login import current_user
+from sqlalchemy.orm import joinedload
 
 from portal.extensions import db
 from portal.models import Episode, Patient, Service
@@ -21,7 +22,8 @@ def current_service() -> Service | None:
         return g.current_service
     wanted = session.get("service_id")
     service = next((s for s in current_user.services if s.id == wanted), current_user.services[0])
-    session["service_id"] = service.id
+    if wanted != service.id:  # writing the same value would sign and send the cookie again
+        session["service_id"] = service.id
     g.current_service = service
     return service
 
@@ -67,7 +69,8 @@ def get_patient(patient_id: int) -> Patient:
 
 
 def get_episode(episode_id: int, *, include_deleted: bool = False) -> Episode:
-    episode = db.session.get(Episode, episode_id)
+    # The patient comes in the same query: every episode page and save reads it.
+    episode = db.session.get(Episode, episode_id, options=[joinedload(Episode.patient)])
     if episode is None or (episode.deleted_at is not None and not include_deleted):
         abort(404)
     _own(episode.service_id)

@@ -43,6 +43,10 @@ def from_environment(instance_path: str) -> dict:
         "IDLE_TIMEOUT": timedelta(minutes=_int("IDLE_TIMEOUT_MINUTES", 30)),
         "ABSOLUTE_TIMEOUT": timedelta(hours=_int("ABSOLUTE_TIMEOUT_HOURS", 12)),
         "PERMANENT_SESSION_LIFETIME": timedelta(hours=_int("ABSOLUTE_TIMEOUT_HOURS", 12)),
+        # The cookie is signed and sent again only when the session changes (not on background
+        # requests and static files): the absolute limit counts from signed_in_at, not from the
+        # cookie's expiry.
+        "SESSION_REFRESH_EACH_REQUEST": False,
         # Repeated sign-in failures slow an account down (per account and address).
         "LOGIN_THROTTLE_FREE_FAILURES": _int("LOGIN_THROTTLE_FREE_FAILURES", 5),
         "LOGIN_THROTTLE_MAX_SECONDS": _int("LOGIN_THROTTLE_MAX_SECONDS", 900),

@@ -7,6 +7,7 @@ from functools import wraps
 
 from flask import Flask, abort, g, jsonify, redirect, request, session, url_for
 from flask_login import current_user, logout_user
+from sqlalchemy.orm import joinedload
 
 from portal.extensions import db, login_manager
 
@@ -77,7 +78,9 @@ def _load_user(session_id: str):
         user_id, version = (int(part) for part in session_id.split(":"))
     except ValueError:
         return None
-    user = db.session.get(User, user_id)
+    # One query for the user and their services (the relationship's own selectin load would be
+    # a second round trip on every request).
+    user = db.session.get(User, user_id, options=[joinedload(User.services)])
     # A raised session_version (sign-out, password change, deactivation) ends every old session.
     if user is None or not user.active or user.session_version != version:
         return None
