@@ -257,10 +257,15 @@ def page(_chromium, live_server, page_log):
     page.on("console", on_console)
     page.on("pageerror", lambda error: page_log.page_errors.append(str(error)))
     page.on("request", lambda request: page_log.requests.append(request.url))
-    page.on(
-        "requestfailed",
-        lambda request: page_log.failed_requests.append(f"{request.failure} {request.url}"),
-    )
+    def on_request_failed(request) -> None:
+        # The portal's scripts fetch in the background (/device-key, /ping); a navigation aborts
+        # those on purpose, which is not a fault. Anything else that fails to load is.
+        aborted = "ERR_ABORTED" in (request.failure or "")
+        if aborted and request.resource_type in ("fetch", "xhr"):
+            return
+        page_log.failed_requests.append(f"{request.failure} {request.url}")
+
+    page.on("requestfailed", on_request_failed)
     page.on("response", on_response)
     try:
         yield page
