@@ -309,6 +309,7 @@ def restore(
                     "the database holds data: restoring would replace it. "
                     "Give --force to restore over it."
                 )
+            versions_before = _data_versions(connection)
     finally:
         engine.dispose()
 
@@ -328,7 +329,42 @@ def restore(
 
     revision_before = manifest["schema_revision"]
     upgrade()
-    return verify(database_url, manifest, revision_before, progress)
+    report = verify(database_url, manifest, revision_before, progress)
+    _advance_data_versions(database_url, versions_before)
+    return report
+
+
+def _data_versions(connection: Connection) -> dict[int, int]:
+    """Each service's data version in the database about to be replaced (none if it is empty)."""
+    from sqlalchemy import inspect, text
+
+    if "services" not in inspect(connection).get_table_names():
+        return {}
+    rows = connection.execute(text("SELECT id, data_version FROM services"))
+    return {service_id: version for service_id, version in rows}
+
+
+def _advance_data_versions(database_url: str, versions_before: dict[int, int]) -> None:
+    """Move every service's data version past both the restored one and the one it replaced.
+
+    Cached KPI figures are keyed by data version; a restore can bring back a version number that
+    was already cached for other data, which would show stale figures (hazard: stale figures).
+    """
+    from sqlalchemy import text
+
+    engine = create_engine(database_url)
+    try:
+        with engine.begin() as connection:
+            for service_id, version in connection.execute(
+                text("SELECT id, data_version FROM services")
+            ).all():
+                newer = max(version, versions_before.get(service_id, 0)) + 1
+                connection.execute(
+                    text("UPDATE services SET data_version = :v WHERE id = :id"),
+                    {"v": newer, "id": service_id},
+                )
+    finally:
+        engine.dispose()
 
 
 def _check_sqlite_copy(copy: Path, manifest: dict, progress: Progress) -> None:
