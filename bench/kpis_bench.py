@@ -22,8 +22,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-BENCH_EMAIL = "kpi-bench-admin@bench.fls.test"
+BENCH_EMAIL = "kpi-bench-lead@bench.fls.test"
 BENCH_PASSWORD = "kpi-bench-Passw0rd-long"
+CHANGES = 7  # changes of the largest service's data, each followed by the page
 
 
 def timed(action, repeat: int = 1) -> tuple[float, object]:
@@ -82,7 +83,10 @@ def main(argv: list[str] | None = None) -> int:
         ).one()
         largest = db.session.get(Service, largest_id)
         if db.session.scalar(select(User).where(User.email == BENCH_EMAIL)) is None:
-            accounts.create_user(BENCH_EMAIL, "KPI bench", "admin", [], password=BENCH_PASSWORD)
+            # The service's lead reads its KPI page (an admin would first need a second factor).
+            accounts.create_user(
+                BENCH_EMAIL, "KPI bench", "lead", [largest], password=BENCH_PASSWORD
+            )
             db.session.commit()
         print(f"database: {dialect}, {total:,} episodes, {services} services")
         print(f"largest service: {largest.code} with {largest_count:,} episodes")
@@ -147,10 +151,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{label:58} {cold:9.1f} {warm:9.2f}  {cold / raw_all_ms:10.2f}")
 
     # What a change of data costs: the service's own data version advances (a save in it), so
-    # its figures are computed again while every other service's counts are kept.
+    # its figures are computed again while every other service's counts are kept. Each page is
+    # measured after 7 changes (the median), so one slow moment does not decide the figure.
     print(
-        f"\nafter a change in {largest.code} (other services' counts kept), beside its own raw "
-        f"aggregate ({raw_service_ms:.1f} ms):"
+        f"\nafter a change in {largest.code} (other services' counts kept; median of "
+        f"{CHANGES} changes), beside its own raw aggregate ({raw_service_ms:.1f} ms):"
     )
     print(f"{'what':58} {'cold ms':>9} {'warm ms':>9}  {'cold / own':>10}")
     for label, url_path in list(pages.items())[2:5]:
@@ -160,11 +165,15 @@ def main(argv: list[str] | None = None) -> int:
             sign_in(client)
             client.get(url_path)
             client.get(pages["national benchmarks table (public page)"])
-            service = db.session.get(Service, largest.id)
-            service.data_version += 1
-            db.session.commit()
-            cold, response = timed(lambda u=url_path, c=client: c.get(u))
-            assert response.status_code == 200
+            after_change = []
+            for _ in range(CHANGES):
+                service = db.session.get(Service, largest.id)
+                service.data_version += 1
+                db.session.commit()
+                cold, response = timed(lambda u=url_path, c=client: c.get(u))
+                assert response.status_code == 200
+                after_change.append(cold)
+            cold = statistics.median(after_change)
             warm, _ = timed(lambda u=url_path, c=client: c.get(u), 20)
             print(f"{label:58} {cold:9.1f} {warm:9.2f}  {cold / raw_service_ms:10.2f}")
     return 0
