@@ -166,6 +166,10 @@ def counts_query(
         keys.append(month_key(fracture_date).label("month"))
     conditions: list[ColumnElement] = [
         episodes.c.deleted_at.is_(None),
+        # The overall range first, so that an index on (service_id, fracture_date) is searched
+        # for it (an OR of ranges is not), then each period.
+        fracture_date >= min(p.start for p in periods),
+        fracture_date <= max(p.end for p in periods),
         or_(*[and_(fracture_date >= p.start, fracture_date <= p.end) for p in periods]),
     ]
     if service_ids is not None:

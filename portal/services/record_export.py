@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from sqlalchemy import func, select
 
 from kpis.dataset import CSV_COLUMNS, EPISODE_FIELDS, NUMBER_FIELDS, PATIENT_FIELDS
+from kpis.sql import unindexed
 from portal.extensions import db
 from portal.models import Episode, Patient, Service
 from portal.services import audit
@@ -58,7 +59,8 @@ def export_rows(service: Service) -> Iterator[list[str]]:
     statement = (
         select(*columns)
         .join(Patient, Patient.id == Episode.patient_id)
-        .where(Episode.service_id == service.id, Episode.deleted_at.is_(None))
+        # Every live episode of the service, read in stored order then sorted (kpis.sql.unindexed).
+        .where(Episode.service_id == service.id, unindexed(Episode.deleted_at).is_(None))
         .order_by(Episode.fracture_date, Patient.nhs_number, Episode.id)
         .execution_options(yield_per=_BATCH)
     )

@@ -15,6 +15,7 @@ from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from kpis import dataset as ds
+from kpis.sql import unindexed
 from portal.extensions import db
 from portal.models import Episode, Patient, Service
 from portal.services.dataset_rules import missing_audited_fields
@@ -128,10 +129,15 @@ def _day(today: date, days: int) -> date:
     return today - timedelta(days=days)
 
 
+def _live_in(service: Service) -> list[ColumnElement[bool]]:
+    """A service's live episodes, read through `ix_episodes_service_id` in the order they are
+    stored (see kpis.sql.unindexed: a worklist reads all of them, not a run of months)."""
+    return [Episode.service_id == service.id, unindexed(Episode.deleted_at).is_(None)]
+
+
 def _membership(worklist: Worklist, service: Service, today: date) -> list[ColumnElement[bool]]:
     conditions = [
-        Episode.service_id == service.id,
-        Episode.deleted_at.is_(None),
+        *_live_in(service),
         Patient.date_of_death.is_(None),
         _waiting(worklist.key),
     ]
@@ -280,11 +286,7 @@ class Count:
 def counts(service: Service, today: date) -> list[Count]:
     """How many episodes each worklist holds, and how many of them are overdue, in one query."""
     columns = []
-    base = [
-        Episode.service_id == service.id,
-        Episode.deleted_at.is_(None),
-        Patient.date_of_death.is_(None),
-    ]
+    base = [*_live_in(service), Patient.date_of_death.is_(None)]
     for worklist in WORKLISTS.values():
         member = and_(*_membership(worklist, service, today)[3:])
         columns.append(func.coalesce(func.sum(case((member, 1), else_=0)), 0))

@@ -24,3 +24,58 @@ def test_the_engine_types_match_the_migrated_types(db):
             assert column.type._type_affinity is actual[column.name]._type_affinity, (
                 f"{name}.{column.name}: {column.type!r} vs {actual[column.name]!r}"
             )
+
+
+def test_live_episodes_of_a_service_have_their_own_index_by_fracture_date(db):
+    """The partial index the service pages search (migration 0003): live episodes only."""
+    from sqlalchemy import text
+
+    indexes = {ix["name"]: ix for ix in inspect(db.engine).get_indexes("episodes")}
+    index = indexes["ix_episodes_live_service_fracture_date"]
+    assert index["column_names"] == ["service_id", "fracture_date"]
+    with db.engine.connect() as conn:
+        if db.engine.dialect.name == "sqlite":
+            definition = conn.scalar(
+                text("SELECT sql FROM sqlite_master WHERE name = :name"),
+                {"name": "ix_episodes_live_service_fracture_date"},
+            )
+        else:
+            definition = conn.scalar(
+                text("SELECT indexdef FROM pg_indexes WHERE indexname = :name"),
+                {"name": "ix_episodes_live_service_fracture_date"},
+            )
+    assert "deleted_at IS NULL" in definition.replace("(", "").replace(")", "")
+
+
+def _plan(db, statement) -> str:
+    """The query plan, as one line: SQLite's EXPLAIN QUERY PLAN; PostgreSQL's EXPLAIN with
+    sequential scans priced out (its choice on a near-empty test table says nothing)."""
+    from sqlalchemy import text
+
+    compiled = statement.compile(db.engine, compile_kwargs={"literal_binds": True})
+    with db.engine.connect() as conn:
+        if db.engine.dialect.name == "sqlite":
+            rows = conn.execute(text(f"EXPLAIN QUERY PLAN {compiled}"))
+        else:
+            conn.execute(text("SET LOCAL enable_seqscan = off"))
+            rows = conn.execute(text(f"EXPLAIN {compiled}"))
+        return " / ".join(str(row[-1]) for row in rows)
+
+
+def test_one_service_is_searched_by_its_months_and_every_service_by_date(db, make_service):
+    """Query plans (docs/bench-kpis.md): a service's two years are one range of the partial
+    index, on both databases; on SQLite a year of every service never walks it (walking an
+    index over every service is several times slower than the date index or the table)."""
+    from datetime import date
+
+    from kpis import engine
+    from kpis.periods import Period
+
+    service = make_service()
+    year, as_of = Period.year(2025), date(2026, 11, 27)
+    one_service = _plan(db, engine.counts_query([year.previous(), year], as_of, [service.id]))
+    assert "ix_episodes_live_service_fracture_date" in one_service
+    if db.engine.dialect.name == "sqlite":
+        assert "(service_id=? AND fracture_date>? AND fracture_date<?)" in one_service
+        every_service = _plan(db, engine.counts_query([year], as_of))
+        assert "ix_episodes_live_service_fracture_date" not in every_service

@@ -165,3 +165,41 @@ def test_counts_on_home_page_and_index(signed_in, make_service, add_episode):
     index = client.get("/worklists")
     assert index.status_code == 200
     assert client.get("/worklists/no-such-list").status_code == 404
+
+
+def test_worklists_read_a_service_in_stored_order_not_by_months(db, make_service, add_episode):
+    """Query plans: a worklist reads every live episode of its service, so on SQLite it walks
+    `ix_episodes_service_id` (rows in stored order), never the partial index by fracture date
+    that the KPI pages search (rows out of order: several times slower on a large service).
+    PostgreSQL plans by its statistics and gets the plain column."""
+    from sqlalchemy import event, text
+
+    from portal.services import worklists
+
+    service = make_service()
+    add_episode(service, 30)
+    statements = []
+
+    def keep(conn, cursor, statement, parameters, context, executemany):
+        if "FROM episodes" in statement:
+            statements.append((statement, parameters))
+
+    event.listen(db.engine, "before_cursor_execute", keep)
+    try:
+        worklists.counts(service, today_in_london())
+        worklists.page(worklists.WORKLISTS["awaiting-assessment"], service, today_in_london())
+    finally:
+        event.remove(db.engine, "before_cursor_execute", keep)
+    assert len(statements) >= 2
+    for statement, parameters in statements:
+        if db.engine.dialect.name == "sqlite":
+            with db.engine.connect() as conn:
+                plan = " / ".join(
+                    row[-1]
+                    for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)
+                )
+            assert "ix_episodes_live_service_fracture_date" not in plan, plan
+            assert "ix_episodes_service_id" in plan, plan
+        else:
+            assert "episodes.deleted_at IS NULL" in statement
+            assert "+episodes" not in statement
