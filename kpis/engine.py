@@ -51,7 +51,9 @@ class ServiceInfo:
 
 
 def _flag(condition: ColumnElement) -> ColumnElement:
-    return func.sum(case((condition, 1), else_=0))
+    """How many rows meet the condition: `count(*) FILTER (WHERE ...)` (SQLite 3.30+ and
+    PostgreSQL), which skips the rows that do not, where SUM(CASE ...) adds a 0 for each."""
+    return func.count().filter(condition)
 
 
 def _has_site(site: str) -> ColumnElement:
@@ -87,7 +89,7 @@ def _alive_at(days: int) -> ColumnElement:
 
 @functools.lru_cache(maxsize=64)
 def count_columns(as_of: date) -> tuple[ColumnElement, ...]:
-    """Every count the KPIs need, as labelled SUM(CASE ...) aggregates (built once per as-of
+    """Every count the KPIs need, as labelled filtered counts (built once per as-of
     date: SQL expressions are immutable, and building them costs more than running a small query)."""
     due = DueCutoffs(as_of)
     e = episodes.c
@@ -315,19 +317,25 @@ def service_figures(counts: Counts, caseload: int, months: int) -> list[Figure]:
     return figures
 
 
+# KPIs 3-11: the counts of each one's numerator and denominator.
+PROPORTIONS: dict[int, tuple[str, str]] = {
+    3: ("k3_num", "cohort"),
+    4: ("k4_num", "k4_den"),
+    5: ("k5_num", "k5_den"),
+    6: ("k6_num", "cohort"),
+    7: ("k7_num", "cohort"),
+    8: ("k8_num", "k8_den"),
+    9: ("k9_num", "k9_den"),
+    10: ("k10_num", "k9_den"),
+    11: ("k11_num", "k11_den"),
+}
+
+
 def _proportion_figures(counts: Counts) -> list[Figure]:
-    pairs = [
-        (counts["k3_num"], counts["cohort"]),
-        (counts["k4_num"], counts["k4_den"]),
-        (counts["k5_num"], counts["k5_den"]),
-        (counts["k6_num"], counts["cohort"]),
-        (counts["k7_num"], counts["cohort"]),
-        (counts["k8_num"], counts["k8_den"]),
-        (counts["k9_num"], counts["k9_den"]),
-        (counts["k10_num"], counts["k9_den"]),
-        (counts["k11_num"], counts["k11_den"]),
+    return [
+        _figure(KPIS[number - 1], counts[numerator], counts[denominator])
+        for number, (numerator, denominator) in PROPORTIONS.items()
     ]
-    return [_figure(kpi, n, d) for kpi, (n, d) in zip(KPIS[2:], pairs, strict=True)]
 
 
 def national_figures(
@@ -336,14 +344,13 @@ def national_figures(
     """The national row: pools the services with at least one episode in the cohort.
 
     `groups` holds (counts, expected caseload) per service. National KPI 1 is the share of those
-    services that meet KPI 1, banded 80/50. With `only` set to a KPI other than 1, KPI 1 (which
-    judges every service's completeness) is skipped and left at no value.
+    services that meet KPI 1, banded 80/50. With `only` set to a KPI other than 1, only the
+    counts of that KPI are pooled (a run chart draws one KPI); the others are left at no value.
     """
     pooled = [(counts, caseload) for counts, caseload in groups if counts["cohort"] > 0]
+    names = COUNT_NAMES if only is None or only == 1 else ("cohort", *PROPORTIONS.get(only, ()))
     total = dict(EMPTY_COUNTS)
-    for counts, _ in pooled:
-        for name in COUNT_NAMES:
-            total[name] += counts[name]
+    total.update({name: sum(counts[name] for counts, _ in pooled) for name in names})
     if only is None or only == 1:
         verdicts = [meets_kpi1(counts) for counts, _ in pooled]
         counted = [v for v in verdicts if v is not None]
@@ -352,11 +359,8 @@ def national_figures(
         kpi1 = _figure(KPIS[0], 0, 0)
     figures = [
         kpi1,
-        _figure(
-            KPIS[1],
-            total["cohort"],
-            sum((expected(caseload, months) for _, caseload in pooled), Fraction(0)),
-        ),
+        # The sum of every pooled service's expected caseload x months / 12, exactly.
+        _figure(KPIS[1], total["cohort"], expected(sum(c for _, c in pooled), months)),
     ]
     figures.extend(_proportion_figures(total))
     return figures

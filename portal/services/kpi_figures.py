@@ -196,11 +196,14 @@ def _versions() -> dict[int, tuple[str, int]]:
     return {id_: (code, version or 0) for id_, code, version in rows}
 
 
-def _key(what: dict, versions: dict[int, tuple[str, int]]) -> str:
-    # The database is part of the key, so two databases never share an entry in one Redis.
-    where = db.engine.url.render_as_string(hide_password=True)
+def _database() -> str:
+    """The database, as part of every key, so two databases never share an entry in one Redis."""
+    return db.engine.url.render_as_string(hide_password=True)
+
+
+def _key(what: dict, versions: dict[int, tuple[str, int]], where: str | None = None) -> str:
     return cache_key(
-        what | {"db": where},
+        what | {"db": where or _database()},
         {f"{id_}:{code}": version for id_, (code, version) in versions.items()},
     )
 
@@ -223,18 +226,22 @@ def counts_by_service(
     as_of: date,
     by_month: bool = False,
     versions: dict[int, tuple[str, int]] | None = None,
+    only: int | None = None,
 ) -> list[dict[int, object]]:
     """Each service's counts for each period (or by month), each kept under that service's own
     data version: after a change in one service only that service is counted again, and the
     national figures are pooled from the rest as kept. One list entry per period, mapping every
-    service to its counts (None without episodes). The periods must not overlap."""
+    service (or `only` that one) to its counts (None without episodes). The periods must not
+    overlap."""
     cache = figure_cache()
     versions = versions if versions is not None else _versions()
     keys: dict[tuple[int, int], str] = {}
+    where = _database()
+    wanted_services = versions if only is None else {only: versions[only]}
     for index, period in enumerate(periods):
         what = {"page": "counts", "period": str(period), "as_of": as_of, "by_month": by_month}
-        for sid, version in versions.items():
-            keys[(sid, index)] = _key(what | {"service": sid}, {sid: version})
+        for sid, version in wanted_services.items():
+            keys[(sid, index)] = _key(what | {"service": sid}, {sid: version}, where)
     result: list[dict[int, object]] = [{} for _ in periods]
     missing: list[tuple[int, int]] = []
     for (sid, index), key in keys.items():
@@ -352,7 +359,13 @@ def service_page(service: Service, period: Period, as_of: date) -> ServicePage:
     versions = _versions()
 
     def compute() -> ServicePage:
-        now_counts, before_counts = counts_by_service([period, previous], as_of, versions=versions)
+        # This service's two periods in one pass over its episodes, then the national column
+        # (every service's counts of this period, this one's now kept); the previous period is
+        # shown for this service only.
+        _, before_counts = counts_by_service(
+            [period, previous], as_of, versions=versions, only=service.id
+        )
+        (now_counts,) = counts_by_service([period], as_of, versions=versions)
         infos = _infos()
         now, before = (
             _report(now_counts, infos, period, as_of, service),
