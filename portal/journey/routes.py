@@ -577,25 +577,21 @@ def worklist_index():
     )
 
 
-@bp.get("/worklists/<key>")
+@bp.route("/worklists/<key>", methods=["GET", "POST"])
 def worklist(key: str):
+    """A worklist, sorted, filtered and paged. Filtering by NHS number is posted and never put in
+    a URL (URLs reach access logs and browser history); sorting and paging a list filtered that
+    way post the filter again. A number given in a query string is ignored."""
     service = require_current_service()
     chosen = worklists.WORKLISTS.get(key)
     if chosen is None:
         abort(404)
-    try:
-        page_number = int(request.args.get("page", "1"))
-    except ValueError:
-        page_number = 1
+    posted = request.method == "POST"
     result = worklists.page(
         chosen,
         service,
         today_in_london(),
-        status=request.args.get("status", ""),
-        nhs=request.args.get("nhs", "")[:20],
-        sort=request.args.get("sort", "fracture_date"),
-        order=request.args.get("order", "asc"),
-        page_number=page_number,
+        **worklists.choices(request.form if posted else request.args, posted=posted),
     )
     template = "journey/_worklist_table.html" if is_htmx() else "journey/worklist.html"
     return render_template(template, service=service, page=result, worklists=worklists.WORKLISTS)

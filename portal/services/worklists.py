@@ -8,8 +8,10 @@ filtering, sorting and paging (a service of 30,000 episodes stays fast).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
+from typing import Any
 
 from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.sql.elements import ColumnElement
@@ -193,6 +195,27 @@ def _missing_counts(episode_ids: list[int]) -> dict[int, int]:
         values = row._asdict()
         counts[row.id] = len(missing_audited_fields(values, values))
     return counts
+
+
+def choices(values: Mapping[str, str], *, posted: bool) -> dict[str, Any]:
+    """The sort, order, status, NHS number filter and page asked for. The NHS number filter is
+    read from a posted form only. A posted form may carry `resort` ("column:order", a column
+    heading pressed) or `goto` (a page number pressed) from the buttons of a filtered list."""
+    sort, order = values.get("sort", "fracture_date"), values.get("order", "asc")
+    if posted and values.get("resort"):
+        sort, _, order = values["resort"].partition(":")
+    wanted_page = values.get("goto") if posted and values.get("goto") else values.get("page", "1")
+    try:
+        page_number = int(wanted_page)
+    except ValueError:
+        page_number = 1
+    return dict(
+        status=values.get("status", ""),
+        nhs=values.get("nhs", "")[:20] if posted else "",
+        sort=sort,
+        order=order,
+        page_number=page_number,
+    )
 
 
 def page(

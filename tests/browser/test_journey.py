@@ -225,3 +225,54 @@ def test_without_javascript_forms_post_redirect_and_show_errors(live_server, _ch
         episode = db.session.query(Episode).one()
         assert episode.followup16_done == "Yes"
         assert episode.followup16_date == FRACTURE + timedelta(days=90)
+
+
+def test_worklist_filtered_by_nhs_number_keeps_the_number_out_of_every_address(
+    live_server, page, clinician
+):
+    """Filter a worklist by part of an NHS number, sort it and page it with htmx: the number is
+    posted each time and never appears in the address bar or any request's URL."""
+    from portal.extensions import db
+    from portal.models import Episode, Patient
+
+    with live_server.app.app_context():
+        for n in range(55):
+            patient = Patient(
+                service_id=clinician.id, nhs_number=f"{7310000000 + n * 7}",
+                date_of_birth=date(1945, 1, 1), sex="Female",
+            )
+            db.session.add(patient)
+            db.session.flush()
+            db.session.add(Episode(
+                service_id=clinician.id, patient_id=patient.id,
+                fracture_date=date.today() - timedelta(days=100 + n), fracture_sites="Wrist",
+            ))
+        db.session.commit()
+    prefix = "7310"
+    requested = []
+    page.on("request", lambda request: requested.append(request.url))
+
+    page.goto(live_server.url_for("/worklists/awaiting-assessment"))
+    page.fill("#nhs", prefix)
+    page.click("#worklist-filters button[type=submit]")
+    wait_for_htmx(page)
+    assert "55 episodes, page 1 of 2" in page.inner_text("#worklist-table")
+
+    page.click("#worklist-table th >> text=NHS number")  # ascending by number
+    wait_for_htmx(page)
+    page.click("#worklist-table th >> text=NHS number")  # then descending
+    wait_for_htmx(page)
+    first = page.inner_text("#worklist-table tbody tr:first-child td:first-child")
+    assert first == f"{7310000000 + 54 * 7}"
+
+    page.click("#worklist-table .nhsuk-pagination__link--next")
+    wait_for_htmx(page)
+    table = page.inner_text("#worklist-table")
+    assert "55 episodes, page 2 of 2" in table
+    assert page.inner_text("#worklist-table tbody tr:last-child td:first-child") == "7310000000"
+    assert page.input_value("#nhs") == prefix
+
+    assert prefix not in page.url
+    assert [url for url in requested if prefix in url] == []
+    violations = axe_violations(page)
+    assert not violations, describe_violations(violations)

@@ -148,7 +148,9 @@ def test_worklist_page_sorts_filters_and_pages(signed_in, make_service, add_epis
     assert "page 2 of 2" in page2 and episodes[0].patient.nhs_number in page2
     newest_first = client.get("/worklists/awaiting-assessment?sort=fracture_date&order=desc").get_data(as_text=True)
     assert episodes[0].patient.nhs_number in newest_first
-    by_number = client.get(f"/worklists/awaiting-assessment?nhs={episodes[7].patient.nhs_number}").get_data(as_text=True)
+    by_number = client.post(
+        "/worklists/awaiting-assessment", data={"nhs": episodes[7].patient.nhs_number}
+    ).get_data(as_text=True)
     assert "1 episode." in by_number
     fragment = client.get("/worklists/awaiting-assessment?status=overdue", headers={"HX-Request": "true"})
     assert fragment.get_data(as_text=True).startswith('<div id="worklist-table">')
@@ -203,3 +205,65 @@ def test_worklists_read_a_service_in_stored_order_not_by_months(db, make_service
         else:
             assert "episodes.deleted_at IS NULL" in statement
             assert "+episodes" not in statement
+
+
+def _urls(html: str) -> list[str]:
+    import re
+
+    return re.findall(r'(?:href|action|hx-get|hx-post)="([^"]*)"', html)
+
+
+def test_nhs_number_filter_is_posted_and_never_put_in_a_url(signed_in, make_service, add_episode):
+    """The filter by NHS number is posted (URLs reach access logs and browser history); a number
+    in a query string is ignored; a filtered list is sorted and paged by posting it again."""
+    from portal.services import worklists
+
+    service = make_service()
+    client, _, _ = signed_in(service=service)
+    episodes = [
+        add_episode(service, 100 + i, assessment_date=None) for i in range(worklists.PAGE_SIZE + 5)
+    ]
+    number = episodes[3].patient.nhs_number
+    everyone = f"{len(episodes)} episodes, page 1 of 2"
+
+    # In a query string the number is ignored: the whole list, and no worklist link carries it
+    # on (the sign-in link's `next` gives back the address as it was asked for).
+    ignored = client.get(f"/worklists/awaiting-assessment?nhs={number}").get_data(as_text=True)
+    assert everyone in ignored
+    assert [u for u in _urls(ignored) if u.startswith("/worklists") and number in u] == []
+
+    # The form posts, with its CSRF token; without one the post is refused.
+    page = client.get("/worklists/awaiting-assessment").get_data(as_text=True)
+    assert 'method="post"' in page and 'name="csrf_token"' in page
+    assert client.post("/worklists/awaiting-assessment", data={"nhs": number}, csrf=False).status_code == 400
+
+    # A prefix shared by every bench number lists them all, over two pages.
+    prefix = number[:4]
+    filtered = client.post("/worklists/awaiting-assessment", data={"nhs": prefix})
+    html = filtered.get_data(as_text=True)
+    assert filtered.status_code == 200 and everyone in html
+    assert all(prefix not in url for url in _urls(html))
+    assert 'name="goto" value="2"' in html and 'name="resort" value="nhs_number:asc"' in html
+    assert f'value="{prefix}"' in html  # the filter stays in its box
+
+    # Paging and sorting a filtered list post the filter again.
+    second = client.post(
+        "/worklists/awaiting-assessment",
+        data={"nhs": prefix, "sort": "fracture_date", "order": "asc", "goto": "2"},
+    ).get_data(as_text=True)
+    assert "page 2 of 2" in second and episodes[0].patient.nhs_number in second
+    by_number = client.post(
+        "/worklists/awaiting-assessment",
+        data={"nhs": prefix, "sort": "fracture_date", "order": "asc", "resort": "nhs_number:desc"},
+        headers={"HX-Request": "true"},
+    ).get_data(as_text=True)
+    assert by_number.startswith('<div id="worklist-table">')
+    assert '<input type="hidden" name="sort" value="nhs_number" form="worklist-filters">' in by_number
+    numbers = sorted((e.patient.nhs_number for e in episodes), reverse=True)
+    assert by_number.index(numbers[0]) < by_number.index(numbers[1])
+    assert numbers[-1] not in by_number  # the lowest is on page 2
+
+    # Only the one patient for the whole number; an unfiltered list keeps its plain links.
+    one = client.post("/worklists/awaiting-assessment", data={"nhs": number}).get_data(as_text=True)
+    assert "1 episode." in one
+    assert 'href="/worklists/awaiting-assessment?sort=nhs_number' in page
