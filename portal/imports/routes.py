@@ -51,13 +51,15 @@ def _too_large(error):
 
 def _page(form: UploadForm, error: str | None = None, status: int = 200):
     service = require_current_service()
+    jobs = import_jobs.recent_jobs(service)
+    db.session.commit()  # a job whose process has ended is kept as failed
     return (
         render_template(
             "imports/index.html",
             form=form,
             upload_error=error,
             service=service,
-            jobs=import_jobs.recent_jobs(service),
+            jobs=jobs,
             max_size=size_text(current_app.config["IMPORT_MAX_BYTES"]),
         ),
         status,
@@ -111,6 +113,8 @@ def _job(job_id: int) -> ImportJob:
         abort(404)
     if job.service_id != require_current_service().id:
         switch_service(job.service_id)
+    if import_jobs.settle(job):  # its process has ended: failed, not running for ever
+        db.session.commit()
     return job
 
 
@@ -120,6 +124,7 @@ def _job_context(job: ImportJob) -> dict:
         "apply_form": ApplyForm(),
         "discard_form": DiscardForm(),
         "percent": int(100 * job.processed_rows / job.total_rows) if job.total_rows else 0,
+        "abandoned": import_jobs.ABANDONED,
     }
 
 

@@ -32,5 +32,7 @@ class ImportJob(Base):
     error: Mapped[str | None] = mapped_column(Text)
     # The uploaded file is kept on disk between preview and apply.
     stored_path: Mapped[str | None] = mapped_column(Text)
+    # The process whose thread checks or applies it ("host:pid:start"), to tell when it is gone.
+    runner: Mapped[str | None] = mapped_column(String(160))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=datetime.utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime)

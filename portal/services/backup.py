@@ -83,15 +83,19 @@ def _plain(value: Any) -> Any:
 
 
 def table_figures(connection: Connection, progress: Progress = _quiet) -> dict[str, dict]:
-    """Row count and a SHA-256 of the rows (in primary-key order) of every table of the schema."""
-    tables = [t for t in Base.metadata.sorted_tables if inspect(connection).has_table(t.name)]
+    """Row count and a SHA-256 of the rows (in primary-key order) of every table of the schema,
+    over the columns the database has (a database at an older revision lacks the newer ones)."""
+    inspector = inspect(connection)
+    tables = [t for t in Base.metadata.sorted_tables if inspector.has_table(t.name)]
     figures: dict[str, dict] = {}
     with progress(len(tables), "Checking tables") as bar:
         for table in tables:
-            order = list(table.primary_key.columns) or list(table.columns)
+            present = {column["name"] for column in inspector.get_columns(table.name)}
+            columns = [column for column in table.columns if column.name in present]
+            order = [column for column in table.primary_key.columns if column.name in present]
             digest = hashlib.sha256()
             rows = 0
-            for row in connection.execute(select(table).order_by(*order)):
+            for row in connection.execute(select(*columns).order_by(*(order or columns))):
                 digest.update(
                     json.dumps([_plain(v) for v in row], sort_keys=True, default=str).encode()
                 )

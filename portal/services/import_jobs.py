@@ -1,14 +1,20 @@
 """Imports started from the page: the upload, and checking and applying in a background thread.
 
 Progress lives in the `import_jobs` table, so whichever gunicorn worker answers the page's
-polling can read it. The thread runs in the portal's own process: no external queue.
+polling can read it. The thread runs in the portal's own process: no external queue. The job
+names that process (`runner`), so that if the process ends mid-way (a restart, a crash) the
+next page showing the job marks it failed instead of "running" for ever; an apply is one
+transaction, so nothing was written. An upload checked but never applied is deleted after
+UNAPPLIED_DAYS days.
 """
 
 from __future__ import annotations
 
+import os
 import secrets
+import socket
 import threading
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO
 
@@ -23,6 +29,72 @@ from portal.services.csv_reading import FileRefused
 
 _COPY_CHUNK = 1 << 20
 RUNNING = ("checking", "applying")
+# An upload checked but neither applied nor discarded is deleted after this many days.
+UNAPPLIED_DAYS = 7
+ABANDONED = (
+    "The import stopped: the server process running it ended (a restart or a crash). Nothing "
+    "was written. Upload the file again."
+)
+EXPIRED = f"Not applied within {UNAPPLIED_DAYS} days: the uploaded file was deleted."
+
+
+def this_process() -> str:
+    """The current process as a job's runner: host, pid and start time (a pid can be reused)."""
+    pid = os.getpid()
+    return f"{socket.gethostname()}:{pid}:{_started(pid)}"
+
+
+def _started(pid: int) -> str:
+    """When a process started (clock ticks since boot, Linux /proc); "" where it cannot be read,
+    or when there is no such process."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return ""
+
+
+def runner_gone(runner: str | None) -> bool:
+    """Whether the process a job names has ended. A process of another host cannot be seen from
+    here, so it counts as still running."""
+    if not runner:
+        return False
+    host, pid, started = runner.rsplit(":", 2)
+    if host != socket.gethostname():
+        return False
+    now = _started(int(pid))
+    if now or started:
+        return now != started
+    try:  # no /proc: ask the kernel whether the pid exists
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def settle(job: ImportJob) -> bool:
+    """Mark a running job failed when the process running it has ended; True when it did."""
+    if job.status not in RUNNING or not runner_gone(job.runner):
+        return False
+    _mark_failed(job, ABANDONED)
+    return True
+
+
+def expire_unapplied(now: datetime) -> int:
+    """Delete the files of uploads previewed more than UNAPPLIED_DAYS days ago and never applied
+    (their jobs become discarded); how many."""
+    stale = db.session.scalars(
+        select(ImportJob).where(
+            ImportJob.status == "previewed",
+            ImportJob.created_at < now - timedelta(days=UNAPPLIED_DAYS),
+        )
+    ).all()
+    for job in stale:
+        job.status = "discarded"
+        job.error = EXPIRED
+        _forget_file(job)
+    return len(stale)
 
 
 def receive_upload(
@@ -58,9 +130,11 @@ def receive_upload(
     if not service.active:
         path.unlink(missing_ok=True)
         raise FileRefused(f"Service {service.code} is inactive: its records cannot be changed")
+    expire_unapplied(datetime.utcnow())
     job = ImportJob(
         service_id=service.id,
         user_id=user_id,
+        runner=this_process(),  # start() runs it in this process
         file_name=file_name[:255],
         file_sha256=facts.sha256,
         status="checking",
@@ -134,12 +208,15 @@ def _run(
 
 
 def _fail(job_id: int, message: str) -> None:
-    job = db.session.get(ImportJob, job_id)
+    _mark_failed(db.session.get(ImportJob, job_id), message)
+    db.session.commit()
+
+
+def _mark_failed(job: ImportJob, message: str) -> None:
     job.status = "failed"
     job.error = message
     job.finished_at = datetime.utcnow()
     _forget_file(job)
-    db.session.commit()
 
 
 def _forget_file(job: ImportJob) -> None:
@@ -224,7 +301,13 @@ def request_apply(job: ImportJob, *, keep_valid: bool) -> bool:
     result = db.session.execute(
         update(table)
         .where(table.c.id == job.id, table.c.status == "previewed")
-        .values(status="applying", keep_valid=keep_valid, processed_rows=0, error=None)
+        .values(
+            status="applying",
+            keep_valid=keep_valid,
+            processed_rows=0,
+            error=None,
+            runner=this_process(),  # start() runs it in this process
+        )
     )
     db.session.expire(job)
     return result.rowcount == 1
@@ -239,8 +322,8 @@ def discard(job: ImportJob) -> None:
 
 
 def recent_jobs(service: Service, limit: int = 10) -> list[ImportJob]:
-    """The service's latest imports, newest first."""
-    return list(
+    """The service's latest imports, newest first; any whose process has ended is settled."""
+    jobs = list(
         db.session.scalars(
             select(ImportJob)
             .where(ImportJob.service_id == service.id)
@@ -248,3 +331,6 @@ def recent_jobs(service: Service, limit: int = 10) -> list[ImportJob]:
             .limit(limit)
         )
     )
+    for job in jobs:
+        settle(job)
+    return jobs
