@@ -324,6 +324,13 @@ def _service_row(report: Report, service: Service) -> Row:
 # --- the service KPI page -----------------------------------------------------------------------
 
 
+def _change(figure: Figure, previous: Figure) -> Fraction | None:
+    """Change from the previous period, in percentage points (None when either has no value)."""
+    if figure.value is None or previous.value is None:
+        return None
+    return figure.value - previous.value
+
+
 @dataclass(frozen=True)
 class KpiLine:
     """One KPI on a service's page: this period, the national value, the previous period."""
@@ -335,10 +342,7 @@ class KpiLine:
 
     @property
     def change(self) -> Fraction | None:
-        """Change from the previous period, in percentage points."""
-        if self.figure.value is None or self.previous.value is None:
-            return None
-        return self.figure.value - self.previous.value
+        return _change(self.figure, self.previous)
 
 
 @dataclass
@@ -507,9 +511,7 @@ class ReportLine:
 
     @property
     def change(self) -> Fraction | None:
-        if self.figure.value is None or self.previous.value is None:
-            return None
-        return self.figure.value - self.previous.value
+        return _change(self.figure, self.previous)
 
 
 @dataclass
