@@ -56,16 +56,18 @@ def _started(pid: int) -> str:
 def runner_gone(runner: str | None) -> bool:
     """Whether the process a job names has ended. A process of another host cannot be seen from
     here, so it counts as still running."""
-    if not runner:
-        return False
-    host, pid, started = runner.rsplit(":", 2)
+    try:
+        host, pid_text, started = (runner or "").rsplit(":", 2)
+        pid = int(pid_text)
+    except ValueError:
+        return False  # no runner named (a job from before migration 0004)
     if host != socket.gethostname():
         return False
-    now = _started(int(pid))
+    now = _started(pid)
     if now or started:
         return now != started
     try:  # no /proc: ask the kernel whether the pid exists
-        os.kill(int(pid), 0)
+        os.kill(pid, 0)
     except ProcessLookupError:
         return True
     except PermissionError:

@@ -356,6 +356,9 @@ def test_the_process_that_accepts_a_job_is_named_its_runner(signed_in, db):
     assert job.status == "previewed"
     assert job.runner == import_jobs.this_process()
     assert not import_jobs.runner_gone(job.runner)
+    # A job from before runners were named (or a name that cannot be read) is left running.
+    assert not import_jobs.runner_gone(None)
+    assert not import_jobs.runner_gone("no-pid-here")
 
 
 def test_uploads_never_applied_are_deleted_after_a_week(signed_in, db, tmp_path):
