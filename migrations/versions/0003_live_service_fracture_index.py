@@ -3,11 +3,13 @@
 Revision ID: 0003
 Revises: 0002
 
-A service's KPI page, run charts and worklists read its live episodes in a run of months. With
-only `ix_episodes_service_id` every one of the service's episodes (all years, deleted ones too)
-is fetched and filtered; this index finds the months asked for. It is partial (`deleted_at IS
+A service's KPI page and run charts read its live episodes in a run of months. With only
+`ix_episodes_service_id` every one of the service's episodes (all years, deleted ones too) is
+fetched and filtered; this index finds the months asked for. It is partial (`deleted_at IS
 NULL`) because nothing reads deleted episodes by date, and it leads with the service so that a
-scan of every service keeps using `ix_episodes_fracture_date` or the table (docs/bench-kpis.md).
+scan of every service keeps using `ix_episodes_fracture_date` or the table. Queries that read
+every live episode of a service (worklists, the export) keep `ix_episodes_service_id`, in stored
+order (kpis.sql.unindexed; docs/bench-kpis.md).
 """
 from alembic import op
 import sqlalchemy as sa

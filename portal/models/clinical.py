@@ -62,9 +62,9 @@ class Episode(Base):
         UniqueConstraint("patient_id", "fracture_date"),
         # KPI cohorts are read by fracture month across services: see docs/benchmarks.md.
         Index("ix_episodes_fracture_date", "fracture_date"),
-        # One service's live episodes in a run of months (its KPI page, run charts, worklists).
-        # Partial: the app only ever reads live episodes by service and date, and a scan of
-        # every service never walks it (docs/bench-kpis.md, query plans).
+        # One service's live episodes in a run of months (its KPI page and run charts). Partial:
+        # the app only ever reads live episodes by service and date. A scan of every service
+        # never walks it, nor do the worklists (kpis.sql.unindexed; docs/bench-kpis.md).
         Index(
             "ix_episodes_live_service_fracture_date",
             "service_id",
