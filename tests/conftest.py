@@ -14,40 +14,21 @@ from pathlib import Path
 import pyotp
 import pytest
 from flask.testing import FlaskClient
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import select
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_PASSWORD = "correct-horse-battery-9"
 IN_CI = os.environ.get("CI") == "true"
 
 
-def _postgres_admin_url() -> str:
-    return os.environ.get(
-        "TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-    )
-
-
 @pytest.fixture(scope="session")
 def database_url(tmp_path_factory):
     """One fresh database per test run, so runs never collide."""
+    from tests.security.databases import fresh_database
+
     backend = os.environ.get("PORTAL_TEST_DB", "sqlite")
-    if backend == "sqlite":
-        yield "sqlite:///" + str(tmp_path_factory.mktemp("db") / "portal-test.db")
-        return
-    admin_url = _postgres_admin_url()
-    name = f"fls_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-    try:
-        admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception as error:  # pragma: no cover - depends on the machine
-        if IN_CI:
-            raise
-        pytest.skip(f"PostgreSQL NOT AVAILABLE at {admin_url}: {error}")
-    yield admin_url.rsplit("/", 1)[0] + "/" + name
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with fresh_database(backend, tmp_path_factory.mktemp("db")) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

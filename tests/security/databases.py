@@ -11,7 +11,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
-from tests.conftest import _postgres_admin_url
+
+def _postgres_admin_url() -> str:
+    return os.environ.get(
+        "TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+    )
 
 BACKENDS = ("sqlite", "postgresql")
 

@@ -174,7 +174,7 @@ def test_worklists_read_a_service_in_stored_order_not_by_months(db, make_service
     `ix_episodes_service_id` (rows in stored order), never the partial index by fracture date
     that the KPI pages search (rows out of order: several times slower on a large service).
     PostgreSQL plans by its statistics and gets the plain column."""
-    from sqlalchemy import event, text
+    from sqlalchemy import event
 
     from portal.services import worklists
 
