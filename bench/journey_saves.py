@@ -1,13 +1,17 @@
 """Stage-save throughput and latency against gunicorn on SQLite, next to a bare Flask insert.
 
     python bench/journey_saves.py [--clients 20] [--seconds 15] [--workers 4] [--threads 4]
+        [--worker-class gthread|sync] [--rounds 1]
 
-Three servers run under gunicorn with the same worker settings (default 4 processes x 4 threads;
-2 x 4 measured slower for the portal on 2 cores), each on its own SQLite file in WAL mode with a busy timeout:
+Three servers run under gunicorn with the same worker settings (default 4 gthread processes x 4
+threads; docs/bench-journey.md compares others), each on its own SQLite file in WAL mode with a
+busy timeout:
 two bare Flask apps whose POST inserts one row (through Flask-SQLAlchemy's ORM, the portal's own
 stack minus everything the portal does; and through the sqlite3 module), and the portal
 (`wsgi:app`). Then `--clients` concurrent clients (threads with keep-alive connections) post for
-`--seconds` seconds against each server in turn, the ORM insert and the portal back to back:
+`--seconds` seconds against each server in turn, the ORM insert and the portal back to back
+(`--rounds` times, for a shared machine whose speed changes from one minute to the next; the
+ratio printed is then the median of the rounds'):
 - bare: `POST /insert` (one INSERT and a commit);
 - portal: each client signed in as its own clinician, saving the treatment stage of its own
   episode through the htmx endpoint, as the browser does (CSRF header, a fresh submission_id, the
@@ -114,7 +118,7 @@ def gunicorn(app: str, port: int, env: dict, args, cwd: Path) -> subprocess.Pope
     command = [
         sys.executable, "-m", "gunicorn", app,
         "-b", f"127.0.0.1:{port}",
-        "-w", str(args.workers), "-k", "gthread", "--threads", str(args.threads),
+        "-w", str(args.workers), "-k", args.worker_class, "--threads", str(args.threads),
         "--keep-alive", "30", "--log-level", "warning",
     ]
     return subprocess.Popen(command, env={**os.environ, **env}, cwd=cwd)
@@ -278,7 +282,13 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=15)
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--worker-class", default="gthread", choices=("gthread", "sync"))
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="alternate the bare insert and the save this many times"
+    )
     args = parser.parse_args()
+    if args.worker_class == "sync" and args.threads != 1:
+        parser.error("sync workers have one thread each: add --threads 1")
 
     work_dir = Path(tempfile.mkdtemp(prefix="bench-journey-"))
     servers = []
@@ -330,11 +340,12 @@ def main() -> int:
             )
             assert status == 302, f"sign-in failed: {status}"
             _, body = client.request("GET", "/csrf-token")
-            sessions.append((client, json.loads(body)["csrf_token"], episode_id))
+            sessions.append((client, json.loads(body)["csrf_token"], episode_id, {"version": 1}))
 
         def portal_work(index, stop):
-            client, token, episode_id = sessions[index]
-            latencies, failures, version, answer = [], 0, 1, 0
+            # The version read back carries over from one round to the next.
+            client, token, episode_id, kept = sessions[index]
+            latencies, failures, version, answer = [], 0, kept["version"], kept["version"]
             headers = {"HX-Request": "true", "X-CSRFToken": token}
             while time.perf_counter() < stop:
                 answer += 1
@@ -353,29 +364,51 @@ def main() -> int:
                     failures += 1
                     continue
                 version = int(re.search(r'name="version" value="(\d+)"', body).group(1))
+            kept["version"] = version
             return latencies, failures
 
-        print(f"{args.clients} concurrent clients, {args.seconds:.0f} s each, gunicorn "
-              f"{args.workers} workers x {args.threads} threads, SQLite (WAL); {os.cpu_count()} CPUs, "
-              f"load average {os.getloadavg()[0]:.1f} at start")
+        print(
+            f"{args.clients} concurrent clients, {args.seconds:.0f} s each, {args.rounds} round(s), "
+            f"gunicorn {args.workers} {args.worker_class} workers x {args.threads} threads, "
+            f"SQLite (WAL); {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start"
+        )
         bare_orm_server, bare_sqlite_server, portal_server = servers[1], servers[0], servers[2]
-        figures = [
-            measure(
-                "bare Flask insert, ORM", bare_orm_server, args.clients, args.seconds,
+        figures, ratios = [], []
+        for done in range(args.rounds):
+            # The bare insert and the save back to back in each round, so a neighbour's burst
+            # on a shared machine falls on both of a round's figures, not on one side only.
+            suffix = f" #{done + 1}" if args.rounds > 1 else ""
+            orm = measure(
+                "bare Flask insert, ORM" + suffix,
+                bare_orm_server,
+                args.clients,
+                args.seconds,
                 lambda i, stop: bare_work(bare_ports["orm"], i, stop),
-            ),
-            measure("portal stage save (htmx)", portal_server, args.clients, args.seconds, portal_work),
-            measure(
-                "bare Flask insert, sqlite3", bare_sqlite_server, args.clients, args.seconds,
-                lambda i, stop: bare_work(bare_ports["sqlite3"], i, stop),
-            ),
-        ]
-        report(figures)
-        orm, saves, raw = figures
-        print(f"stage save / bare ORM insert: throughput {saves['rate'] / orm['rate']:.2f} "
-              "(target at least 0.50), "
-              f"p50 {saves['p50'] / orm['p50']:.1f}x, p99 {saves['p99'] / orm['p99']:.1f}x, "
-              f"server CPU per request {saves['cpu_ms'] / orm['cpu_ms']:.1f}x")
+            )
+            saves = measure(
+                "portal stage save (htmx)" + suffix,
+                portal_server,
+                args.clients,
+                args.seconds,
+                portal_work,
+            )
+            figures += [orm, saves]
+            ratios.append(saves["rate"] / orm["rate"])
+        raw = measure(
+            "bare Flask insert, sqlite3",
+            bare_sqlite_server,
+            args.clients,
+            args.seconds,
+            lambda i, stop: bare_work(bare_ports["sqlite3"], i, stop),
+        )
+        report([*figures, raw])
+        print(
+            f"stage save / bare ORM insert: throughput {statistics.median(ratios):.2f} "
+            f"(target at least 0.50; "
+            + (f"median of rounds {', '.join(f'{r:.2f}' for r in ratios)}; " if args.rounds > 1 else "")
+            + f"p50 {saves['p50'] / orm['p50']:.1f}x, p99 {saves['p99'] / orm['p99']:.1f}x, "
+            f"server CPU per request {saves['cpu_ms'] / orm['cpu_ms']:.1f}x in the last round)"
+        )
         print(f"stage save / bare sqlite3 insert: throughput {saves['rate'] / raw['rate']:.2f}")
     finally:
         for server in servers:
