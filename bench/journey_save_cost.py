@@ -16,7 +16,7 @@ and the median batch are printed). `--instructions` counts instructions instead,
 callgrind (Debian package `valgrind`): the same code counts the same within about 1%, whatever
 else the machine runs. Only the requests are counted: instrumentation is switched on
 (`callgrind_control -i on`) after start-up and warm-up, and off after the last request. It takes
-about two minutes (start-up runs 20 to 50 times slower under valgrind).
+one to two minutes (start-up runs 20 to 50 times slower under valgrind).
 """
 
 from __future__ import annotations
@@ -187,7 +187,7 @@ def instructions(count: int) -> None:
                 command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
             )
         print(
-            f"counting {count} requests of each kind under callgrind (about two minutes)",
+            f"counting {count} requests of each kind under callgrind (one to two minutes)",
             file=sys.stderr,
         )
         figures = {}
