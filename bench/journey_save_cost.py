@@ -108,9 +108,14 @@ def portal_requests(work_dir: Path) -> tuple[Callable[[], None], Callable[[], No
     return health, save
 
 
-def requests(work_dir: Path) -> dict[str, Callable[[], None]]:
-    health, save = portal_requests(work_dir)
-    made = dict(zip(REQUESTS, (bare_insert(work_dir), health, save), strict=True))
+def requests(work_dir: Path, names: tuple[str, ...] = REQUESTS) -> dict[str, Callable[[], None]]:
+    """The named requests, warmed up (only the app they need is built)."""
+    made = {}
+    if REQUESTS[0] in names:
+        made[REQUESTS[0]] = bare_insert(work_dir)
+    if set(names) & set(REQUESTS[1:]):
+        portal = dict(zip(REQUESTS[1:], portal_requests(work_dir), strict=True))
+        made.update({name: request for name, request in portal.items() if name in names})
     for request in made.values():
         for _ in range(WARM_UP):
             request()
@@ -150,7 +155,7 @@ def counted(name: str, count: int) -> None:
     """Run under callgrind: warm up, then count only `count` requests of one kind."""
     work_dir = Path(tempfile.mkdtemp(prefix="bench-save-cost-"))
     try:
-        request = requests(work_dir)[name]
+        request = requests(work_dir, (name,))[name]
         subprocess.run(
             ["callgrind_control", "-i", "on", str(os.getpid())], check=True, capture_output=True
         )
