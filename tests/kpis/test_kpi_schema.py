@@ -71,6 +71,8 @@ def _plan(db, statement) -> str:
             return " / ".join(str(row[-1]) for row in rows)
         with conn.begin() as transaction:
             conn.execute(text("SET LOCAL enable_seqscan = off"))
+            # Dropping needs the table to itself: fail rather than wait on an open session.
+            conn.execute(text("SET LOCAL lock_timeout = '10s'"))
             constraints = conn.scalars(
                 text(
                     "SELECT conname FROM pg_constraint WHERE conrelid = 'episodes'::regclass "
