@@ -287,6 +287,8 @@ def main() -> int:
         "--rounds", type=int, default=1, help="alternate the bare insert and the save this many times"
     )
     args = parser.parse_args()
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
     if args.worker_class == "sync" and args.threads != 1:
         parser.error("sync workers have one thread each: add --threads 1")
 

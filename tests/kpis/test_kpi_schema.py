@@ -7,6 +7,9 @@ from sqlalchemy import inspect
 
 from kpis import schema
 
+# The partial index of live episodes by service and fracture date (migration 0003).
+LIVE_INDEX = "ix_episodes_live_service_fracture_date"
+
 
 def test_every_table_and_column_the_engine_reads_exists(db):
     inspector = inspect(db.engine)
@@ -31,23 +34,20 @@ def test_live_episodes_of_a_service_have_their_own_index_by_fracture_date(db):
     from sqlalchemy import text
 
     indexes = {ix["name"]: ix for ix in inspect(db.engine).get_indexes("episodes")}
-    index = indexes["ix_episodes_live_service_fracture_date"]
+    index = indexes[LIVE_INDEX]
     assert index["column_names"] == ["service_id", "fracture_date"]
     with db.engine.connect() as conn:
         if db.engine.dialect.name == "sqlite":
             definition = conn.scalar(
                 text("SELECT sql FROM sqlite_master WHERE name = :name"),
-                {"name": "ix_episodes_live_service_fracture_date"},
+                {"name": LIVE_INDEX},
             )
         else:
             definition = conn.scalar(
                 text("SELECT indexdef FROM pg_indexes WHERE indexname = :name"),
-                {"name": "ix_episodes_live_service_fracture_date"},
+                {"name": LIVE_INDEX},
             )
     assert "deleted_at IS NULL" in definition.replace("(", "").replace(")", "")
-
-
-LIVE_INDEX = "ix_episodes_live_service_fracture_date"
 
 
 def _plan(db, statement) -> str:
@@ -58,9 +58,9 @@ def _plan(db, statement) -> str:
     whatever the last test left (autovacuum analyses it at any moment): among a few rows it may
     take any index. So the plan is read with every other index of episodes dropped (its keys and
     unique constraints included) and sequential scans priced out, in a transaction that is
-    rolled back. The partial index then
-    shows in the plan only if the statement states every term its predicate needs, which is what
-    the statement controls. At full size the planner chooses it by itself (docs/bench-kpis.md).
+    rolled back. The partial index then shows in the plan only if the statement states every
+    term its predicate needs, which is what the statement controls. At full size the planner
+    chooses it by itself (docs/bench-kpis.md).
     """
     from sqlalchemy import text
 
