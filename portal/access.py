@@ -6,8 +6,11 @@ A record of a service the user does not belong to answers 404 for every verb, ad
 
 from __future__ import annotations
 
+from functools import cache
+
 from flask import abort, g, request, session
 from flask_login import current_user
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import joinedload
 
 from portal.extensions import db
@@ -68,9 +71,19 @@ def get_patient(patient_id: int) -> Patient:
     return patient
 
 
+@cache
+def _episode_with_patient():
+    """Built once, so SQLAlchemy keeps its cache key instead of working it out at every request."""
+    return (
+        select(Episode)
+        .options(joinedload(Episode.patient))
+        .where(Episode.id == bindparam("episode_id"))
+    )
+
+
 def get_episode(episode_id: int, *, include_deleted: bool = False) -> Episode:
     # The patient comes in the same query: every episode page and save reads it.
-    episode = db.session.get(Episode, episode_id, options=[joinedload(Episode.patient)])
+    episode = db.session.execute(_episode_with_patient(), {"episode_id": episode_id}).scalar()
     if episode is None or (episode.deleted_at is not None and not include_deleted):
         abort(404)
     _own(episode.service_id)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from functools import wraps
+from functools import cache, wraps
 
 from flask import Flask, abort, g, jsonify, redirect, request, session, url_for
 from flask_login import current_user, logout_user
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import joinedload
 
 from portal.extensions import db, login_manager
@@ -72,19 +73,26 @@ def init_app(app: Flask) -> None:
 
 
 def _load_user(session_id: str):
-    from portal.models import User
-
     try:
         user_id, version = (int(part) for part in session_id.split(":"))
     except ValueError:
         return None
     # One query for the user and their services (the relationship's own selectin load would be
     # a second round trip on every request).
-    user = db.session.get(User, user_id, options=[joinedload(User.services)])
+    user = db.session.execute(_user_with_services(), {"user_id": user_id}).unique().scalar()
     # A raised session_version (sign-out, password change, deactivation) ends every old session.
     if user is None or not user.active or user.session_version != version:
         return None
     return user
+
+
+@cache
+def _user_with_services():
+    """Built once: a statement object keeps its cache key, which SQLAlchemy otherwise works out
+    again at every request."""
+    from portal.models import User
+
+    return select(User).options(joinedload(User.services)).where(User.id == bindparam("user_id"))
 
 
 def is_htmx() -> bool:
