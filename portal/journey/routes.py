@@ -136,7 +136,7 @@ def _save(
 ):
     """Run one save: replay a kept outcome, or plan, keep the submission, write and commit.
 
-    The submission is kept (flushed) before anything else is written, so two copies racing each
+    The submission is kept (inserted) before anything else is written, so two copies racing each
     other meet the unique constraint first; the loser rolls back and answers the first outcome.
     A save that lost a race on the record's version is planned once more (merging what the other
     save wrote).

@@ -9,6 +9,8 @@ from typing import Any
 from portal.extensions import db
 from portal.models import AuditEvent
 
+_INSERT = AuditEvent.__table__.insert()
+
 
 def _plain(value: Any) -> Any:
     """A JSON-safe form of a stored value."""
@@ -48,8 +50,9 @@ def record(
     detail: str | None = None,
     entity_type: str | None = None,
     entity_id: int | None = None,
-) -> AuditEvent:
-    """Add an audit event to the current transaction (it commits with the change it records)."""
+) -> int:
+    """Write an audit event in the current transaction (it commits with the change it records,
+    or is rolled back with it); returns the event's id."""
     user = user if user is not None else _actor()
     if entity is not None:
         if entity.id is None:
@@ -58,7 +61,7 @@ def record(
         entity_id = entity.id
         if service_id is None:
             service_id = getattr(entity, "service_id", None)
-    event = AuditEvent(
+    event = dict(
         at=datetime.utcnow(),
         user_id=user.id if user is not None else None,
         service_id=service_id,
@@ -73,8 +76,9 @@ def record(
         detail=detail,
         remote_addr=_remote_addr(),
     )
-    db.session.add(event)
-    return event
+    # A Core insert of a statement built once: the ORM's unit of work and a fresh statement's
+    # cache key would cost a save more than the insert itself (docs/bench-journey.md).
+    return db.session.connection().execute(_INSERT, event).inserted_primary_key[0]
 
 
 def apply_changes(entity: Any, values: dict[str, Any]) -> dict[str, tuple[Any, Any]]:

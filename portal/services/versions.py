@@ -11,9 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.exc import StaleDataError
 
 from portal.extensions import db
 from portal.models import AuditEvent, Service
@@ -109,17 +113,44 @@ def record_update(
     """Apply values and audit the changes with the versions they move between.
 
     Returns the changes; nothing is written (and the version stays) when nothing changed. The
-    update, its audit event and the data version reach the database together at the next flush:
-    on SQLite the write lock is then held for one short burst, not while Python works.
+    update, its audit event and the data version are three statements in a row, each built once
+    (Core, not the ORM's unit of work, which cost a save more than the writes themselves:
+    docs/bench-journey.md); on SQLite the write lock is held for that short burst and the commit.
     """
     before = entity.version
-    changes = audit.apply_changes(entity, values)
+    changes = {
+        field: (getattr(entity, field), new)
+        for field, new in values.items()
+        if not same(getattr(entity, field), new)
+    }
     if not changes:
         return changes
-    # version_id_col counts up by one at each flush that updates the row.
+    row = {field: new for field, (_old, new) in changes.items()}
+    row.update(version=before + 1, updated_at=datetime.utcnow())
+    # Whatever else is pending goes first, then the row is updated only from the version it was
+    # read at: a save that lost the race meets StaleDataError, as the ORM's version check does.
+    db.session.flush()
+    connection = db.session.connection()
+    table = type(entity).__table__
+    updated = connection.execute(
+        _versioned_update(table), {**row, "record_id": entity.id, "from_version": before}
+    )
+    if updated.rowcount != 1:
+        raise StaleDataError(f"{table.name} {entity.id} was changed since version {before}")
+    for field, value in row.items():  # the record in hand shows what was written
+        set_committed_value(entity, field, value)
     audit.record(action, entity, {**changes, VERSION_KEY: (before, before + 1)}, detail=detail)
-    advance_data_version(entity.service_id)
+    connection.execute(_ADVANCE, {"service_id": entity.service_id})
     return changes
+
+
+@cache
+def _versioned_update(table):
+    """UPDATE <table> SET <the columns given> WHERE id = :record_id AND version = :from_version,
+    built once a table so SQLAlchemy keeps its cache key."""
+    return table.update().where(
+        table.c.id == bindparam("record_id"), table.c.version == bindparam("from_version")
+    )
 
 
 def record_create(entity: Any, fields: Iterable[str], *, detail: str | None = None) -> None:
@@ -140,12 +171,15 @@ def advance_data_version(service_id: int) -> None:
 
     Written as `data_version + 1` in SQL so two saves at once never lose a step.
     """
-    services = Service.__table__
     # Straight on the session's connection (after flushing what is pending): the ORM's
     # bulk-update path costs more, and on SQLite this runs while the write lock is held.
     db.session.flush()
-    db.session.connection().execute(
-        services.update()
-        .where(services.c.id == service_id)
-        .values(data_version=services.c.data_version + 1)
-    )
+    db.session.connection().execute(_ADVANCE, {"service_id": service_id})
+
+
+_SERVICES = Service.__table__
+_ADVANCE = (
+    _SERVICES.update()
+    .where(_SERVICES.c.id == bindparam("service_id"))
+    .values(data_version=_SERVICES.c.data_version + 1)
+)

@@ -16,7 +16,7 @@ from tests.security.routes import all_routes
 @pytest.fixture
 def trail(db, make_service, make_user):
     """Two services, a patient in each, and audit events of both."""
-    from portal.models import Patient
+    from portal.models import AuditEvent, Patient
     from portal.services import audit
 
     brd = make_service("BRD")
@@ -34,7 +34,7 @@ def trail(db, make_service, make_user):
         audit.record("view", patient, user=nurse)
         patients[service.code] = patient
     old = audit.record("export", user=nurse_brd, service_id=brd.id, detail="records export")
-    old.at = datetime(2025, 1, 15, 10, 0)
+    db.session.get(AuditEvent, old).at = datetime(2025, 1, 15, 10, 0)
     db.session.commit()
     return brd, oth, patients
 
