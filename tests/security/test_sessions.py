@@ -73,6 +73,26 @@ def test_background_polling_does_not_reset_the_idle_timer(signed_in, clock):
     assert client.get("/", headers={"HX-Request": "true"}).status_code == 401
 
 
+def test_last_seen_is_written_once_a_step_not_at_every_request(signed_in, clock):
+    """The cookie is signed and sent again only when `last_seen` moves (every 15 s of the 30
+    minutes), and the idle limit still never ends a session early, nor more than a step late."""
+    client, _, _ = signed_in()
+    assert client.get("/").status_code == 200  # the first page adds the form token
+    clock.forward(seconds=14)
+    response = client.get("/")
+    assert response.status_code == 200 and "Set-Cookie" not in response.headers
+    clock.forward(seconds=1)  # 15 s after the last write: written again
+    response = client.get("/")
+    assert response.status_code == 200 and "Set-Cookie" in response.headers
+    clock.forward(seconds=14)
+    assert "Set-Cookie" not in client.get("/").headers  # last seen 14 s after the write
+    # 30 minutes after that last request, but 30 min 14 s after the time written: still signed in.
+    clock.forward(minutes=30)
+    assert client.get("/", headers={"HX-Request": "true"}).status_code == 200
+    clock.forward(minutes=30, seconds=16)  # more than 30 min 15 s since anything was written
+    assert client.get("/", headers={"HX-Request": "true"}).status_code == 401
+
+
 def test_stay_signed_in_is_a_post_that_resets_the_idle_timer(signed_in, clock):
     client, _, _ = signed_in()
     clock.forward(minutes=28)
