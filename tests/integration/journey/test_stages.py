@@ -157,3 +157,38 @@ def test_every_control_has_a_label(editor, register):
             continue
         assert f'for="{control}"' in page, control
     assert len(ids) == len(set(ids)), "ids are unique on the page"
+
+
+def test_a_saved_section_carries_the_token_it_was_checked_with(editor, register):
+    """The section a save answers with reuses the CSRF token the save was checked with (no new
+    signature at every save); that token saves again, and a forged one is still refused."""
+    import time
+    from unittest import mock
+
+    from itsdangerous import TimestampSigner, URLSafeTimedSerializer
+
+    client, _, _ = editor
+    episode = register(nhs_number(11), FRACTURE)
+    client.csrf_token()
+    with client.session_transaction() as session:
+        raw = session["csrf_token"]
+    # This session's token as signed an hour ago (tokens do not expire), so a token signed for
+    # the answer would differ from it.
+    signer = URLSafeTimedSerializer(client.application.secret_key, salt="wtf-csrf-token")
+    with mock.patch.object(TimestampSigner, "get_timestamp", return_value=int(time.time()) - 3600):
+        token = signer.dumps(raw)
+    form = {**stage_answers("treatment"), "csrf_token": token}
+    response = post_stage(client, episode, "treatment", form)
+    assert response.status_code == 200
+    html = response.get_data(as_text=True)
+    assert f'name="csrf_token" value="{token}"' in html
+    again = {**stage_answers("treatment"), "calcium_vitd": "No", "csrf_token": token}
+    assert post_stage(client, episode, "treatment", again, version=2).status_code == 200
+    forged = {**stage_answers("treatment"), "csrf_token": token[:-2] + "xx"}
+    refused = client.post(
+        f"/episodes/{episode.id}/stages/treatment",
+        data={**forged, "submission_id": str(uuid.uuid4()), "version": "3"},
+        headers=HTMX,
+        csrf=False,
+    )
+    assert refused.status_code == 400
