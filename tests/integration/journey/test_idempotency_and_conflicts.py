@@ -294,3 +294,96 @@ def test_a_form_opened_before_an_import_merges_with_what_the_import_changed(
     assert response.status_code == 200, response.get_data(as_text=True)[:2000]
     db.session.refresh(episode)
     assert episode.smoker == "Never" and episode.height_cm == 170
+
+
+def _commit_another_save(db, episode_id: int, changes: dict, *, audited: bool) -> None:
+    """Another user's save of the episode, committed on a connection of its own."""
+    import json
+
+    from sqlalchemy import text
+
+    with db.engine.begin() as other:
+        version = other.execute(
+            text("SELECT version FROM episodes WHERE id = :id"), {"id": episode_id}
+        ).scalar_one()
+        sets = ", ".join(f"{name} = :{name}" for name in changes)
+        other.execute(
+            text(f"UPDATE episodes SET {sets}, version = version + 1 WHERE id = :id"),
+            {**changes, "id": episode_id},
+        )
+        if audited:
+            trail = {name: [None, value] for name, value in changes.items()}
+            other.execute(
+                text(
+                    "INSERT INTO audit_events (at, action, entity_type, entity_id, changes) "
+                    "VALUES (CURRENT_TIMESTAMP, 'update', 'episode', :id, :changes)"
+                ),
+                {
+                    "id": episode_id,
+                    "changes": json.dumps({**trail, "_version": [version, version + 1]}),
+                },
+            )
+
+
+def _lose_the_version_race(monkeypatch, db, episode_id: int, changes: dict, *, audited: bool):
+    """Make the next stage save meet another save committed between its plan and its write."""
+    from portal.services import journey
+
+    real = journey.plan_stage
+    plans = []
+
+    def plan_then_lose(*args, **kwargs):
+        plan = real(*args, **kwargs)
+        plans.append(plan.outcome)
+        if len(plans) == 1:
+            _commit_another_save(db, episode_id, changes, audited=audited)
+        return plan
+
+    monkeypatch.setattr(journey, "plan_stage", plan_then_lose)
+    return plans
+
+
+def test_a_save_that_loses_the_version_race_is_merged_with_the_winner(
+    editor, register, db, monkeypatch
+):
+    """The write updates the row only from the version it planned on; having lost the race, the
+    save is rolled back whole, planned again on the winner's record and merged with it."""
+    from portal.models import AuditEvent, Episode, Submission
+
+    client, _, _ = editor
+    episode = register(nhs_number(44), F)
+    before = _counts(db)
+    plans = _lose_the_version_race(
+        monkeypatch, db, episode.id, {"calcium_vitd": "No"}, audited=True
+    )
+    form = MultiDict({"bone_therapy": "Risedronate", "calcium_vitd": ""})
+    response = post_stage(client, episode, "treatment", form, version=1)
+    assert response.status_code == 200, response.get_data(as_text=True)[:2000]
+    assert plans == ["ready", "ready"]
+    db.session.expire_all()
+    saved = db.session.get(Episode, episode.id)
+    assert (saved.bone_therapy, saved.calcium_vitd, saved.version) == ("Risedronate", "No", 3)
+    mine = db.session.query(AuditEvent).filter_by(entity_id=episode.id, user_id=editor[1].id)
+    assert [e.changes["_version"] for e in mine.filter_by(action="update")] == [[2, 3]]
+    assert db.session.query(Submission).count() == before[3] + 1  # kept once, by the retry
+
+
+def test_a_save_that_loses_the_race_to_an_unaudited_change_shows_the_conflict(
+    editor, register, db, monkeypatch
+):
+    """When the winner's change cannot be told apart (no version in the trail), the retry shows
+    the conflict and writes nothing: the winner's value is never overwritten silently."""
+    from portal.models import Episode
+
+    client, _, _ = editor
+    episode = register(nhs_number(45), F)
+    before = _counts(db)
+    plans = _lose_the_version_race(
+        monkeypatch, db, episode.id, {"calcium_vitd": "No"}, audited=False
+    )
+    response = post_stage(client, episode, "treatment", stage_answers("treatment", F), version=1)
+    assert response.status_code == 409
+    assert plans == ["ready", "conflict"]
+    db.session.expire_all()
+    assert db.session.get(Episode, episode.id).calcium_vitd == "No"
+    assert _counts(db) == before
