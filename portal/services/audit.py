@@ -81,12 +81,19 @@ def record(
     return db.session.connection().execute(_INSERT, event).inserted_primary_key[0]
 
 
-def apply_changes(entity: Any, values: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
-    """Set each value on the entity and return {field: (old, new)} for those that changed."""
+def changes_of(entity: Any, values: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
+    """{field: (old, new)} for each value that differs from the entity's, as the trail writes them."""
     changes: dict[str, tuple[Any, Any]] = {}
     for field, new in values.items():
         old = getattr(entity, field)
         if _plain(old) != _plain(new):
             changes[field] = (old, new)
-            setattr(entity, field, new)
+    return changes
+
+
+def apply_changes(entity: Any, values: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
+    """Set each value on the entity and return {field: (old, new)} for those that changed."""
+    changes = changes_of(entity, values)
+    for field, (_old, new) in changes.items():
+        setattr(entity, field, new)
     return changes

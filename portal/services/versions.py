@@ -110,7 +110,7 @@ def merge(
 def record_update(
     entity: Any, values: dict[str, Any], *, action: str = "update", detail: str | None = None
 ) -> dict[str, tuple[Any, Any]]:
-    """Apply values and audit the changes with the versions they move between.
+    """Write the values that changed and audit them with the versions they move between.
 
     Returns the changes; nothing is written (and the version stays) when nothing changed. The
     update, its audit event and the data version are three statements in a row, each built once
@@ -118,11 +118,7 @@ def record_update(
     docs/bench-journey.md); on SQLite the write lock is held for that short burst and the commit.
     """
     before = entity.version
-    changes = {
-        field: (getattr(entity, field), new)
-        for field, new in values.items()
-        if not same(getattr(entity, field), new)
-    }
+    changes = audit.changes_of(entity, values)
     if not changes:
         return changes
     row = {field: new for field, (_old, new) in changes.items()}
