@@ -1,7 +1,7 @@
 """Stage-save throughput and latency against gunicorn on SQLite, next to a bare Flask insert.
 
     python bench/journey_saves.py [--clients 20] [--seconds 15] [--workers 4] [--threads 4]
-        [--worker-class gthread|sync] [--rounds 1]
+        [--worker-class gthread|sync] [--rounds 1] [--floor]
 
 Three servers run under gunicorn with the same worker settings (default 4 gthread processes x 4
 threads; docs/bench-journey.md compares others), each on its own SQLite file in WAL mode with a
@@ -286,6 +286,12 @@ def main() -> int:
     parser.add_argument(
         "--rounds", type=int, default=1, help="alternate the bare insert and the save this many times"
     )
+    parser.add_argument(
+        "--floor",
+        action="store_true",
+        help="also measure a signed-in GET /health in each round: what the portal reaches before "
+        "a save does anything (sign-in check, session, CSRF, hooks, headers)",
+    )
     args = parser.parse_args()
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
@@ -369,13 +375,22 @@ def main() -> int:
             kept["version"] = version
             return latencies, failures
 
+        def health_work(index, stop):
+            client, latencies, failures = sessions[index][0], [], 0
+            while time.perf_counter() < stop:
+                started = time.perf_counter()
+                status, _ = client.request("GET", "/health")
+                latencies.append(time.perf_counter() - started)
+                failures += status != 200
+            return latencies, failures
+
         print(
             f"{args.clients} concurrent clients, {args.seconds:.0f} s each, {args.rounds} round(s), "
             f"gunicorn {args.workers} {args.worker_class} workers x {args.threads} threads, "
             f"SQLite (WAL); {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start"
         )
         bare_orm_server, bare_sqlite_server, portal_server = servers[1], servers[0], servers[2]
-        figures, ratios = [], []
+        figures, ratios, floors = [], [], []
         for done in range(args.rounds):
             # The bare insert and the save back to back in each round, so a neighbour's burst
             # on a shared machine falls on both of a round's figures, not on one side only.
@@ -396,6 +411,16 @@ def main() -> int:
             )
             figures += [orm, saves]
             ratios.append(saves["rate"] / orm["rate"])
+            if args.floor:
+                health = measure(
+                    "portal signed-in GET /health" + suffix,
+                    portal_server,
+                    args.clients,
+                    args.seconds,
+                    health_work,
+                )
+                figures.append(health)
+                floors.append(health["rate"] / orm["rate"])
         raw = measure(
             "bare Flask insert, sqlite3",
             bare_sqlite_server,
@@ -411,6 +436,13 @@ def main() -> int:
             + f"p50 {saves['p50'] / orm['p50']:.1f}x, p99 {saves['p99'] / orm['p99']:.1f}x, "
             f"server CPU per request {saves['cpu_ms'] / orm['cpu_ms']:.1f}x in the last round)"
         )
+        if floors:
+            print(
+                f"signed-in GET /health / bare ORM insert: throughput "
+                f"{statistics.median(floors):.2f} (the floor: the portal's protections, no save"
+                + (f"; rounds {', '.join(f'{r:.2f}' for r in floors)}" if args.rounds > 1 else "")
+                + ")"
+            )
         print(f"stage save / bare sqlite3 insert: throughput {saves['rate'] / raw['rate']:.2f}")
     finally:
         for server in servers:
