@@ -172,7 +172,7 @@ def _reuse_checked_csrf_token():
         and field_name not in g
         and current_app.config.get("WTF_CSRF_TIME_LIMIT") is None
     ):
-        setattr(g, field_name, csrf._get_csrf_token())
+        setattr(g, field_name, csrf._get_csrf_token())  # the lookup Flask-WTF's check used
 
 
 def _refuse_nul_characters():
