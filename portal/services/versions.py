@@ -117,15 +117,16 @@ def record_update(
     (Core, not the ORM's unit of work, which cost a save more than the writes themselves:
     docs/bench-journey.md); on SQLite the write lock is held for that short burst and the commit.
     """
+    # Whatever else is pending goes first (a flush of this record would move its version), then
+    # the row is updated only from the version it was read at: a save that lost the race meets
+    # StaleDataError, as the ORM's version check does.
+    db.session.flush()
     before = entity.version
     changes = audit.changes_of(entity, values)
     if not changes:
         return changes
     row = {field: new for field, (_old, new) in changes.items()}
     row.update(version=before + 1, updated_at=datetime.utcnow())
-    # Whatever else is pending goes first, then the row is updated only from the version it was
-    # read at: a save that lost the race meets StaleDataError, as the ORM's version check does.
-    db.session.flush()
     connection = db.session.connection()
     table = type(entity).__table__
     updated = connection.execute(

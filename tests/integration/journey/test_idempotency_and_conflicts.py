@@ -387,3 +387,22 @@ def test_a_save_that_loses_the_race_to_an_unaudited_change_shows_the_conflict(
     db.session.expire_all()
     assert db.session.get(Episode, episode.id).calcium_vitd == "No"
     assert _counts(db) == before
+
+
+def test_an_update_after_a_pending_change_of_the_same_record_starts_from_its_new_version(
+    editor, register, db
+):
+    """A change made to the record in hand and not yet flushed goes first; the audited update
+    then moves the version on from there instead of failing its own version check."""
+    from portal.models import AuditEvent, Episode
+    from portal.services import versions
+
+    episode = register(nhs_number(46), F)  # registered by the signed-in editor
+    episode.calcium_vitd = "No"  # pending: the ORM moves the version to 2 when it flushes it
+    versions.record_update(episode, {"bone_therapy": "Risedronate"})
+    db.session.commit()
+    db.session.expire_all()
+    saved = db.session.get(Episode, episode.id)
+    assert (saved.calcium_vitd, saved.bone_therapy, saved.version) == ("No", "Risedronate", 3)
+    update = db.session.query(AuditEvent).filter_by(entity_id=episode.id, action="update").one()
+    assert update.changes["_version"] == [2, 3]
