@@ -238,7 +238,9 @@ def test_lead_exports_csv_and_it_is_audited(signed_in, db, runner):
     cli = runner.invoke(args=["records", "export", "--service", "BRD"]).stdout
     assert exported == cli
     assert len(exported.splitlines()) == 9
-    events = db.session.scalars(select(AuditEvent).where(AuditEvent.action == "export")).all()
+    events = db.session.scalars(
+        select(AuditEvent).where(AuditEvent.action == "export").order_by(AuditEvent.id)
+    ).all()
     assert [e.user_id for e in events] == [lead.id, None]
 
 
