@@ -19,22 +19,25 @@ from portal.models import Episode, Patient, Service
 
 def current_service() -> Service | None:
     """The service the signed-in user is working in (chosen in the header)."""
-    if not current_user.is_authenticated or not current_user.services:
+    if not current_user.is_authenticated or not current_user.service_ids:
         return None
     if "current_service" in g:
         return g.current_service
     wanted = session.get("service_id")
-    service = next((s for s in current_user.services if s.id == wanted), current_user.services[0])
-    if wanted != service.id:  # writing the same value would sign and send the cookie again
-        session["service_id"] = service.id
+    if wanted in current_user.service_ids:
+        # From the identity map when the request has loaded it already (a record's service).
+        service = db.session.get(Service, wanted)
+    else:
+        service = current_user.services[0]
+        session["service_id"] = service.id  # written only when it changes: a new cookie is signed
     g.current_service = service
     return service
 
 
 def switch_service(service_id: int) -> Service:
-    service = next((s for s in current_user.services if s.id == service_id), None)
-    if service is None:
+    if service_id not in current_user.service_ids:
         _not_found("switch to a service the user does not belong to")
+    service = db.session.get(Service, service_id)
     session["service_id"] = service.id
     g.current_service = service
     return service
@@ -76,13 +79,14 @@ def _episode_with_patient():
     """Built once, so SQLAlchemy keeps its cache key instead of working it out at every request."""
     return (
         select(Episode)
-        .options(joinedload(Episode.patient))
+        .options(joinedload(Episode.patient), joinedload(Episode.service))
         .where(Episode.id == bindparam("episode_id"))
     )
 
 
 def get_episode(episode_id: int, *, include_deleted: bool = False) -> Episode:
-    # The patient comes in the same query: every episode page and save reads it.
+    # The patient and the service come in the same query: every episode page and save reads
+    # them (the service's state decides whether the record may be changed).
     episode = db.session.execute(_episode_with_patient(), {"episode_id": episode_id}).scalar()
     if episode is None or (episode.deleted_at is not None and not include_deleted):
         abort(404)

@@ -75,7 +75,7 @@ def sign_in():
 
 @bp.post("/sign-out")
 def sign_out():
-    accounts.sign_out(current_user._get_current_object())
+    accounts.sign_out(security.signed_in_account())
     db.session.commit()
     logout_user()
     session.clear()
@@ -106,7 +106,7 @@ def set_password(token: str):
 def change_password():
     form = ChangePasswordForm()
     if form.validate_on_submit():
-        user = current_user._get_current_object()
+        user = security.signed_in_account()
         try:
             accounts.change_password(user, form.current_password.data, form.password.data)
         except accounts.AccountError as error:
@@ -193,7 +193,7 @@ def second_factor_step():
 @bp.route("/two-factor", methods=["GET", "POST"])
 def two_factor():
     """The account page for the second factor: enrol (QR code), recovery codes, remove."""
-    user = current_user._get_current_object()
+    user = security.signed_in_account()
     required = second_factor.required_for(user, current_app.config["REQUIRE_TOTP_FOR_ALL"])
     form = EnrolForm()
     if second_factor.is_enrolled(user) and "enrol_nonce" not in session:
@@ -242,7 +242,7 @@ def two_factor_restart():
     Once enrolled, a current code is needed: a borrowed session must not swap the second factor
     for the borrower's own app.
     """
-    user = current_user._get_current_object()
+    user = security.signed_in_account()
     if second_factor.is_enrolled(user):
         form = EnrolForm()
         if not (
@@ -268,7 +268,7 @@ def _enrolment_secret() -> str:
 @bp.post("/two-factor/recovery-codes")
 def two_factor_recovery_codes():
     """New recovery codes, after a current code from the app proves it is the user."""
-    user = current_user._get_current_object()
+    user = security.signed_in_account()
     form = EnrolForm()
     if form.validate_on_submit() and second_factor.verify(user, form.code.data, security._now()) == "totp":
         codes = second_factor.regenerate_recovery_codes(user)
@@ -282,7 +282,7 @@ def two_factor_recovery_codes():
 @bp.post("/two-factor/remove")
 def two_factor_remove():
     """Turn the second factor off, only where it is optional, after a current code."""
-    user = current_user._get_current_object()
+    user = security.signed_in_account()
     if second_factor.required_for(user, current_app.config["REQUIRE_TOTP_FOR_ALL"]):
         abort(403, description="Two-step verification is required for your account.")
     form = EnrolForm()
