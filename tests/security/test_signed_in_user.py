@@ -133,3 +133,25 @@ def test_a_raised_session_version_ends_the_session_at_its_next_request(signed_in
     db.session.execute(update(User).where(User.id == user.id).values(session_version=2))
     db.session.commit()
     assert client.get("/").status_code == 302
+
+
+def test_only_a_user_of_several_services_gets_the_switch_and_their_list(
+    app, make_service, make_user, statements
+):
+    """A page lists the user's services only when there is a choice to make."""
+    first, second = make_service(code="BBB"), make_service(code="AAA")
+    one = app.test_client()
+    sign_in(one, make_user(services=[first]))
+    one.get("/")  # the first page after signing in chooses the service (the first in code order)
+    statements.clear()
+    page = one.get("/").get_data(as_text=True)
+    assert 'id="service-switch"' not in page
+    assert "BBB" in page  # the current service, in the header
+    assert not [s for s in statements if "from services where services.id in" in s], statements
+
+    both = app.test_client()
+    sign_in(both, make_user(services=[first, second]))
+    page = both.get("/").get_data(as_text=True)
+    switch = page[page.index('id="service-switch"') :]
+    assert switch.index("AAA - ") < switch.index("BBB - ")
+    assert f'value="{second.id}" selected' in switch  # the first in code order
