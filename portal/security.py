@@ -10,6 +10,7 @@ from flask_login import current_user, logout_user
 from sqlalchemy import bindparam, select
 
 from portal.extensions import db, login_manager
+from portal.models.accounts import SignInIdentity
 
 # Endpoints that anyone may reach (security.md, "Who sees what"). Everything else needs sign-in.
 PUBLIC_ENDPOINTS = {
@@ -84,7 +85,7 @@ def _load_user(session_id: str):
     return SignedInUser(rows[0], frozenset(row.service_id for row in rows if row.service_id))
 
 
-class SignedInUser:
+class SignedInUser(SignInIdentity):
     """The signed-in user as every request sees it: what the sign-in check, the role and service
     checks and the pages read, from one Core query of the user's row and service ids.
 
@@ -98,9 +99,6 @@ class SignedInUser:
         "id", "email", "display_name", "role", "active", "session_version", "totp_secret",
         "service_ids", "_services",
     )
-    is_authenticated = True
-    is_anonymous = False
-
     def __init__(self, row, service_ids: frozenset[int]):
         self.id = row.id
         self.email = row.email
@@ -111,13 +109,6 @@ class SignedInUser:
         self.totp_secret = row.totp_secret
         self.service_ids = service_ids
         self._services = None
-
-    @property
-    def is_active(self) -> bool:
-        return self.active
-
-    def get_id(self) -> str:
-        return f"{self.id}:{self.session_version}"
 
     @property
     def services(self) -> list:

@@ -17,7 +17,30 @@ user_services = Table(
 )
 
 
-class User(Base):
+class SignInIdentity:
+    """Flask-Login's interface, written out once for the ORM user and for the signed-in user of
+    each request (`portal.security.SignedInUser`): the session id carries the session version,
+    which the sign-in check compares with the user's row."""
+
+    __slots__ = ()
+
+    @property
+    def is_authenticated(self) -> bool:
+        return True
+
+    @property
+    def is_active(self) -> bool:
+        return self.active
+
+    @property
+    def is_anonymous(self) -> bool:
+        return False
+
+    def get_id(self) -> str:
+        return f"{self.id}:{self.session_version}"
+
+
+class User(SignInIdentity, Base):
     __tablename__ = "users"
     __table_args__ = (one_of("role", ROLES),)
 
@@ -43,22 +66,6 @@ class User(Base):
     services: Mapped[list[Service]] = relationship(
         secondary=user_services, order_by=Service.code, lazy="selectin"
     )
-
-    # Flask-Login's interface, written out so the session id carries the session version.
-    @property
-    def is_authenticated(self) -> bool:
-        return True
-
-    @property
-    def is_active(self) -> bool:
-        return self.active
-
-    @property
-    def is_anonymous(self) -> bool:
-        return False
-
-    def get_id(self) -> str:
-        return f"{self.id}:{self.session_version}"
 
     @property
     def service_ids(self) -> set[int]:
