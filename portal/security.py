@@ -82,7 +82,8 @@ def _load_user(session_id: str):
     # A raised session_version (sign-out, password change, deactivation) ends every old session.
     if not rows or not rows[0].active or rows[0].session_version != version:
         return None
-    return SignedInUser(rows[0], frozenset(row.service_id for row in rows if row.service_id))
+    service_ids = frozenset(row.service_id for row in rows if row.service_id is not None)
+    return SignedInUser(rows[0], service_ids)
 
 
 class SignedInUser(SignInIdentity):
