@@ -14,6 +14,9 @@ from kpis.dataset import LABELS
 def init_app(app: Flask) -> None:
     app.jinja_env.trim_blocks = True
     app.jinja_env.lstrip_blocks = True
+    # Globals, not context values, so the form macros' templates are imported without the
+    # page's context: Jinja then builds each of them once, not again at every render.
+    app.jinja_env.globals["csrf_token_value"] = generate_csrf
 
     @app.context_processor
     def _globals():
@@ -21,7 +24,6 @@ def init_app(app: Flask) -> None:
 
         return {
             "current_service": current_service() if current_user.is_authenticated else None,
-            "csrf_token_value": generate_csrf,
             "field_label": lambda name: LABELS.get(name, name.replace("_", " ").capitalize()),
         }
 
