@@ -4,9 +4,10 @@ Every form carries a `submission_id` minted when it was rendered. A successful s
 id, scoped to the user, with a hash of what was posted and where its outcome can be shown again.
 The same id with the same content answers the first outcome and writes nothing; the same id with
 different content is refused. A save refused for its content is never kept, so the corrected form
-can be sent again with the same id. The unique constraint (user_id, submission_id) is the last
-guard against two copies racing each other: the caller catches the IntegrityError, rolls back and
-answers with the first outcome (`first_outcome`).
+can be sent again with the same id. The unique constraint (user_id, submission_id) tells a copy
+of a saved submission, or two copies racing each other, from a new save: the caller inserts the
+submission before it writes anything else, catches the IntegrityError, rolls back and answers
+with the first outcome (`first_outcome`).
 """
 
 from __future__ import annotations

@@ -220,11 +220,24 @@ def test_session_ended_htmx_save_gets_401_json(client, db, make_service):
     assert service.id
 
 
-def test_a_racing_copy_meets_the_unique_constraint_and_answers_the_first_outcome(
+def _spy(monkeypatch, module, name):
+    """Count the calls of module.name (the real function still runs)."""
+    real = getattr(module, name)
+    calls = []
+
+    def spy(*args, **kwargs):
+        calls.append(args)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, spy)
+    return calls
+
+
+def test_a_copy_of_a_saved_stage_meets_the_unique_constraint_and_answers_the_first_outcome(
     editor, register, db, monkeypatch
 ):
-    """Two copies of one submission both pass the first lookup; the second one's write meets
-    the unique constraint, is rolled back whole, and answers the first outcome."""
+    """A ready save does not look its submission up first: a copy of one already saved meets the
+    unique constraint with its first write, is rolled back whole, and answers the first outcome."""
     from portal.models import AuditEvent, Submission
     from portal.services import submissions
 
@@ -236,43 +249,59 @@ def test_a_racing_copy_meets_the_unique_constraint_and_answers_the_first_outcome
     assert post_stage(client, episode, "treatment", form).status_code == 200
     events = db.session.query(AuditEvent).count()
 
-    real = submissions.first_outcome
-    calls = []
-
-    def late_lookup(*args):
-        calls.append(args)
-        return None if len(calls) == 1 else real(*args)  # the race: the first copy not yet seen
-
-    monkeypatch.setattr(submissions, "first_outcome", late_lookup)
-    form["calcium_vitd"] = "Yes"
+    kept = _spy(monkeypatch, submissions, "remember")
+    lookups = _spy(monkeypatch, submissions, "first_outcome")
     again = post_stage(client, episode, "treatment", form)
     assert again.status_code == 200 and "Treatment recommendation saved." in again.get_data(as_text=True)
-    assert len(calls) == 2
+    assert len(kept) == 1 and len(lookups) == 1  # the insert met the constraint, then the lookup
     db.session.expire_all()
     assert db.session.query(AuditEvent).count() == events
     assert db.session.query(Submission).count() == 2  # registration and this stage
 
 
-def test_a_replay_planned_while_its_original_committed_answers_the_original(editor, db, monkeypatch):
-    """The replay's first lookup missed the original (not yet committed); by the time it is
-    planned the patient exists. It answers the original's outcome, not 'already registered'."""
-    from portal.services import submissions
+def test_a_replay_planned_before_its_original_committed_answers_the_original(
+    editor, db, monkeypatch
+):
+    """The replay was planned while the original was not yet committed (so the patient did not
+    exist yet); its submission then meets the original's in the unique constraint. It answers
+    the original's outcome, writes nothing, and is not refused as 'already registered'."""
+    from portal.services import journey, submissions
 
     client, _, _ = editor
     form = registration(nhs_number(43), F)
+    real = journey.plan_registration
+    plans = []
+
+    def planned_early(*args):
+        plans.append(real(*args))
+        return plans[0]  # the replay's plan is the one made before the patient existed
+
+    monkeypatch.setattr(journey, "plan_registration", planned_early)
     first = client.post("/patients/new", data=form, headers=HTMX)
     assert first.status_code == 200
-    real = submissions.first_outcome
-    calls = []
+    lookups = _spy(monkeypatch, submissions, "first_outcome")
+    again = client.post("/patients/new", data=form, headers=HTMX)
+    assert plans[1].outcome == "existing"  # planned now, it would have found the patient
+    assert again.status_code == 200
+    assert again.headers["HX-Redirect"] == first.headers["HX-Redirect"]
+    assert len(lookups) == 1
+    assert _counts(db)[:2] == (1, 1)
 
-    def late_lookup(*args):
-        calls.append(args)
-        return None if len(calls) == 1 else real(*args)
 
-    monkeypatch.setattr(submissions, "first_outcome", late_lookup)
+def test_a_replay_planned_after_its_original_committed_answers_the_original(editor, db, monkeypatch):
+    """Planned once the original committed, the replay finds the patient registered; before
+    answering 'already registered' it looks its submission up and answers the original."""
+    from portal.services import submissions
+
+    client, _, _ = editor
+    form = registration(nhs_number(44), F)
+    first = client.post("/patients/new", data=form, headers=HTMX)
+    assert first.status_code == 200
+    kept = _spy(monkeypatch, submissions, "remember")
     again = client.post("/patients/new", data=form, headers=HTMX)
     assert again.status_code == 200
     assert again.headers["HX-Redirect"] == first.headers["HX-Redirect"]
+    assert kept == []  # nothing was about to be written
     assert _counts(db)[:2] == (1, 1)
 
 
