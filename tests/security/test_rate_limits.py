@@ -35,6 +35,38 @@ def test_sign_in_is_limited_per_address(limited_app):
     assert client.get("/auth/sign-in", environ_base={"REMOTE_ADDR": "10.1.1.1"}).status_code == 200
 
 
+def test_every_rate_limited_route_is_in_the_blueprint_the_limiter_checks(limited_app):
+    """The limiter's check runs only for the auth blueprint (extensions.py): a limit set on a
+    route anywhere else, or on the whole application, would never be counted."""
+    from portal.extensions import RATE_LIMITED_BLUEPRINT, limiter
+
+    app = limited_app()
+    limited = {
+        endpoint
+        for endpoint, view in app.view_functions.items()
+        if getattr(view, "__wrapper-limiter-instance", None) is not None  # limiter.limit(...)
+    }
+    assert limited == {"auth.sign_in", "auth.second_factor"}
+    assert {endpoint.split(".")[0] for endpoint in limited} == {RATE_LIMITED_BLUEPRINT}
+    assert limiter.limit_manager.application_limits == []
+    assert limiter.limit_manager.default_limits == []
+
+
+def test_a_request_elsewhere_skips_the_limiter_check(limited_app, monkeypatch):
+    from portal.extensions import limiter
+
+    checked = []
+    monkeypatch.setattr(
+        limiter.limit_manager, "resolve_limits", lambda *a: checked.append(a) or ([], [])
+    )
+    client = limited_app().test_client()
+    client.get("/health")
+    client.get("/benchmarks")
+    assert checked == []
+    client.get("/auth/sign-in")
+    assert checked
+
+
 def test_limits_are_off_in_the_default_suite(client):
     assert set(_sign_in_attempts(client, 25, "10.1.1.3")) == {200}
 
