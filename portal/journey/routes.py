@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from functools import cache
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from flask import (
     Blueprint,
@@ -80,18 +80,22 @@ def choice_items(name: str) -> tuple[tuple[str, Markup, Markup], ...]:
     the choice_item macro of journey/_fields.html once per process: the options never change, so a
     form only picks one copy per option (rendering each option at every form cost a stage save
     0.4 M instructions: docs/bench-journey.md)."""
-    return _choice_items(current_app.jinja_env.get_template("journey/_fields.html"), name)
+    template = current_app.jinja_env.get_template("journey/_fields.html")
+    # Kept per template: one reloaded in development renders its own, and an app's go with it.
+    rendered = _choice_items_of.get(template)
+    if rendered is None:
+        rendered = _choice_items_of[template] = {}
+    if name not in rendered:
+        item = template.module.choice_item
+        s = fields.spec(name)
+        rendered[name] = tuple(
+            (option, item(s, index, option, False), item(s, index, option, True))
+            for index, option in enumerate(s.options)
+        )
+    return rendered[name]
 
 
-@cache
-def _choice_items(template: Template, name: str) -> tuple[tuple[str, Markup, Markup], ...]:
-    # Keyed by the template too: one reloaded in development renders its own.
-    item = template.module.choice_item
-    s = fields.spec(name)
-    return tuple(
-        (option, item(s, index, option, False), item(s, index, option, True))
-        for index, option in enumerate(s.options)
-    )
+_choice_items_of: WeakKeyDictionary[Template, dict[str, tuple]] = WeakKeyDictionary()
 
 
 @bp.app_template_filter("error_link")
@@ -148,7 +152,15 @@ def _submission() -> tuple[str | None, str]:
     return submission_id, submissions.content_hash(request.form.items(multi=True))
 
 
-def _kept_answer(submission_id, digest, *, replay, refused, plan, planned=None):
+def _kept_answer(
+    submission_id: str | None,
+    digest: str,
+    *,
+    replay: Callable[[submissions.Outcome], Any],
+    refused: Callable[[journey.Plan], Any],
+    plan: Callable[[], journey.Plan],
+    planned: journey.Plan | None = None,
+):
     """The answer to a submission already kept: the first save's outcome, or a refusal (of the
     plan made, or made now) if the id was kept for other content. None when it was never saved."""
     try:
