@@ -159,6 +159,40 @@ def test_every_control_has_a_label(editor, register):
     assert len(ids) == len(set(ids)), "ids are unique on the page"
 
 
+def test_choices_show_what_was_saved_from_options_rendered_once(editor, register):
+    """Radios and checkboxes are made from options rendered once per template (checked and
+    unchecked copies); the page still checks exactly the saved answers, with the divider
+    before the first outcome of bone therapy."""
+    import re
+
+    from portal.journey import fields, routes
+
+    client, _, _ = editor
+    episode = register(nhs_number(16), FRACTURE)
+    form = {
+        "submission_id": str(uuid.uuid4()),
+        "version": "1",
+        "bone_therapy": ["Alendronate", "Denosumab"],
+        "calcium_vitd": "No",
+    }
+    section = client.post(
+        f"/episodes/{episode.id}/stages/treatment", data=form, headers=HTMX
+    ).get_data(as_text=True)
+    checked = re.findall(r'<input[^>]*name="(\w+)"[^>]*value="([^"]+)" checked>', section)
+    assert sorted(checked) == [
+        ("bone_therapy", "Alendronate"),
+        ("bone_therapy", "Denosumab"),
+        ("calcium_vitd", "No"),
+    ]
+    options = fields.spec("bone_therapy").options
+    assert section.count('name="bone_therapy"') == len(options)
+    divider = section.index("nhsuk-checkboxes__divider")
+    first_outcome = section.index(f'value="{fields.spec("bone_therapy").exclusive_from}"')
+    assert section.index(f'value="{options[0]}"') < divider < first_outcome
+    with client.application.test_request_context():
+        assert routes.choice_items("bone_therapy") is routes.choice_items("bone_therapy")
+
+
 def test_a_saved_section_carries_the_token_it_was_checked_with(editor, register):
     """The section a save answers with reuses the CSRF token the save was checked with (no new
     signature at every save); that token saves again, and a forged one is still refused."""
