@@ -100,6 +100,7 @@ class SignedInUser(SignInIdentity):
         "id", "email", "display_name", "role", "active", "session_version", "totp_secret",
         "service_ids", "_services",
     )
+
     def __init__(self, row, service_ids: frozenset[int]):
         self.id = row.id
         self.email = row.email
