@@ -10,11 +10,13 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 from portal import config as config_module
+from portal import templating
 from portal.extensions import csrf, db, htmx, limiter, login_manager, migrate
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     app = Flask(__name__, instance_path=os.environ.get("PORTAL_INSTANCE_PATH"))
+    app.jinja_environment = templating.PortalEnvironment  # before anything builds app.jinja_env
     os.makedirs(app.instance_path, exist_ok=True)
     app.config.update(config_module.from_environment(app.instance_path))
     if config:
@@ -43,7 +45,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     blueprints.register(app)
 
-    from portal import cli, security, templating
+    from portal import cli, security
 
     security.init_app(app)
     templating.init_app(app)

@@ -60,7 +60,7 @@ _CSP = "; ".join(
 
 
 def init_app(app: Flask) -> None:
-    app.context_processor(lambda: {"session_timeout_meta": _session_timeout_meta})
+    app.jinja_env.globals["session_timeout_meta"] = _session_timeout_meta
     login_manager.login_view = "auth.sign_in"
     login_manager.login_message = "Sign in to continue."
     login_manager.login_message_category = "info"

@@ -56,3 +56,26 @@ def test_security_headers_on_every_page(client):
 def test_health_and_reachability(client):
     assert client.get("/health").get_json() == {"status": "ok"}
     assert client.get("/ping").status_code == 204
+
+
+def test_templates_read_every_global_from_a_dict_of_their_own(app):
+    """Templates take a copy of the globals when they load (templating.PortalEnvironment): every
+    global is registered while the app is set up, the extensions' and blueprints' included, and
+    a template's own globals still overlay them."""
+    from collections import ChainMap
+
+    from portal.templating import PortalEnvironment
+
+    env = app.jinja_env
+    assert isinstance(env, PortalEnvironment)
+    with app.test_request_context():
+        page = env.get_template("base.html")
+        macros = env.get_template("journey/_fields.html")
+        own = env.from_string("{{ shade }}", globals={"shade": "ink", "field_label": "mine"})
+        for template in (page, macros):
+            assert type(template.globals) is dict and not isinstance(template.globals, ChainMap)
+            assert template.globals == env.globals
+        for name in ("url_for", "csrf_token", "csrf_token_value", "form_field", "current_service"):
+            assert name in page.globals, name
+        assert own.render() == "ink" and own.globals["field_label"] == "mine"
+        assert env.globals["field_label"] is not own.globals["field_label"]
