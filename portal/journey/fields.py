@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from functools import cache
 
 from kpis import dataset as ds
-from portal.services.journey import APPLIES_WHEN
+from portal.services.journey import APPLIES_WHEN, DATE_PARTS
 
 HINTS = {
     "nhs_number": "10 digits, for example 485 777 3456. Spaces and dashes are fine.",
@@ -78,6 +78,14 @@ def spec(name: str) -> FieldSpec:
         shown_when=APPLIES_WHEN.get(name),
         exclusive_from=ds.THERAPY_OUTCOMES[0] if name == "bone_therapy" else None,
     )
+
+
+@cache
+def input_names(name: str) -> tuple[str, ...]:
+    """The names a field's controls post: a date posts its day, month and year."""
+    if spec(name).kind == "date":
+        return tuple(f"{name}-{part}" for part in DATE_PARTS)
+    return (name,)
 
 
 @cache

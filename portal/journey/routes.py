@@ -97,6 +97,44 @@ def choice_items(name: str) -> tuple[tuple[str, Markup, Markup], ...]:
 
 _choice_items_of: WeakKeyDictionary[Template, dict[str, tuple]] = WeakKeyDictionary()
 
+# How many rendered fields a process keeps per template before it forgets them all and starts
+# again: forms show the same few answers again and again (empty fields above all), while dates and
+# free text make new ones.
+FIELDS_KEPT = 2048
+
+
+@bp.app_template_global()
+def form_field(name: str, inputs: MultiDict, errors: dict[str, str]) -> Markup:
+    """A dataset field as the field macro of journey/_fields.html renders it for these inputs and
+    this error, kept per process (rendering a stage's fields at every save cost it 0.4 M
+    instructions: docs/bench-journey.md). The key holds everything the macro reads (the inputs
+    the field posts, its error) and the macro is given nothing else, so a kept answer is the one
+    it would render now."""
+    template = current_app.jinja_env.get_template("journey/_fields.html")
+    kept = _fields_of.get(template)
+    if kept is None:
+        kept = _fields_of[template] = {}
+    names = fields.input_names(name)
+    posted = tuple(tuple(inputs.getlist(input_name)) for input_name in names)
+    error = errors.get(name)
+    key = (name, posted, error)
+    html = kept.get(key)
+    if html is None:
+        only = MultiDict(
+            (input_name, value)
+            for input_name, values in zip(names, posted, strict=True)
+            for value in values
+        )
+        html = Markup(template.module.field(name, only, {name: error} if error is not None else {}))
+        if len(kept) >= FIELDS_KEPT:
+            kept.clear()  # (one dict operation, so threads of a worker never see it half done)
+        kept[key] = html
+    return html
+
+
+# Per template, as above; the values hold only strings, so an app and its templates can go.
+_fields_of: WeakKeyDictionary[Template, dict[tuple, Markup]] = WeakKeyDictionary()
+
 
 @bp.app_template_filter("error_link")
 def error_link(item: tuple[str, str], prefix: str) -> tuple[str, str]:

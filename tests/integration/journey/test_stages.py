@@ -193,6 +193,58 @@ def test_choices_show_what_was_saved_from_options_rendered_once(editor, register
         assert routes.choice_items("bone_therapy") is routes.choice_items("bone_therapy")
 
 
+@pytest.mark.parametrize(
+    ("name", "inputs", "error"),
+    [
+        ("bone_therapy", {"bone_therapy": ["Alendronate", "Denosumab"]}, None),
+        ("calcium_vitd", {"calcium_vitd": ["No"]}, "Choose whether calcium and vitamin D was given"),
+        ("therapy16", {"therapy16": ["Zoledronate"]}, None),
+        ("postcode", {"postcode": ["LS1 4AP"]}, None),
+        ("fracture_date", {"fracture_date-day": ["31"], "fracture_date-month": ["2"]}, "Not a date"),
+        ("t_score", {}, None),
+    ],
+)
+def test_a_kept_field_is_what_the_field_macro_renders_now(app, name, inputs, error):
+    """Rendered fields are kept per process by the inputs the field posts and its error, and
+    the macro is given nothing else: a kept field is the macro's answer for those inputs, and
+    inputs of other fields never reach it."""
+    from flask import render_template_string
+
+    from portal.journey import routes
+
+    posted = MultiDict([(key, value) for key, values in inputs.items() for value in values])
+    with_others = posted.copy()
+    with_others.add("calcium_vitd" if name != "calcium_vitd" else "postcode", "Yes")
+    errors = {name: error} if error else {}
+    with app.test_request_context():
+        expected = render_template_string(
+            '{% from "journey/_fields.html" import field %}{{ field(name, inputs, errors) }}',
+            name=name, inputs=posted, errors=errors,
+        )
+        first = routes.form_field(name, posted, {**errors, "other": "ignored"})
+        kept = routes.form_field(name, with_others, errors)
+    assert first == expected
+    assert kept is first  # the second, with other fields' inputs, is the one kept
+    if error:
+        assert error in first
+    for values in inputs.values():
+        assert all(value in first for value in values)
+
+
+def test_kept_fields_are_forgotten_all_at_once_past_the_limit(app, monkeypatch):
+    """A process keeps at most FIELDS_KEPT rendered fields a template: dates and free text make
+    new ones at every form, so past the limit they are all forgotten and kept again."""
+    from portal.journey import routes
+
+    monkeypatch.setattr(routes, "FIELDS_KEPT", 3)
+    with app.test_request_context():
+        template = app.jinja_env.get_template("journey/_fields.html")
+        for code in ("LS1 4AP", "LS2 7UE", "LS3 1AA", "LS4 2BB"):
+            routes.form_field("postcode", MultiDict({"postcode": code}), {})
+        kept = routes._fields_of[template]
+    assert len(kept) == 1 and next(iter(kept))[1] == (("LS4 2BB",),)
+
+
 def test_a_saved_section_carries_the_token_it_was_checked_with(editor, register):
     """The section a save answers with reuses the CSRF token the save was checked with (no new
     signature at every save); that token saves again, and a forged one is still refused."""
