@@ -15,6 +15,7 @@ from sqlalchemy.orm import contains_eager
 
 from portal.extensions import db
 from portal.models import Episode, Patient, Service
+from portal.models.stored import StoredEpisode, StoredPatient, StoredRow, StoredService
 
 
 def current_service() -> Service | None:
@@ -100,7 +101,54 @@ def get_episode(episode_id: int, *, include_deleted: bool = False) -> Episode:
     return episode
 
 
-def require_writable(service: Service) -> None:
+# The kinds read by get_stored_episode, in the order its statement selects their columns.
+_STORED_KINDS = (StoredEpisode, StoredPatient, StoredService)
+
+
+@cache
+def _stored_episode_query():
+    """The episode, its patient and its service in one Core statement (built once, as above):
+    every column of each table, in that order."""
+    episodes, patients, services = (kind.__table__ for kind in _STORED_KINDS)
+    return (
+        select(*(column for kind in _STORED_KINDS for column in kind.__table__.c))
+        .join_from(episodes, patients, episodes.c.patient_id == patients.c.id)
+        .join(services, episodes.c.service_id == services.c.id)
+        .where(episodes.c.id == bindparam("episode_id"))
+    )
+
+
+@cache
+def _stored_spans() -> tuple[tuple[type[StoredRow], tuple[str, ...], int], ...]:
+    """(kind, its column keys, where its columns start in a row of _stored_episode_query)."""
+    spans, start = [], 0
+    for kind in _STORED_KINDS:
+        keys = tuple(column.key for column in kind.__table__.c)
+        spans.append((kind, keys, start))
+        start += len(keys)
+    return tuple(spans)
+
+
+def get_stored_episode(episode_id: int) -> StoredEpisode:
+    """An episode as get_episode finds it (a live episode of one of the user's services, or 404),
+    read with Core: what a stage save needs, for a third of the ORM's cost (portal.models.stored)."""
+    row = db.session.connection().execute(
+        _stored_episode_query(), {"episode_id": episode_id}
+    ).first()
+    if row is None:
+        abort(404)
+    episode, patient, service = (
+        kind(dict(zip(keys, row[start : start + len(keys)], strict=True)))
+        for kind, keys, start in _stored_spans()
+    )
+    if episode.deleted_at is not None:
+        abort(404)
+    episode.patient, episode.service = patient, service
+    _own(episode.service_id)
+    return episode
+
+
+def require_writable(service: Service | StoredService) -> None:
     """An inactive service keeps its data; its records can be read but not changed."""
     if not service.active:
         abort(403, description="This service is inactive: its records can be read but not changed.")

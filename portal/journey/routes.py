@@ -34,11 +34,18 @@ from sqlalchemy.orm.exc import StaleDataError
 from werkzeug.datastructures import MultiDict
 
 from kpis import dataset as ds
-from portal.access import get_episode, get_patient, require_current_service, require_writable
+from portal.access import (
+    get_episode,
+    get_patient,
+    get_stored_episode,
+    require_current_service,
+    require_writable,
+)
 from portal.admin.forms import ConfirmForm
 from portal.extensions import db
 from portal.journey import fields
 from portal.models import Patient, Service
+from portal.models.stored import StoredEpisode
 from portal.security import deny, is_htmx
 from portal.services import journey, submissions, worklists
 from portal.services.dataset_rules import (
@@ -220,6 +227,7 @@ def _save(
     conflict: Callable[[journey.Plan], Any],
     existing: Callable[[journey.Plan], Any] | None = None,
     outcome: tuple[Any, str] | None = None,
+    rolled_back: Callable[[], None] | None = None,
 ):
     """Run one save: plan, keep the submission, write and commit; or answer a kept outcome.
 
@@ -230,6 +238,9 @@ def _save(
     does not look it up beforehand: the constraint answers that question for free (the lookup
     cost a stage save 0.22 M instructions: docs/bench-journey.md). A save that lost a race on
     the record's version is planned once more (merging what the other save wrote).
+
+    After a rollback the ORM reads its instances again; a caller holding a stored row (read with
+    Core, models.stored) reads it again in `rolled_back`.
     """
     submission_id, digest = _submission()
     for attempt in (1, 2):
@@ -270,6 +281,8 @@ def _save(
             session.commit()
         except (IntegrityError, StaleDataError):
             session.rollback()
+            if rolled_back is not None:
+                rolled_back()
             if attempt == 2:
                 raise
             continue
@@ -513,6 +526,8 @@ def _episode_page(episode, *, stage=None, status=200, **stage_state):
 def _stage_answer(episode, stage, *, status=200, **state):
     if is_htmx():
         return render_template("journey/_stage.html", **_stage_context(episode, stage, **state)), status
+    if isinstance(episode, StoredEpisode):
+        episode = get_episode(episode.id)  # the page walks the patient's episodes: the ORM's
     return _episode_page(episode, stage=stage, status=status, **state)
 
 
@@ -542,7 +557,8 @@ def stage_section(episode_id: int, stage: str):
 
 @bp.post("/episodes/<int:episode_id>/stages/<stage>")
 def save_stage(episode_id: int, stage: str):
-    record = get_episode(episode_id)
+    # Read with Core: a save reads and writes the row, it walks no relationship (models.stored).
+    record = get_stored_episode(episode_id)
     _stage_or_404(stage)
     _require_editor(record.service)
     form = journey.resolve_conflict_form(request.form)
@@ -565,8 +581,13 @@ def save_stage(episode_id: int, stage: str):
             return _stage_answer(record, stage, saved=True, status=earlier.status_code)
         return redirect(earlier.outcome_url or anchor, 303)
 
+    def read_again():
+        nonlocal record
+        record = get_stored_episode(episode_id)
+
     return _save(
         plan=lambda: journey.plan_stage(record, stage, form, base_version, today),
+        rolled_back=read_again,
         write=write,
         saved=saved,
         replay=replay,

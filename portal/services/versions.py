@@ -21,6 +21,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from portal.extensions import db
 from portal.models import AuditEvent, Service
+from portal.models.stored import StoredRow
 from portal.services import audit
 
 VERSION_KEY = "_version"
@@ -134,8 +135,10 @@ def record_update(
     )
     if updated.rowcount != 1:
         raise StaleDataError(f"{table.name} {entity.id} was changed since version {before}")
-    for field, value in row.items():  # the record in hand shows what was written
-        set_committed_value(entity, field, value)
+    # The record in hand shows what was written (as stored: an ORM instance sees no change).
+    keep = setattr if isinstance(entity, StoredRow) else set_committed_value
+    for field, value in row.items():
+        keep(entity, field, value)
     audit.record(action, entity, {**changes, VERSION_KEY: (before, before + 1)}, detail=detail)
     connection.execute(_ADVANCE, {"service_id": entity.service_id})
     return changes

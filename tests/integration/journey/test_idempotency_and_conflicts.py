@@ -288,6 +288,46 @@ def test_a_replay_planned_before_its_original_committed_answers_the_original(
     assert _counts(db)[:2] == (1, 1)
 
 
+def test_a_stage_replay_that_read_the_episode_before_its_original_committed_shows_it_saved(
+    editor, register, db, monkeypatch
+):
+    """A stage save reads its episode with Core (a stored row, not an ORM instance the rollback
+    would expire). A replay that read it before its original committed meets the original in
+    the unique constraint, reads the episode again and answers the section as the original
+    saved it: its values and its version, never the row it read first."""
+    import copy
+    import re
+
+    from portal.journey import routes
+
+    client, _, _ = editor
+    episode = register(nhs_number(47), F)
+    read = routes.get_stored_episode
+    reads, before_the_original = [], []
+
+    def stored_episode(episode_id):
+        record = read(episode_id)
+        reads.append(record.version)
+        if not before_the_original:
+            before_the_original.append(copy.copy(record))  # as the replay would have read it
+        elif len(reads) == 2:
+            return before_the_original[0]
+        return record
+
+    monkeypatch.setattr(routes, "get_stored_episode", stored_episode)
+    form = stage_answers("treatment", F)
+    form["submission_id"], form["version"], form["calcium_vitd"] = str(uuid.uuid4()), "1", "No"
+    first = post_stage(client, episode, "treatment", form)
+    assert first.status_code == 200 and before_the_original[0].version == 1
+    again = post_stage(client, episode, "treatment", form)
+    assert again.status_code == 200
+    assert reads == [1, 2, 2]  # the original's read, the replay's (answered stale), once more
+    section = again.get_data(as_text=True)
+    assert re.search(r'name="version" value="2"', section)
+    assert re.search(r'name="calcium_vitd"[^>]*value="No" checked', section)
+    assert "Treatment recommendation saved." in section
+
+
 def test_a_replay_planned_after_its_original_committed_answers_the_original(editor, db, monkeypatch):
     """Planned once the original committed, the replay finds the patient registered; before
     answering 'already registered' it looks its submission up and answers the original."""
