@@ -11,7 +11,7 @@ from sqlalchemy.engine import Engine
 
 from portal import config as config_module
 from portal import templating
-from portal.extensions import csrf, db, htmx, limiter, login_manager, migrate
+from portal.extensions import confine_limiter, csrf, db, htmx, limiter, login_manager, migrate
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
@@ -40,6 +40,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     htmx.init_app(app)
     app.config.setdefault("RATELIMIT_ENABLED", True)
     limiter.init_app(app)
+    confine_limiter(app)
 
     from portal import blueprints
 

@@ -52,6 +52,17 @@ def test_every_rate_limited_route_is_in_the_blueprint_the_limiter_checks(limited
     assert limiter.limit_manager.default_limits == []
 
 
+def test_the_limiters_hooks_run_only_in_the_rate_limited_blueprint(limited_app):
+    """Flask-Limiter hooks every request; the portal moves its three hooks (the check, the
+    headers, the release) to the blueprint where the limits are (extensions.confine_limiter)."""
+    from portal.extensions import RATE_LIMITED_BLUEPRINT, _belongs_to_limiter
+
+    app = limited_app()
+    for hooks in (app.before_request_funcs, app.after_request_funcs, app.teardown_request_funcs):
+        assert not [hook for hook in hooks.get(None, []) if _belongs_to_limiter(hook)]
+        assert len([hook for hook in hooks[RATE_LIMITED_BLUEPRINT] if _belongs_to_limiter(hook)]) == 1
+
+
 def test_a_request_elsewhere_skips_the_limiter_check(limited_app, monkeypatch):
     from portal.extensions import limiter
 
