@@ -27,7 +27,7 @@ from flask import (
 )
 from flask_login import current_user
 from jinja2 import Template
-from markupsafe import Markup
+from markupsafe import Markup, escape
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
@@ -57,6 +57,7 @@ from portal.services.dataset_rules import (
     stage_windows,
     today_in_london,
 )
+from portal.templating import csrf_token_value
 
 bp = Blueprint("journey", __name__)
 
@@ -79,6 +80,26 @@ def described_by(name: str, hint: str, error: str | None) -> Markup:
     (A function, not a macro: a Jinja macro call cost a stage save 40,000 instructions.)"""
     ids = ([f"{name}-hint"] if hint else []) + ([f"{name}-error"] if error else [])
     return Markup(' aria-describedby="{}"').format(" ".join(ids)) if ids else Markup()
+
+
+@bp.app_template_global()
+def hidden_state(version: int | None) -> Markup:
+    """The hidden inputs every save form posts: the CSRF token, a fresh submission id (offline.md)
+    and the version the form shows (none for a new record). A function, as described_by."""
+    return Markup(
+        f'<input type="hidden" name="csrf_token" value="{escape(csrf_token_value())}">\n'
+        f'<input type="hidden" name="submission_id" value="{escape(new_submission_id())}">\n'
+        f'<input type="hidden" name="version" value="{"" if version is None else escape(version)}">\n'
+    )
+
+
+@bp.app_template_global()
+def status_tag(status: str) -> Markup:
+    """A stage's status as a tag (not started, in progress, complete). A function, as described_by."""
+    return Markup(
+        f'<strong class="portal-status portal-status--{escape(status.replace(" ", "-"))}">'
+        f"{escape(status.capitalize())}</strong>\n"
+    )
 
 
 @bp.app_template_global()
