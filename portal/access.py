@@ -108,10 +108,11 @@ _STORED_KINDS = (StoredEpisode, StoredPatient, StoredService)
 @cache
 def _stored_episode_query():
     """The episode, its patient and its service in one Core statement (built once, as above):
-    every column of each table, in that order."""
+    every column of each table, in that order. Selecting the tables, not their 57 columns, keeps
+    the statement's cache key short: SQLAlchemy hashes it at every execution."""
     episodes, patients, services = (kind.__table__ for kind in _STORED_KINDS)
     return (
-        select(*(column for kind in _STORED_KINDS for column in kind.__table__.c))
+        select(episodes, patients, services)
         .join_from(episodes, patients, episodes.c.patient_id == patients.c.id)
         .join(services, episodes.c.service_id == services.c.id)
         .where(episodes.c.id == bindparam("episode_id"))
