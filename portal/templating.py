@@ -23,6 +23,13 @@ class PortalEnvironment(Environment):
     change globals after templates load), so a template takes a copy when it loads.
     """
 
+    def __init__(self, app: Flask, **options):
+        # The portal has some fifty templates: a plain dict keeps them all, where Jinja's
+        # least-recently-used cache (400) takes a lock and reorders a queue at every lookup, and
+        # a stage save's answer looks templates up four times.
+        options.setdefault("cache_size", -1)
+        super().__init__(app, **options)
+
     def make_globals(self, d):
         return {**self.globals, **(d or {})}
 

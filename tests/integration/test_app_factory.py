@@ -68,6 +68,7 @@ def test_templates_read_every_global_from_a_dict_of_their_own(app):
 
     env = app.jinja_env
     assert isinstance(env, PortalEnvironment)
+    assert type(env.cache) is dict  # every template kept, no least-recently-used bookkeeping
     with app.test_request_context():
         page = env.get_template("base.html")
         macros = env.get_template("journey/_fields.html")
