@@ -312,11 +312,12 @@ def plan_stage(
     patient = patient_values(episode.patient)
     before = episode_values(episode)
     after = {**before, **merged}
-    problems = _new_problems(
-        check_record(patient, before, today, changed=fields),
-        check_record(patient, after, today, changed=fields),
-        fields,
-    ) | errors
+    problems = check_record(patient, after, today, changed=fields)
+    if problems:  # which of them the save brings: the record as it was is checked only then
+        problems = _new_problems(
+            check_record(patient, before, today, changed=fields), problems, fields
+        )
+    problems |= errors
     new_date = merged.get("fracture_date")
     if new_date and not versions.same(new_date, episode.fracture_date):
         clash = _episode_on(episode.patient, new_date, other_than=episode.id)
