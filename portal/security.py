@@ -5,12 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from functools import cache, wraps
 
-from flask import Flask, abort, g, jsonify, redirect, request, session, url_for
+from flask import Flask, abort, current_app, g, jsonify, redirect, request, session, url_for
 from flask_login import current_user, logout_user
 from sqlalchemy import bindparam, select
 
-from portal.extensions import db, login_manager
+from portal.extensions import csrf, db, login_manager
 from portal.models.accounts import SignInIdentity
+from portal.services import second_factor
 
 # Endpoints that anyone may reach (security.md, "Who sees what"). Everything else needs sign-in.
 PUBLIC_ENDPOINTS = {
@@ -216,10 +217,6 @@ def _require_sign_in():
 
 
 def _must_enrol_second_factor() -> bool:
-    from flask import current_app
-
-    from portal.services import second_factor
-
     user = current_user._get_current_object()
     return second_factor.required_for(
         user, current_app.config.get("REQUIRE_TOTP_FOR_ALL", False)
@@ -231,10 +228,6 @@ def _reuse_checked_csrf_token():
     before this hook). That token is this session's, signed by the server, and tokens do not expire
     (WTF_CSRF_TIME_LIMIT is None), so it serves as well as a new one, which would be signed again
     at every save."""
-    from flask import current_app
-
-    from portal.extensions import csrf
-
     field_name = current_app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token")
     if (
         g.get("csrf_valid")
@@ -261,14 +254,13 @@ def _refuse_nul_characters():
 
 def _limit_uploads():
     """Per-address rate limit on every file upload, whichever route receives it."""
-    from flask import current_app
+    if request.method != "POST" or request.mimetype != "multipart/form-data":
+        return None
     from flask_limiter.util import get_remote_address
     from limits import parse
 
     from portal.extensions import limiter
 
-    if request.method != "POST" or request.mimetype != "multipart/form-data":
-        return None
     if not limiter.enabled or not current_app.config.get("RATELIMIT_ENABLED", True):
         return None
     item = parse(current_app.config["UPLOAD_RATE_LIMIT"])
@@ -294,8 +286,6 @@ def _session_expired(endpoint: str) -> bool:
     with that step added: a session never ends before the idle limit the page counts down, and at
     most 15 s after it (of 30 minutes).
     """
-    from flask import current_app
-
     now = _now().timestamp()
     started = session.get("signed_in_at")
     last_seen = session.get("last_seen", started)
@@ -318,8 +308,6 @@ def _session_expired(endpoint: str) -> bool:
 def _session_timeout_meta() -> str:
     """What js/session-timeout.js needs: idle limit, warning lead and seconds until each limit."""
     import json
-
-    from flask import current_app
 
     idle = current_app.config["IDLE_TIMEOUT"].total_seconds()
     absolute = current_app.config["ABSOLUTE_TIMEOUT"].total_seconds()

@@ -6,6 +6,9 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
+from flask import has_request_context, request
+from flask_login import current_user
+
 from portal.extensions import db
 from portal.models import AuditEvent
 
@@ -24,9 +27,6 @@ def _plain(value: Any) -> Any:
 def _actor():
     """The signed-in user of the current request, if there is one."""
     try:
-        from flask import has_request_context
-        from flask_login import current_user
-
         if has_request_context() and current_user.is_authenticated:
             return current_user._get_current_object()
     except RuntimeError:
@@ -35,8 +35,6 @@ def _actor():
 
 
 def _remote_addr() -> str | None:
-    from flask import has_request_context, request
-
     return request.remote_addr if has_request_context() else None
 
 
