@@ -27,7 +27,7 @@ limiter = Limiter(key_func=get_remote_address, default_limits=[])
 # and the second factor), all in the auth blueprint, none on the whole application; uploads count
 # theirs in security.py. Flask-Limiter hooks every request of the app; confine_limiter moves its
 # hooks to that blueprint, where they find something to count. Elsewhere they found nothing but
-# cost a stage save 0.2 M instructions, even skipped by a request filter (docs/bench-journey.md).
+# cost a stage save 0.3 M instructions, even skipped by a request filter (docs/bench-journey.md).
 # tests/security/test_rate_limits.py holds the portal to this.
 RATE_LIMITED_BLUEPRINT = "auth"
 

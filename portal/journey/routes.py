@@ -548,7 +548,7 @@ def _stage_answer(episode, stage, *, status=200, **state):
     if is_htmx():
         return render_template("journey/_stage.html", **_stage_context(episode, stage, **state)), status
     if isinstance(episode, StoredEpisode):
-        episode = get_episode(episode.id)  # the page walks the patient's episodes: the ORM's
+        episode = get_episode(episode.id)  # the whole page walks the patient's episodes: ORM
     return _episode_page(episode, stage=stage, status=status, **state)
 
 
