@@ -6,10 +6,10 @@ from datetime import date, datetime
 
 from flask import Flask, current_app, g
 from flask.templating import Environment
-from flask_login import current_user
 from flask_wtf.csrf import generate_csrf
 
 from kpis.dataset import LABELS
+from portal.access import current_service
 
 
 class PortalEnvironment(Environment):
@@ -43,13 +43,6 @@ def csrf_token_value() -> str:
     return token if token is not None else generate_csrf()
 
 
-def _current_service():
-    """The service the signed-in user is working in, or None (the header's service switch)."""
-    from portal.access import current_service
-
-    return current_service() if current_user.is_authenticated else None
-
-
 def field_label(name: str) -> str:
     return LABELS.get(name, name.replace("_", " ").capitalize())
 
@@ -63,7 +56,7 @@ def init_app(app: Flask) -> None:
 
     # Globals too, not a context processor: a processor runs at every render, a partial's
     # included, and the current service cost a stage save's answer a lookup it never shows.
-    app.jinja_env.globals["current_service"] = _current_service
+    app.jinja_env.globals["current_service"] = current_service  # None when signed out
     app.jinja_env.globals["field_label"] = field_label
 
     @app.template_filter("uk_date")

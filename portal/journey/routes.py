@@ -302,10 +302,10 @@ def _save(
             session.commit()
         except (IntegrityError, StaleDataError):
             session.rollback()
-            if rolled_back is not None:
-                rolled_back()
             if attempt == 2:
                 raise
+            if rolled_back is not None:
+                rolled_back()
             continue
         finally:
             session.expire_on_commit = True
