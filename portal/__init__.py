@@ -12,11 +12,13 @@ from sqlalchemy.engine import Engine
 from portal import config as config_module
 from portal import templating
 from portal.extensions import confine_limiter, csrf, db, htmx, limiter, login_manager, migrate
+from portal.session_cookie import CheckedCookieSessionInterface
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     app = Flask(__name__, instance_path=os.environ.get("PORTAL_INSTANCE_PATH"))
     app.jinja_environment = templating.PortalEnvironment  # before anything builds app.jinja_env
+    app.session_interface = CheckedCookieSessionInterface()
     os.makedirs(app.instance_path, exist_ok=True)
     app.config.update(config_module.from_environment(app.instance_path))
     if config:
