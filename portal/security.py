@@ -79,7 +79,7 @@ def _load_user(session_id: str):
         user_id, version = (int(part) for part in session_id.split(":"))
     except ValueError:
         return None
-    rows = db.session.execute(_user_with_service_ids(), {"user_id": user_id}).all()
+    rows = db.session.connection().execute(_user_with_service_ids(), {"user_id": user_id}).all()
     # A raised session_version (sign-out, password change, deactivation) ends every old session.
     if not rows or not rows[0].active or rows[0].session_version != version:
         return None
