@@ -12,7 +12,7 @@ from sqlalchemy.engine import Engine
 from portal import config as config_module
 from portal import templating
 from portal.extensions import confine_limiter, csrf, db, htmx, limiter, login_manager, migrate
-from portal.session_cookie import CheckedCookieSessionInterface
+from portal.signatures import CheckedCookieSessionInterface
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:

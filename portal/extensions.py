@@ -11,15 +11,15 @@ from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
-from flask_wtf.csrf import CSRFProtect
 from htmx_flask import Htmx
 
 from portal.models.base import Base
+from portal.signatures import CheckedTokenCSRFProtect
 
 db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
 login_manager = LoginManager()
-csrf = CSRFProtect()
+csrf = CheckedTokenCSRFProtect()  # Flask-WTF's, each token checked once (signatures.py)
 htmx = Htmx()
 limiter = Limiter(key_func=get_remote_address, default_limits=[])
 

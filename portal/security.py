@@ -9,7 +9,7 @@ from flask import Flask, abort, current_app, g, jsonify, redirect, request, sess
 from flask_login import current_user, logout_user
 from sqlalchemy import bindparam, select
 
-from portal.extensions import csrf, db, login_manager
+from portal.extensions import db, login_manager
 from portal.models.accounts import SignInIdentity
 from portal.services import second_factor
 
@@ -68,7 +68,6 @@ def init_app(app: Flask) -> None:
     login_manager.user_loader(_load_user)
     login_manager.unauthorized_handler(_unauthorized)
     app.before_request(_require_sign_in)
-    app.before_request(_reuse_checked_csrf_token)
     app.before_request(_limit_uploads)
     app.before_request(_refuse_nul_characters)
     app.after_request(_security_headers)
@@ -221,20 +220,6 @@ def _must_enrol_second_factor() -> bool:
     return second_factor.required_for(
         user, current_app.config.get("REQUIRE_TOTP_FOR_ALL", False)
     ) and not second_factor.is_enrolled(user)
-
-
-def _reuse_checked_csrf_token():
-    """The forms a POST answers with carry the token it was checked with (Flask-WTF runs its check
-    before this hook). That token is this session's, signed by the server, and tokens do not expire
-    (WTF_CSRF_TIME_LIMIT is None), so it serves as well as a new one, which would be signed again
-    at every save."""
-    field_name = current_app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token")
-    if (
-        g.get("csrf_valid")
-        and field_name not in g
-        and current_app.config.get("WTF_CSRF_TIME_LIMIT") is None
-    ):
-        setattr(g, field_name, csrf._get_csrf_token())  # the lookup Flask-WTF's check used
 
 
 def _refuse_nul_characters():

@@ -36,7 +36,7 @@ class PortalEnvironment(Environment):
 
 def csrf_token_value() -> str:
     """The CSRF token a form carries: the one this request holds already (made for an earlier
-    form, or the one its POST was checked with: security._reuse_checked_csrf_token), else a new
+    form, or the one its POST was checked with: signatures.CheckedTokenCSRFProtect), else a new
     one from Flask-WTF, which keeps it in g under its field name. (generate_csrf itself cost a
     form 60,000 instructions even when it only looked the held one up.)"""
     token = g.get(current_app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token"))
