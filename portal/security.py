@@ -225,13 +225,15 @@ def _must_enrol_second_factor() -> bool:
 def _refuse_nul_characters():
     """No one types a NUL character; PostgreSQL cannot store one and would answer 500. A request
     carrying one in a field, a query parameter or the idempotency key is refused as malformed."""
-    values = [request.headers.get("Idempotency-Key", "")]
-    values += request.args.values()
-    if request.method in ("POST", "PUT", "PATCH") and request.mimetype in (
+    current = request._get_current_object()  # one lookup, not one a property
+    values = [current.headers.get("Idempotency-Key", "")]
+    if current.query_string:  # parsed only when there is one (a save has none)
+        values += current.args.values()
+    if current.method in ("POST", "PUT", "PATCH") and current.mimetype in (
         "application/x-www-form-urlencoded",
         "multipart/form-data",
     ):
-        values += request.form.values()
+        values += current.form.values()
     if any("\x00" in value for value in values):
         abort(400, description="The request contained a character that is not allowed.")
     return None
