@@ -110,6 +110,19 @@ def test_past_the_limit_the_kept_cookies_are_forgotten(app, monkeypatch):
 STAY = "/auth/stay-signed-in"  # a signed-in POST that changes nothing
 
 
+def test_flask_wtf_has_what_the_kept_token_check_extends():
+    """CheckedTokenCSRFProtect calls Flask-WTF's protect(apply_exemptions), _is_exempt,
+    _get_csrf_token and _error_response (1.3; pyproject pins the line): 1.2 had no
+    apply_exemptions, and every POST would fail."""
+    import inspect
+
+    from flask_wtf.csrf import CSRFProtect
+
+    assert "apply_exemptions" in inspect.signature(CSRFProtect.protect).parameters
+    for name in ("_is_exempt", "_get_csrf_token", "_error_response"):
+        assert callable(getattr(CSRFProtect, name, None)), name
+
+
 def _token(client) -> str:
     return client.csrf_token()
 
