@@ -10,7 +10,7 @@ import sys
 import time
 from datetime import date
 
-from portal.services.dataset_rules import check_record, parse_values
+from portal.journey.rules import check_record, parse_values
 
 # One canonical row (shared/samples/canonical-sample.csv), the kind of row an import checks.
 ROW = {

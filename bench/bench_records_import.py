@@ -101,7 +101,7 @@ def timed_import(path: Path) -> tuple[dict, float, float]:
     Also prints the CPU seconds of this process, which a busy shared machine disturbs less.
     """
     from portal.extensions import db
-    from portal.services import record_import
+    from portal.records import importing as record_import
 
     cpu = time.process_time()
     started = time.perf_counter()
@@ -128,7 +128,7 @@ def timed_import(path: Path) -> tuple[dict, float, float]:
 def speed(rows: int) -> None:
     from portal.extensions import db
     from portal.models import Service
-    from portal.services import record_export
+    from portal.records import export as record_export
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)

@@ -198,9 +198,9 @@ def seed_portal(url: str, clients: int) -> list[tuple[str, int]]:
     from flask_migrate import upgrade
 
     from portal import create_app
+    from portal.accounts.users import hash_password
     from portal.extensions import db
     from portal.models import Episode, Patient, Service, User
-    from portal.services.accounts import hash_password
 
     app = create_app({"SQLALCHEMY_DATABASE_URI": url})
     seeded = []

@@ -55,9 +55,9 @@ def measure(args, path: Path) -> int:
     from sqlalchemy import func, select
 
     from portal import create_app
+    from portal.accounts.users import hash_password
     from portal.extensions import db
     from portal.models import Episode, Service, User
-    from portal.services.accounts import hash_password
 
     app = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{path.resolve()}", "RATELIMIT_ENABLED": False})
     with app.app_context():
@@ -78,7 +78,7 @@ def measure(args, path: Path) -> int:
     signed = client.post("/auth/sign-in", data={"csrf_token": token, "email": email, "password": PASSWORD})
     assert signed.status_code == 302, signed.status_code
 
-    from portal.services.worklists import WORKLISTS
+    from portal.journey.worklists import WORKLISTS
 
     # The NHS number filter is posted (never in a URL), with the session's CSRF token.
     csrf = client.get("/csrf-token").get_json()["csrf_token"]

@@ -57,9 +57,10 @@ def main(argv: list[str] | None = None) -> int:
     from kpis.schema import episodes
     from kpis.sql import month_key
     from portal import create_app
+    from portal.accounts import users as accounts
     from portal.extensions import db
+    from portal.kpi_pages import figures as kpi_figures
     from portal.models import Service, User
-    from portal.services import accounts, kpi_figures
 
     as_of = date.fromisoformat(args.as_of)
     year = Period.year(args.year)

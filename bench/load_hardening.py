@@ -71,9 +71,9 @@ def seed(url: str, nurses: int, episodes_each: int) -> list[tuple[str, list[int]
     from flask_migrate import upgrade
 
     from portal import create_app
+    from portal.accounts.users import hash_password
     from portal.extensions import db
     from portal.models import Episode, Patient, Service, User
-    from portal.services.accounts import hash_password
 
     app = create_app({"SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": "load"})
     out = []

@@ -4,7 +4,7 @@
 
 The database is PATH (an SQLite file) or else DATABASE_URL. Its schema is first brought to the
 newest migration (as `flask db upgrade`); it must hold no data yet. Rows come from the same
-generator as `flask demo` (portal/services/synthetic.py), so they have its realistic spread and
+generator as `flask demo` (portal/operations/synthetic.py), so they have its realistic spread and
 keep every rule of spec/dataset.md; every patient and episode gets its `create` audit event.
 Prints the time taken; a progress bar shows on a terminal.
 """
@@ -154,10 +154,11 @@ def main(argv: list[str] | None = None) -> int:
     from flask_migrate import upgrade
 
     from portal import create_app
-    from portal.cli import progress_bar
+    from portal.admin.service_directory import add_service
+    from portal.audit import events as audit
+    from portal.command_line import progress_bar
     from portal.extensions import db
-    from portal.services import audit, demo, synthetic
-    from portal.services.service_directory import add_service
+    from portal.operations import demo, synthetic
 
     today = date.fromisoformat(args.today) if args.today else demo.london_today()
     app = create_app({"SQLALCHEMY_DATABASE_URI": url})

@@ -52,7 +52,7 @@ def require_current_service() -> Service:
 
 
 def _not_found(reason: str):
-    from portal.services import audit
+    from portal.audit import events as audit
 
     audit.record("permission_denied", detail=f"{request.method} {request.path}: {reason}")
     db.session.commit()

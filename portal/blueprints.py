@@ -4,15 +4,15 @@ from flask import Flask
 
 
 def register(app: Flask) -> None:
+    from portal.accounts.routes import bp as auth_bp
     from portal.admin.routes import bp as admin_bp
     from portal.audit.routes import bp as audit_bp
-    from portal.auth.routes import bp as auth_bp
-    from portal.imports.routes import bp as imports_bp
     from portal.journey.routes import bp as journey_bp
-    from portal.kpis.routes import bp as kpis_bp
+    from portal.kpi_pages.routes import bp as kpis_bp
     from portal.main.routes import bp as main_bp
     from portal.offline.routes import bp as offline_bp
     from portal.public.routes import bp as public_bp
+    from portal.records.routes import bp as imports_bp
 
     app.register_blueprint(main_bp)
     app.register_blueprint(auth_bp, url_prefix="/auth")

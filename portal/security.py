@@ -9,9 +9,9 @@ from flask import Flask, abort, current_app, g, jsonify, redirect, request, sess
 from flask_login import current_user, logout_user
 from sqlalchemy import bindparam, select
 
+from portal.accounts import second_factor
 from portal.extensions import db, login_manager
 from portal.models.accounts import SignInIdentity
-from portal.services import second_factor
 
 # Endpoints that anyone may reach (security.md, "Who sees what"). Everything else needs sign-in.
 PUBLIC_ENDPOINTS = {
@@ -192,7 +192,7 @@ def _require_sign_in():
             return None
         return _unauthorized()
     if _session_expired(request.endpoint):
-        from portal.services import audit
+        from portal.audit import events as audit
 
         audit.record("sign_out", user=current_user._get_current_object(), detail="session timed out")
         db.session.commit()
@@ -381,7 +381,7 @@ def allowed_roles(app: Flask, endpoint: str) -> tuple[str, ...] | None:
 
 def deny(reason: str, status: int = 403):
     """Audit a permission denial, then abort."""
-    from portal.services import audit
+    from portal.audit import events as audit
 
     audit.record("permission_denied", detail=f"{request.method} {request.path}: {reason}")
     db.session.commit()

@@ -143,8 +143,8 @@ def make_service(db):
 
 @pytest.fixture
 def make_user(db):
+    from portal.accounts.users import hash_password
     from portal.models import User
-    from portal.services.accounts import hash_password
 
     hashed = hash_password(TEST_PASSWORD)
 

@@ -6,11 +6,12 @@ from flask import Blueprint, abort, current_app, flash, redirect, render_templat
 from sqlalchemy import select
 from wtforms import SelectChoice
 
+from portal.accounts import users as accounts
+from portal.admin import service_directory
 from portal.admin.forms import ConfirmForm, EditServiceForm, EditUserForm, ServiceForm, UserForm
 from portal.extensions import db
 from portal.models import Service, User
 from portal.security import ROLE_RESTRICTED_BLUEPRINTS, roles_required
-from portal.services import accounts, service_directory
 
 bp = Blueprint("admin", __name__)
 

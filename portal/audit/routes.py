@@ -10,9 +10,9 @@ from flask import Blueprint, render_template, request
 from flask_login import current_user
 
 from portal.access import current_service
+from portal.audit import trail as audit_trail
 from portal.audit.forms import AuditFilterForm
 from portal.security import deny, roles_required
-from portal.services import audit_trail
 
 bp = Blueprint("audit", __name__)
 

@@ -43,12 +43,9 @@ from portal.access import (
 )
 from portal.admin.forms import ConfirmForm
 from portal.extensions import db
-from portal.journey import fields
-from portal.models import Patient, Service
-from portal.models.stored import StoredEpisode
-from portal.security import deny, is_htmx
-from portal.services import journey, submissions, worklists
-from portal.services.dataset_rules import (
+from portal.journey import fields, submissions, worklists
+from portal.journey import records as journey
+from portal.journey.rules import (
     ValueProblem,
     age_on,
     clean_nhs_number,
@@ -57,6 +54,9 @@ from portal.services.dataset_rules import (
     stage_windows,
     today_in_london,
 )
+from portal.models import Patient, Service
+from portal.models.stored import StoredEpisode
+from portal.security import deny, is_htmx
 from portal.templating import csrf_token_value
 
 bp = Blueprint("journey", __name__)

@@ -6,8 +6,8 @@ from flask import Blueprint, abort, jsonify, redirect, render_template, request
 from sqlalchemy import text
 
 from portal.access import current_service, switch_service
+from portal.accounts.routes import _safe_next
 from portal.admin.forms import ConfirmForm
-from portal.auth.routes import _safe_next
 from portal.extensions import db
 
 bp = Blueprint("main", __name__)

@@ -14,8 +14,9 @@ from portal.extensions import db
 @with_appcontext
 def rotate_device_key_command(email: str, reason: str) -> None:
     """Rotate a user's device key: drafts and waiting saves on every device become unreadable."""
-    from portal.cli import refuse
-    from portal.services import accounts, device_keys
+    from portal.accounts import users as accounts
+    from portal.command_line import refuse
+    from portal.offline import device_keys
 
     user = accounts.find_user_by_email(email)
     if user is None:

@@ -27,8 +27,8 @@ from flask import (
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 
+from portal.offline import device_keys
 from portal.security import is_htmx
-from portal.services import device_keys
 
 bp = Blueprint("offline", __name__)
 

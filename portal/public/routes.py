@@ -9,7 +9,7 @@ from markupsafe import Markup
 from kpis.charts import FORMATS
 from kpis.definitions import BAND_WORDS, KPI_BY_NUMBER, KPIS
 from kpis.periods import Period
-from portal.services import kpi_figures
+from portal.kpi_pages import figures as kpi_figures
 
 bp = Blueprint("public", __name__)
 

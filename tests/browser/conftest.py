@@ -104,9 +104,9 @@ class LiveServer:
         Admins get a second factor unless `second_factor=False` (a test of enrolling it)."""
         import pyotp
 
+        from portal.accounts.users import hash_password
         from portal.extensions import db
         from portal.models import Service, User
-        from portal.services.accounts import hash_password
 
         with self.app.app_context():
             members = [

@@ -6,8 +6,8 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
+from portal.accounts import users as accounts
 from portal.models import AuditEvent, User
-from portal.services import accounts
 from tests.conftest import TEST_PASSWORD, sign_in
 
 

@@ -12,8 +12,9 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from kpis import dataset as ds
+from portal.journey import rules as dataset_rules
 from portal.models import AuditEvent, Base, Episode, Patient, Service, User
-from portal.services import dataset_rules, synthetic
+from portal.operations import synthetic
 
 TODAY = date(2026, 11, 27)
 SIGN_IN_LINE = re.compile(

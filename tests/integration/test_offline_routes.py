@@ -65,7 +65,7 @@ def test_rotating_the_device_key_changes_it_and_is_audited(
     app, db, client, make_service, make_user
 ):
     from portal.models import AuditEvent
-    from portal.services import device_keys
+    from portal.offline import device_keys
 
     user = make_user(services=[make_service()])
     before = device_keys.device_key(user, app.secret_key)
@@ -90,7 +90,7 @@ def test_rotating_the_device_key_changes_it_and_is_audited(
 
 
 def test_rotate_device_key_command(app, db, runner, make_service, make_user):
-    from portal.services import device_keys
+    from portal.offline import device_keys
 
     user = make_user(services=[make_service()])
     result = runner.invoke(

@@ -497,7 +497,7 @@ def test_import_and_episodes_are_audited(runner, db, brd, tmp_path):
 
 
 def test_export_format_order_and_neutralising(runner, db, brd, tmp_path):
-    from portal.services.record_export import neutralise
+    from portal.records.export import neutralise
 
     rows = [
         row(nhs_number=nhs_number(2), t_score="-2", height_cm="165.0"),
@@ -563,7 +563,7 @@ def test_round_trip_export_import_into_empty_database(runner, db, app, tmp_path)
 
 
 def test_rows_of_one_patient_across_chunks(runner, db, brd, tmp_path, monkeypatch):
-    from portal.services import record_import
+    from portal.records import importing as record_import
 
     monkeypatch.setattr(record_import, "CHUNK_ROWS", 2)
     rows = [
@@ -620,7 +620,7 @@ def test_site_columns_collapse_mapped_repeats_and_refuse_typed_repeats(runner, d
 
 def test_records_changed_after_the_check_write_nothing(app, db, brd, tmp_path):
     from portal.models import AuditEvent
-    from portal.services import record_import
+    from portal.records import importing as record_import
 
     path = tmp_path / "first.csv"
     path.write_text(csv_text([row()]))
@@ -651,8 +651,9 @@ def test_inactive_service_is_refused(runner, db, make_service, tmp_path):
 
 
 def test_import_reports_progress_to_the_terminal_bar(runner, brd, tmp_path, monkeypatch):
-    from portal.imports import cli as records_cli
-    from portal.services import record_import
+    from portal.records import cli as records_cli
+
+    from portal.records import importing as record_import
 
     monkeypatch.setattr(record_import, "CHUNK_ROWS", 10)
     bars = []
@@ -679,7 +680,7 @@ def test_import_reports_progress_to_the_terminal_bar(runner, brd, tmp_path, monk
 
 def test_episode_added_after_the_check_writes_nothing(app, db, brd, tmp_path, monkeypatch):
     from portal.models import Episode, Patient
-    from portal.services import record_import
+    from portal.records import importing as record_import
 
     path = tmp_path / "new.csv"
     path.write_text(csv_text([row(), row(nhs_number=nhs_number(2))]))

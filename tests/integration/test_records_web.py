@@ -268,7 +268,7 @@ def test_far_over_the_limit_is_refused_before_reading(app, signed_in, db):
 def test_unexpected_failure_ends_the_job_and_logs_no_patient_data(
     signed_in, db, monkeypatch, caplog
 ):
-    from portal.services import record_import
+    from portal.records import importing as record_import
 
     def broken(*args, **kwargs):
         raise RuntimeError(f"row of {nhs_number(1)}")
@@ -321,7 +321,7 @@ def test_a_job_whose_process_ended_is_failed_not_running_for_ever(signed_in, db,
     """A restart or crash mid-import: the next page showing the job marks it failed (an apply
     is one transaction, so nothing was written) and deletes the kept upload."""
     from portal.models import ImportJob
-    from portal.services import import_jobs
+    from portal.records import jobs as import_jobs
 
     client, user, service = signed_in()
     kept = tmp_path / "upload.csv"
@@ -351,7 +351,7 @@ def test_a_job_whose_process_ended_is_failed_not_running_for_ever(signed_in, db,
 
 
 def test_the_process_that_accepts_a_job_is_named_its_runner(signed_in, db):
-    from portal.services import import_jobs
+    from portal.records import jobs as import_jobs
 
     client, _, _ = signed_in()
     job = wait_for(db, job_id_of(upload(client, csv_text([row()]).encode())))
@@ -367,7 +367,7 @@ def test_uploads_never_applied_are_deleted_after_a_week(signed_in, db, tmp_path)
     from datetime import datetime, timedelta
 
     from portal.models import ImportJob
-    from portal.services import import_jobs
+    from portal.records import jobs as import_jobs
 
     client, user, service = signed_in()
     old_file, new_file = tmp_path / "old.csv", tmp_path / "new.csv"

@@ -80,7 +80,7 @@ def test_two_apps_share_figures_through_redis(app, fixture_services, client):
     """Two workers (apps) on one database: the second serves what the first computed."""
     _redis_or_skip()
     from portal import create_app
-    from portal.services import kpi_figures
+    from portal.kpi_pages import figures as kpi_figures
 
     app.config["REDIS_URL"] = REDIS_URL
     app.extensions.pop("kpi_cache", None)

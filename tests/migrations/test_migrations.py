@@ -70,7 +70,7 @@ def empty_db(request, tmp_path):
 
 
 def test_one_head_and_a_linear_history():
-    from portal.services.backup import MIGRATIONS_DIRECTORY
+    from portal.operations.backups import MIGRATIONS_DIRECTORY
 
     script = ScriptDirectory(str(MIGRATIONS_DIRECTORY))
     assert len(script.get_heads()) == 1
@@ -81,7 +81,7 @@ def test_one_head_and_a_linear_history():
 
 def test_upgrade_to_head_on_an_empty_database_matches_the_models(empty_db):
     from portal.models import Base
-    from portal.services.backup import MIGRATIONS_DIRECTORY
+    from portal.operations.backups import MIGRATIONS_DIRECTORY
 
     url, app = empty_db
     _migrate(app, "upgrade")
@@ -101,9 +101,13 @@ def test_downgrade_to_base_and_up_again(empty_db):
 
 def test_each_step_down_and_up_keeps_the_data(empty_db):
     """With rows present: every migration down one step and up again loses nothing it keeps."""
+    from portal.accounts import second_factor
+    from portal.accounts import users as accounts
+    from portal.admin import service_directory
+    from portal.audit import events as audit
     from portal.extensions import db
     from portal.models import Patient
-    from portal.services import accounts, audit, backup, second_factor, service_directory
+    from portal.operations import backups as backup
 
     url, app = empty_db
     _migrate(app, "upgrade")

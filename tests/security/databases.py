@@ -73,7 +73,7 @@ def migrated_app(url: str, instance: Path):
 
 def figures_of(url: str) -> dict:
     """Every table's row count and checksum (the backup manifest's figures)."""
-    from portal.services import backup
+    from portal.operations import backups as backup
 
     engine = create_engine(url)
     try:

@@ -16,8 +16,8 @@ from tests.security.routes import all_routes
 @pytest.fixture
 def trail(db, make_service, make_user):
     """Two services, a patient in each, and audit events of both."""
+    from portal.audit import events as audit
     from portal.models import AuditEvent, Patient
-    from portal.services import audit
 
     brd = make_service("BRD")
     oth = make_service("OTH")
@@ -95,7 +95,7 @@ def test_filters(client, make_user, trail):
 
 
 def test_paged(client, make_user, db, make_service):
-    from portal.services import audit
+    from portal.audit import events as audit
 
     service = make_service("PGD")
     lead = make_user(role="lead", services=[service])
@@ -113,7 +113,7 @@ def test_paged(client, make_user, db, make_service):
 
 
 def test_entries_are_escaped(client, make_user, db, make_service):
-    from portal.services import audit
+    from portal.audit import events as audit
 
     service = make_service("XSS")
     lead = make_user(role="lead", services=[service])

@@ -18,9 +18,11 @@ from tests.security.databases import BACKENDS, figures_of, fresh_database, migra
 
 def _fill(app) -> None:
     """Services, users who can sign in, patients and their audit trail: through the services."""
+    from portal.accounts import users as accounts
+    from portal.admin import service_directory
+    from portal.audit import events as audit
     from portal.extensions import db
     from portal.models import Patient
-    from portal.services import accounts, audit, service_directory
 
     with app.app_context():
         brd = service_directory.add_service("BRD", "Bradford FLS", "England", "1200")
@@ -56,8 +58,8 @@ def _wipe(url: str, app) -> None:
 
 
 def _sign_in_works(app, email: str) -> bool:
+    from portal.accounts import users as accounts
     from portal.extensions import db
-    from portal.services import accounts
 
     with app.app_context():
         result = accounts.authenticate(email, TEST_PASSWORD, free=5, max_seconds=900)
@@ -147,7 +149,7 @@ def _without_services_checksum(figures: dict) -> dict:
 
 def test_backup_while_the_portal_writes_is_consistent(portal_db, tmp_path):
     """Writes go on during the backup; the copy agrees with its own manifest, row for row."""
-    from portal.services import backup
+    from portal.operations import backups as backup
 
     _backend, url, app = portal_db
     _fill(app)
@@ -238,7 +240,7 @@ def test_backup_to_a_missing_directory_exits_1(portal_db, tmp_path):
 
 
 def test_restore_of_another_backend_is_refused(tmp_path):
-    from portal.services import backup
+    from portal.operations import backups as backup
 
     with fresh_database("sqlite", tmp_path) as url:
         migrated_app(url, tmp_path)
@@ -254,7 +256,7 @@ def test_restore_of_another_backend_is_refused(tmp_path):
 
 
 def test_users_who_can_sign_in_counts_active_users_with_a_hash(portal_db):
-    from portal.services import backup
+    from portal.operations import backups as backup
 
     _backend, url, app = portal_db
     _fill(app)

@@ -21,7 +21,7 @@ RAW_MARKERS = ("<script>alert(1)", "<img src=x onerror")
 
 def figures(db) -> dict:
     """Every table's rows and checksum (the backup's figures) in the request's own view."""
-    from portal.services import backup
+    from portal.operations import backups as backup
 
     db.session.remove()
     with db.engine.connect() as connection:

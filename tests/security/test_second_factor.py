@@ -233,7 +233,7 @@ def test_pending_second_factor_expires(client, make_user):
 
 
 def test_admin_password_reset_removes_the_second_factor(client, make_user, db):
-    from portal.services import accounts
+    from portal.accounts import users as accounts
     from tests.conftest import sign_in
 
     user = make_user(role="clinician", second_factor=False)

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from kpis.dataset import AUDITED_FIELDS, CHOICES, DRUGS, FRACTURE_SITES, LABELS, STAGES
-from portal.services.dataset_rules import (
+from portal.journey.rules import (
     ValueProblem,
     age_on,
     aom_recommended,

@@ -8,7 +8,7 @@ from datetime import date
 import pytest
 from werkzeug.datastructures import MultiDict
 
-from portal.services import journey
+from portal.journey import records as journey
 
 
 def test_date_parts_join_and_refuse_with_the_field_named():

@@ -192,7 +192,7 @@ def test_patient_details_conflict_and_merge(editor, register, db):
 def test_changes_recorded_without_a_version_make_every_difference_a_conflict(editor, register, db):
     """A change that did not record its version (e.g. written by another tool) cannot be told
     apart: nothing is overwritten silently."""
-    from portal.services import audit
+    from portal.audit import events as audit
 
     client, _, _ = editor
     episode = register(nhs_number(40), F)
@@ -238,8 +238,8 @@ def test_a_copy_of_a_saved_stage_meets_the_unique_constraint_and_answers_the_fir
 ):
     """A ready save does not look its submission up first: a copy of one already saved meets the
     unique constraint with its first write, is rolled back whole, and answers the first outcome."""
+    from portal.journey import submissions
     from portal.models import AuditEvent, Submission
-    from portal.services import submissions
 
     client, _, _ = editor
     episode = register(nhs_number(42), F)
@@ -265,7 +265,8 @@ def test_a_replay_planned_before_its_original_committed_answers_the_original(
     """The replay was planned while the original was not yet committed (so the patient did not
     exist yet); its submission then meets the original's in the unique constraint. It answers
     the original's outcome, writes nothing, and is not refused as 'already registered'."""
-    from portal.services import journey, submissions
+    from portal.journey import records as journey
+    from portal.journey import submissions
 
     client, _, _ = editor
     form = registration(nhs_number(43), F)
@@ -331,7 +332,7 @@ def test_a_stage_replay_that_read_the_episode_before_its_original_committed_show
 def test_a_replay_planned_after_its_original_committed_answers_the_original(editor, db, monkeypatch):
     """Planned once the original committed, the replay finds the patient registered; before
     answering 'already registered' it looks its submission up and answers the original."""
-    from portal.services import submissions
+    from portal.journey import submissions
 
     client, _, _ = editor
     form = registration(nhs_number(44), F)
@@ -396,7 +397,7 @@ def _commit_another_save(db, episode_id: int, changes: dict, *, audited: bool) -
 
 def _lose_the_version_race(monkeypatch, db, episode_id: int, changes: dict, *, audited: bool):
     """Make the next stage save meet another save committed between its plan and its write."""
-    from portal.services import journey
+    from portal.journey import records as journey
 
     real = journey.plan_stage
     plans = []
@@ -463,8 +464,8 @@ def test_an_update_after_a_pending_change_of_the_same_record_starts_from_its_new
 ):
     """A change made to the record in hand and not yet flushed goes first; the audited update
     then moves the version on from there instead of failing its own version check."""
+    from portal.journey import versions
     from portal.models import AuditEvent, Episode
-    from portal.services import versions
 
     episode = register(nhs_number(46), F)  # registered by the signed-in editor
     episode.calcium_vitd = "No"  # pending: the ORM moves the version to 2 when it flushes it

@@ -7,7 +7,7 @@ from datetime import date, datetime, timedelta
 
 import pytest
 
-from portal.services.dataset_rules import today_in_london
+from portal.journey.rules import today_in_london
 
 from .conftest import nhs_number
 
@@ -48,7 +48,7 @@ def add_episode(db):
 
 
 def _members(key, service, **filters):
-    from portal.services import worklists
+    from portal.journey import worklists
 
     page = worklists.page(worklists.WORKLISTS[key], service, today_in_london(), **filters)
     return {row.episode_id: row for row in page.rows}
@@ -133,7 +133,7 @@ def test_other_services_episodes_never_appear(make_service, add_episode):
 
 
 def test_worklist_page_sorts_filters_and_pages(signed_in, make_service, add_episode):
-    from portal.services import worklists
+    from portal.journey import worklists
 
     service = make_service()
     client, _, _ = signed_in(service=service)
@@ -176,7 +176,7 @@ def test_worklists_read_a_service_in_stored_order_not_by_months(db, make_service
     PostgreSQL plans by its statistics and gets the plain column."""
     from sqlalchemy import event
 
-    from portal.services import worklists
+    from portal.journey import worklists
 
     service = make_service()
     add_episode(service, 30)
@@ -216,7 +216,7 @@ def _urls(html: str) -> list[str]:
 def test_nhs_number_filter_is_posted_and_never_put_in_a_url(signed_in, make_service, add_episode):
     """The filter by NHS number is posted (URLs reach access logs and browser history); a number
     in a query string is ignored; a filtered list is sorted and paged by posting it again."""
-    from portal.services import worklists
+    from portal.journey import worklists
 
     service = make_service()
     client, _, _ = signed_in(service=service)

@@ -18,10 +18,10 @@ from sqlalchemy import select
 from werkzeug.datastructures import MultiDict
 
 from kpis import dataset as ds
+from portal.audit import events as audit
 from portal.extensions import db
-from portal.models import AuditEvent, Episode, Patient, Service
-from portal.services import audit, versions
-from portal.services.dataset_rules import (
+from portal.journey import versions
+from portal.journey.rules import (
     ValueProblem,
     check_patient_dates,
     check_record,
@@ -29,6 +29,7 @@ from portal.services.dataset_rules import (
     parse_value,
     uk_date,
 )
+from portal.models import AuditEvent, Episode, Patient, Service
 
 REGISTRATION_FIELDS = ("nhs_number", "date_of_birth", "sex", "postcode", "care_home_resident") + (
     ds.STAGES["identification"]

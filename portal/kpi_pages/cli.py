@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 from flask.cli import AppGroup
 
-from portal.cli import refuse
+from portal.command_line import refuse
 
 kpis_cli = AppGroup("kpis", help="FLS-DB key performance indicators.")
 
@@ -31,7 +31,7 @@ kpis_cli = AppGroup("kpis", help="FLS-DB key performance indicators.")
 )
 def export(start: str, end: str, as_of: str | None, service_code: str | None) -> None:
     """Write the KPI figures as CSV to standard output."""
-    from portal.services import kpi_figures
+    from portal.kpi_pages import figures as kpi_figures
 
     try:
         request = kpi_figures.export_request(start, end, as_of, service_code)

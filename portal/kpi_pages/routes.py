@@ -9,8 +9,8 @@ from flask_login import current_user
 from kpis.charts import FORMATS
 from kpis.definitions import BAND_WORDS, KPI_BY_NUMBER, KPIS
 from portal.access import current_service, switch_service
+from portal.kpi_pages import figures as kpi_figures
 from portal.security import deny
-from portal.services import kpi_figures
 
 bp = Blueprint("kpis", __name__)
 

@@ -14,9 +14,9 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from sqlalchemy import func, select
 
 from kpis.dataset import ROLES
+from portal.audit import events as audit
 from portal.extensions import db
 from portal.models import Service, User
-from portal.services import audit
 
 # argon2-cffi's defaults are Argon2id with RFC 9106's low-memory profile.
 _hasher = PasswordHasher()
@@ -296,7 +296,7 @@ def reset_password(user: User, hours: int) -> str:
     end_all_sessions(user)
     # Someone who lost their authenticator app and recovery codes is reset the same way: they
     # set a new password and enrol again.
-    from portal.services import second_factor
+    from portal.accounts import second_factor
 
     second_factor.remove(user)
     token = issue_setup_token(user, hours)

@@ -19,10 +19,10 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
 
+from portal.audit import events as audit
 from portal.extensions import db
 from portal.models import AuditEvent, Service
 from portal.models.stored import StoredRow
-from portal.services import audit
 
 VERSION_KEY = "_version"
 

@@ -19,13 +19,14 @@ from flask_login import current_user
 
 from portal.access import require_current_service, require_writable, switch_service
 from portal.extensions import db
-from portal.imports.forms import ApplyForm, DiscardForm, UploadForm
 from portal.models import ImportJob
+from portal.records import export as record_export
+from portal.records import jobs as import_jobs
+from portal.records.csv_files import FileRefused, size_text
+from portal.records.forms import ApplyForm, DiscardForm, UploadForm
 from portal.security import is_htmx, roles_required
-from portal.services import import_jobs, record_export
-from portal.services.csv_reading import FileRefused, size_text
 
-bp = Blueprint("imports", __name__)
+bp = Blueprint("records", __name__)
 IMPORTERS = ("clinician", "lead")
 # Room for the multipart envelope around a file that is just under the limit.
 _ENVELOPE = 64 * 1024
@@ -35,7 +36,7 @@ _ENVELOPE = 64 * 1024
 def _import_size_limit(endpoint, values):
     """IMPORT_MAX_BYTES, not the app-wide MAX_CONTENT_LENGTH, limits an upload. Set here
     because url value preprocessors run before the CSRF check reads the form."""
-    if endpoint == "imports.upload":
+    if endpoint == "records.upload":
         request.max_content_length = current_app.config["IMPORT_MAX_BYTES"] + _ENVELOPE
 
 
@@ -55,7 +56,7 @@ def _page(form: UploadForm, error: str | None = None, status: int = 200):
     db.session.commit()  # a job whose process has ended is kept as failed
     return (
         render_template(
-            "imports/index.html",
+            "records/index.html",
             form=form,
             upload_error=error,
             service=service,
@@ -103,7 +104,7 @@ def upload():
         return _page(form, str(error), 422)
     db.session.commit()
     import_jobs.start(current_app._get_current_object(), job.id, apply=False)
-    return redirect(url_for("imports.job", job_id=job.id), 303)
+    return redirect(url_for("records.job", job_id=job.id), 303)
 
 
 def _job(job_id: int) -> ImportJob:
@@ -131,7 +132,7 @@ def _job_context(job: ImportJob) -> dict:
 @bp.get("/import/<int:job_id>")
 @roles_required(*IMPORTERS)
 def job(job_id: int):
-    return render_template("imports/job.html", **_job_context(_job(job_id)))
+    return render_template("records/job.html", **_job_context(_job(job_id)))
 
 
 @bp.get("/import/<int:job_id>/progress")
@@ -140,8 +141,8 @@ def progress(job_id: int):
     """The status fragment the job page polls (with X-Background-Request: 1) while it runs."""
     job = _job(job_id)
     if not is_htmx():
-        return redirect(url_for("imports.job", job_id=job.id))
-    return render_template("imports/_job_status.html", **_job_context(job))
+        return redirect(url_for("records.job", job_id=job.id))
+    return render_template("records/_job_status.html", **_job_context(job))
 
 
 @bp.post("/import/<int:job_id>/apply")
@@ -161,7 +162,7 @@ def apply(job_id: int):
             user_id=current_user.id,
             remote_addr=request.remote_addr,
         )
-    return redirect(url_for("imports.job", job_id=job.id), 303)
+    return redirect(url_for("records.job", job_id=job.id), 303)
 
 
 @bp.post("/import/<int:job_id>/discard")
@@ -172,7 +173,7 @@ def discard(job_id: int):
         abort(400)
     import_jobs.discard(job)
     db.session.commit()
-    return redirect(url_for("imports.index"), 303)
+    return redirect(url_for("records.index"), 303)
 
 
 @bp.get("/export.csv")

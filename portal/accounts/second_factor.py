@@ -17,9 +17,9 @@ import pyotp
 import segno
 from sqlalchemy import delete, select
 
+from portal.audit import events as audit
 from portal.extensions import db
 from portal.models import RecoveryCode, User
-from portal.services import audit
 
 ISSUER = "FLS Portal"
 STEP_SECONDS = 30

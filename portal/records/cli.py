@@ -10,14 +10,14 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
-from portal.cli import progress_bar, refuse
+from portal.command_line import progress_bar, refuse
 from portal.extensions import db
 
 records_cli = AppGroup("records", help="Import and export fracture episodes as CSV.")
 
 
 def _service(code: str | None):
-    from portal.services import accounts
+    from portal.accounts import users as accounts
 
     if code is None:
         return None
@@ -36,8 +36,8 @@ def _service(code: str | None):
 @click.option("--dry-run", is_flag=True, help="Check the file and report; write nothing.")
 def records_import(file: Path, service_code: str | None, keep_valid: bool, dry_run: bool) -> None:
     """Import episodes from a CSV file (canonical or FLS-DB headers)."""
-    from portal.services import record_import
-    from portal.services.csv_reading import FileRefused
+    from portal.records import importing as record_import
+    from portal.records.csv_files import FileRefused
 
     service = _service(service_code)
     if not file.is_file():
@@ -88,7 +88,7 @@ def records_import(file: Path, service_code: str | None, keep_valid: bool, dry_r
 )
 def records_export(service_code: str) -> None:
     """Write the service's episodes as canonical CSV to standard output."""
-    from portal.services import record_export
+    from portal.records import export as record_export
 
     service = _service(service_code)
     count = record_export.count_episodes(service)

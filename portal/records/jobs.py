@@ -24,8 +24,9 @@ from sqlalchemy.exc import OperationalError
 
 from portal.extensions import db
 from portal.models import ImportJob, Service
-from portal.services import csv_reading, record_import
-from portal.services.csv_reading import FileRefused
+from portal.records import csv_files as csv_reading
+from portal.records import importing as record_import
+from portal.records.csv_files import FileRefused
 
 _COPY_CHUNK = 1 << 20
 RUNNING = ("checking", "applying")

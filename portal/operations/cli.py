@@ -8,7 +8,7 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
-from portal.cli import progress_bar, refuse
+from portal.command_line import progress_bar, refuse
 from portal.extensions import db
 
 backup_cli = AppGroup("backup", help="Back up and restore the database.")
@@ -18,7 +18,7 @@ backup_cli = AppGroup("backup", help="Back up and restore the database.")
 @click.argument("path", type=click.Path(path_type=Path))
 def backup_create(path: Path) -> None:
     """A consistent copy of the database, taken while the portal runs."""
-    from portal.services import backup
+    from portal.operations import backups as backup
 
     try:
         manifest = backup.create(
@@ -40,7 +40,7 @@ def backup_restore(path: Path, force: bool) -> None:
     """Restore a backup, then check it: schema at head, row counts, users can sign in."""
     from flask_migrate import upgrade
 
-    from portal.services import backup
+    from portal.operations import backups as backup
 
     # The portal's own connections must not hold the database while it is replaced.
     db.session.remove()
@@ -65,3 +65,26 @@ def backup_restore(path: Path, force: bool) -> None:
         f"restored {path}: {report.tables} tables, {report.rows} rows, "
         f"{report.users_who_can_sign_in} users can sign in{upgraded}; checks passed"
     )
+
+
+@click.command("demo")
+@click.option("--today", default=None, help="Pretend today is this date (YYYY-MM-DD).")
+def demo(today: str | None) -> None:
+    """Fill an empty database with a realistic synthetic demo."""
+    from datetime import date
+
+    from portal.operations import demo as demo_data
+
+    if today:
+        try:
+            day = date.fromisoformat(today)
+        except ValueError:
+            refuse(f"--today {today!r} is not a date like 2026-03-31")
+    else:
+        day = None
+    if demo_data.database_has_data():
+        click.echo("The database already holds data: the demo was not added.")
+        return
+    summary = demo_data.fill(today=day, progress=progress_bar)
+    db.session.commit()
+    click.echo(summary)

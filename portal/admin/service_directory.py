@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 
 from kpis.dataset import NATIONS
+from portal.audit import events as audit
 from portal.extensions import db
 from portal.models import Service
-from portal.services import audit
 
 CODE_PATTERN = re.compile(r"^[A-Z0-9]{3}$")
 

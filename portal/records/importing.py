@@ -3,7 +3,7 @@
 Two steps, so that nothing is half-written and nurses' saves are not held up:
 
 1. `check_file` reads the whole file once, checks every row with the dataset rules
-   (portal.services.dataset_rules, the one validation layer the forms use too) against the stored
+   (portal.journey.rules, the one validation layer the forms use too) against the stored
    records, and builds a plan: the rows to add and update, spooled to a temporary file so that
    memory does not grow with the file, and a report (counts, refusals, a preview of the changes).
    Nothing is written.
@@ -43,12 +43,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.types import NullType
 
 from kpis.dataset import DATE_FIELDS, EPISODE_FIELDS, PATIENT_FIELDS
+from portal.audit.events import _plain
 from portal.extensions import db
-from portal.models import Episode, ImportJob, Patient, Service
-from portal.services import csv_reading
-from portal.services.audit import _plain
-from portal.services.csv_reading import Columns, FileRefused
-from portal.services.dataset_rules import (
+from portal.journey.rules import (
     ValueProblem,
     check_patient_dates,
     check_record,
@@ -57,7 +54,10 @@ from portal.services.dataset_rules import (
     today_in_london,
     uk_date,
 )
-from portal.services.versions import VERSION_KEY
+from portal.journey.versions import VERSION_KEY
+from portal.models import Episode, ImportJob, Patient, Service
+from portal.records import csv_files as csv_reading
+from portal.records.csv_files import Columns, FileRefused
 
 CHUNK_ROWS = 1000
 # How many added/updated rows and refused cells a preview keeps (the counts are always whole).

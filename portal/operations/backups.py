@@ -35,7 +35,7 @@ SQLITE_MEMBER = "database.sqlite3"
 POSTGRES_MEMBER = "database.pgdump"
 FORMAT_VERSION = 1
 
-# progress(total, label) -> a context manager with update(n): portal.cli.progress_bar's shape.
+# progress(total, label) -> a context manager with update(n): portal.command_line.progress_bar's shape.
 Progress = Callable[[int, str], Any]
 
 

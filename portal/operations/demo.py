@@ -10,11 +10,12 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import exists, select
 
+from portal.accounts.users import create_user, hash_password, password_problem
+from portal.admin.service_directory import add_service
+from portal.audit import events as audit
 from portal.extensions import db
 from portal.models import Patient, Service, User
-from portal.services import audit, synthetic
-from portal.services.accounts import create_user, hash_password, password_problem
-from portal.services.service_directory import add_service
+from portal.operations import synthetic
 
 # Three and a half years of fractures, so the oldest have finished their 12-month follow-up.
 YEARS = 3

@@ -20,7 +20,9 @@ from flask import (
 from flask_login import current_user, logout_user
 
 from portal import security
-from portal.auth.forms import (
+from portal.accounts import second_factor
+from portal.accounts import users as accounts
+from portal.accounts.forms import (
     ChangePasswordForm,
     EnrolForm,
     SecondFactorForm,
@@ -30,7 +32,6 @@ from portal.auth.forms import (
 from portal.extensions import db, limiter
 from portal.models import User
 from portal.security import start_session
-from portal.services import accounts, second_factor
 
 bp = Blueprint("auth", __name__)
 

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 
 from sqlalchemy import func, select
 
+from portal.audit import events as audit
 from portal.extensions import db
 from portal.models import AuditEvent, User
-from portal.services import audit
 
 ROTATED = "device_key_rotated"
 

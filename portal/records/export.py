@@ -10,10 +10,10 @@ from sqlalchemy import func, select
 
 from kpis.dataset import CSV_COLUMNS, EPISODE_FIELDS, NUMBER_FIELDS, PATIENT_FIELDS
 from kpis.sql import unindexed
+from portal.audit import events as audit
 from portal.extensions import db
+from portal.journey.rules import format_value
 from portal.models import Episode, Patient, Service
-from portal.services import audit
-from portal.services.dataset_rules import format_value
 
 _FORMULA_STARTS = ("=", "+", "-", "@")
 _BATCH = 1000

@@ -19,8 +19,8 @@ from sqlalchemy.sql.elements import ColumnElement
 from kpis import dataset as ds
 from kpis.sql import unindexed
 from portal.extensions import db
+from portal.journey.rules import missing_audited_fields
 from portal.models import Episode, Patient, Service
-from portal.services.dataset_rules import missing_audited_fields
 
 PAGE_SIZE = 50
 STATUSES = ("due", "overdue")

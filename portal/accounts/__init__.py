@@ -1,0 +1,1 @@
+"""Accounts: sign-in, sessions, passwords, the second factor, user management."""

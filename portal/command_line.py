@@ -1,0 +1,37 @@
+"""What every command of the portal shares (spec/cli.md): exit 1 for a refusal with the reason on
+standard error (exit 2, wrong usage, is click's own), and a progress bar on standard error only
+when it is a terminal."""
+
+from __future__ import annotations
+
+import sys
+from typing import NoReturn
+
+import click
+
+from portal.extensions import db
+
+
+def refuse(message: str) -> NoReturn:
+    """Say why on standard error and exit 1, writing nothing."""
+    db.session.rollback()
+    click.echo(message, err=True)
+    sys.exit(1)
+
+
+def progress_bar(total: int, label: str):
+    """A progress bar on standard error when it is a terminal; silent otherwise (cli.md)."""
+    if sys.stderr.isatty():
+        return click.progressbar(length=total, label=label, file=sys.stderr)
+    return _Silent()
+
+
+class _Silent:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def update(self, n: int) -> None:
+        pass

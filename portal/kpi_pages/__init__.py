@@ -1,0 +1,1 @@
+"""The KPI pages: service figures, run charts, the annual report, `flask kpis`."""

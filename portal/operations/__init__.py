@@ -1,0 +1,1 @@
+"""The operator's tools: backups and restores, the synthetic demo."""

@@ -1,0 +1,1 @@
+"""Records in and out: CSV reading, imports (check, apply, jobs) and exports."""

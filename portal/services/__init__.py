@@ -1,2 +1,0 @@
-"""What the portal does: validate -> authorise -> change -> audit. Operations flush; the
-request (or CLI command) commits once."""
