@@ -116,10 +116,22 @@ def wait_for(port: int, path: str, timeout: float = 30) -> None:
 
 def gunicorn(app: str, port: int, env: dict, args, cwd: Path) -> subprocess.Popen:
     command = [
-        sys.executable, "-m", "gunicorn", app,
-        "-b", f"127.0.0.1:{port}",
-        "-w", str(args.workers), "-k", args.worker_class, "--threads", str(args.threads),
-        "--keep-alive", "30", "--log-level", "warning",
+        sys.executable,
+        "-m",
+        "gunicorn",
+        app,
+        "-b",
+        f"127.0.0.1:{port}",
+        "-w",
+        str(args.workers),
+        "-k",
+        args.worker_class,
+        "--threads",
+        str(args.threads),
+        "--keep-alive",
+        "30",
+        "--log-level",
+        "warning",
     ]
     return subprocess.Popen(command, env={**os.environ, **env}, cwd=cwd)
 
@@ -213,18 +225,25 @@ def seed_portal(url: str, clients: int) -> list[tuple[str, int]]:
         fracture = date.today() - timedelta(days=200)
         for number in range(clients):
             user = User(
-                email=f"clinician{number}@bench.test", display_name=f"Clinician {number}",
-                role="clinician", password_hash=hashed, session_version=1,
+                email=f"clinician{number}@bench.test",
+                display_name=f"Clinician {number}",
+                role="clinician",
+                password_hash=hashed,
+                session_version=1,
             )
             user.services = [service]
             patient = Patient(
-                service_id=service.id, nhs_number=nhs_number(number), date_of_birth=date(1950, 1, 1),
+                service_id=service.id,
+                nhs_number=nhs_number(number),
+                date_of_birth=date(1950, 1, 1),
                 sex="Female",
             )
             db.session.add_all([user, patient])
             db.session.flush()
             episode = Episode(
-                service_id=service.id, patient_id=patient.id, fracture_date=fracture,
+                service_id=service.id,
+                patient_id=patient.id,
+                fracture_date=fracture,
                 fracture_sites="Hip",
             )
             db.session.add(episode)
@@ -268,12 +287,16 @@ def run(clients: int, seconds: float, work) -> tuple[list[float], int]:
 
 def report(figures: list[dict]) -> None:
     """The runs side by side, then each against the first (the bare ORM insert)."""
-    print(f"{'run':<28} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'server CPU/req':>15} "
-          f"{'server cores':>12} {'load':>5} {'requests':>9} {'failed':>6}")
+    print(
+        f"{'run':<28} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'server CPU/req':>15} "
+        f"{'server cores':>12} {'load':>5} {'requests':>9} {'failed':>6}"
+    )
     for f in figures:
-        print(f"{f['name']:<28} {f['rate']:8.1f} {f['p50']:8.1f} {f['p99']:8.1f} "
-              f"{f['cpu_ms']:12.2f} ms {f['cpu_cores']:12.2f} {f['load']:5.1f} {f['requests']:9d} "
-              f"{f['failures']:6d}")
+        print(
+            f"{f['name']:<28} {f['rate']:8.1f} {f['p50']:8.1f} {f['p99']:8.1f} "
+            f"{f['cpu_ms']:12.2f} ms {f['cpu_cores']:12.2f} {f['load']:5.1f} {f['requests']:9d} "
+            f"{f['failures']:6d}"
+        )
 
 
 def main() -> int:
@@ -284,7 +307,10 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--worker-class", default="gthread", choices=("gthread", "sync"))
     parser.add_argument(
-        "--rounds", type=int, default=1, help="alternate the bare insert and the save this many times"
+        "--rounds",
+        type=int,
+        default=1,
+        help="alternate the bare insert and the save this many times",
     )
     parser.add_argument(
         "--floor",
@@ -432,7 +458,11 @@ def main() -> int:
         print(
             f"stage save / bare ORM insert: throughput {statistics.median(ratios):.2f} "
             f"(target at least 0.50; "
-            + (f"median of rounds {', '.join(f'{r:.2f}' for r in ratios)}; " if args.rounds > 1 else "")
+            + (
+                f"median of rounds {', '.join(f'{r:.2f}' for r in ratios)}; "
+                if args.rounds > 1
+                else ""
+            )
             + f"p50 {saves['p50'] / orm['p50']:.1f}x, p99 {saves['p99'] / orm['p99']:.1f}x, "
             f"server CPU per request {saves['cpu_ms'] / orm['cpu_ms']:.1f}x in the last round)"
         )

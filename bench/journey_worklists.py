@@ -31,7 +31,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--episodes", type=int, default=30_000)
     parser.add_argument("--repeat", type=int, default=30)
-    parser.add_argument("--keep", help="use (or fill, if new) this SQLite file instead of a temporary one")
+    parser.add_argument(
+        "--keep", help="use (or fill, if new) this SQLite file instead of a temporary one"
+    )
     args = parser.parse_args()
 
     work_dir = None if args.keep else Path(tempfile.mkdtemp(prefix="bench-worklists-"))
@@ -59,14 +61,23 @@ def measure(args, path: Path) -> int:
     from portal.extensions import db
     from portal.models import Episode, Service, User
 
-    app = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{path.resolve()}", "RATELIMIT_ENABLED": False})
+    app = create_app(
+        {"SQLALCHEMY_DATABASE_URI": f"sqlite:///{path.resolve()}", "RATELIMIT_ENABLED": False}
+    )
     with app.app_context():
         service = db.session.scalars(select(Service)).one()
-        episodes = db.session.scalar(select(func.count(Episode.id)).where(Episode.service_id == service.id))
+        episodes = db.session.scalar(
+            select(func.count(Episode.id)).where(Episode.service_id == service.id)
+        )
         email = "worklist-bench@bench.test"
         if db.session.scalar(select(User).where(User.email == email)) is None:
-            user = User(email=email, display_name="Bench clinician", role="clinician",
-                        password_hash=hash_password(PASSWORD), session_version=1)
+            user = User(
+                email=email,
+                display_name="Bench clinician",
+                role="clinician",
+                password_hash=hash_password(PASSWORD),
+                session_version=1,
+            )
             user.services = [service]
             db.session.add(user)
             db.session.commit()
@@ -75,7 +86,9 @@ def measure(args, path: Path) -> int:
     client = app.test_client()
     page = client.get("/auth/sign-in").get_data(as_text=True)
     token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page).group(1)
-    signed = client.post("/auth/sign-in", data={"csrf_token": token, "email": email, "password": PASSWORD})
+    signed = client.post(
+        "/auth/sign-in", data={"csrf_token": token, "email": email, "password": PASSWORD}
+    )
     assert signed.status_code == 302, signed.status_code
 
     from portal.journey.worklists import WORKLISTS
@@ -107,7 +120,9 @@ def measure(args, path: Path) -> int:
         times.sort()
         p95 = times[max(0, int(len(times) * 0.95) - 1)]
         worst = max(worst, p95)
-        print(f"{label:<52} {statistics.median(times):7.1f}ms {p95:7.1f}ms {listed.group(1) if listed else '':>8}")
+        print(
+            f"{label:<52} {statistics.median(times):7.1f}ms {p95:7.1f}ms {listed.group(1) if listed else '':>8}"
+        )
     print(f"slowest p95: {worst:.1f} ms (target under 100 ms)")
     return 0
 

@@ -133,9 +133,9 @@ def _stored_spans() -> tuple[tuple[type[StoredRow], tuple[str, ...], int], ...]:
 def get_stored_episode(episode_id: int) -> StoredEpisode:
     """An episode as get_episode finds it (a live episode of one of the user's services, or 404),
     read with Core: what a stage save needs, for a third of the ORM's cost (portal.models.stored)."""
-    row = db.session.connection().execute(
-        _stored_episode_query(), {"episode_id": episode_id}
-    ).first()
+    row = (
+        db.session.connection().execute(_stored_episode_query(), {"episode_id": episode_id}).first()
+    )
     if row is None:
         abort(404)
     episode, patient, service = (

@@ -51,5 +51,7 @@ def confine_limiter(app: Flask) -> None:
 
 
 def _belongs_to_limiter(hook: Any) -> bool:
-    owner = hook.args[0] if isinstance(hook, partial) and hook.args else getattr(hook, "__self__", None)
+    owner = (
+        hook.args[0] if isinstance(hook, partial) and hook.args else getattr(hook, "__self__", None)
+    )
     return owner is limiter

@@ -97,8 +97,15 @@ class SignedInUser(SignInIdentity):
     """
 
     __slots__ = (
-        "id", "email", "display_name", "role", "active", "session_version", "totp_secret",
-        "service_ids", "_services",
+        "id",
+        "email",
+        "display_name",
+        "role",
+        "active",
+        "session_version",
+        "totp_secret",
+        "service_ids",
+        "_services",
     )
 
     def __init__(self, row, service_ids: frozenset[int]):
@@ -145,8 +152,14 @@ def _user_with_service_ids():
     users = User.__table__.c  # the table's columns: a Core statement, no ORM compile step
     return (
         select(
-            users.id, users.email, users.display_name, users.role, users.active,
-            users.session_version, users.totp_secret, user_services.c.service_id,
+            users.id,
+            users.email,
+            users.display_name,
+            users.role,
+            users.active,
+            users.session_version,
+            users.totp_secret,
+            user_services.c.service_id,
         )
         .outerjoin(user_services, user_services.c.user_id == users.id)
         .where(users.id == bindparam("user_id"))
@@ -194,7 +207,9 @@ def _require_sign_in():
     if _session_expired(request.endpoint):
         from portal.audit import events as audit
 
-        audit.record("sign_out", user=current_user._get_current_object(), detail="session timed out")
+        audit.record(
+            "sign_out", user=current_user._get_current_object(), detail="session timed out"
+        )
         db.session.commit()
         logout_user()
         session.clear()

@@ -271,7 +271,10 @@ def two_factor_recovery_codes():
     """New recovery codes, after a current code from the app proves it is the user."""
     user = security.signed_in_account()
     form = EnrolForm()
-    if form.validate_on_submit() and second_factor.verify(user, form.code.data, security._now()) == "totp":
+    if (
+        form.validate_on_submit()
+        and second_factor.verify(user, form.code.data, security._now()) == "totp"
+    ):
         codes = second_factor.regenerate_recovery_codes(user)
         db.session.commit()
         return render_template("auth/recovery_codes.html", codes=codes, enrolled=False)
@@ -287,7 +290,10 @@ def two_factor_remove():
     if second_factor.required_for(user, current_app.config["REQUIRE_TOTP_FOR_ALL"]):
         abort(403, description="Two-step verification is required for your account.")
     form = EnrolForm()
-    if form.validate_on_submit() and second_factor.verify(user, form.code.data, security._now()) == "totp":
+    if (
+        form.validate_on_submit()
+        and second_factor.verify(user, form.code.data, security._now()) == "totp"
+    ):
         second_factor.remove(user)
         db.session.commit()
         flash("Two-step verification is off.", "success")

@@ -90,9 +90,7 @@ def edit_user(user_id: int):
             getattr(form, error.field or "role").errors.append(str(error))
         else:
             db.session.commit()
-            flash(
-                f"Saved {user.email}." if changes else f"No changes to {user.email}.", "success"
-            )
+            flash(f"Saved {user.email}." if changes else f"No changes to {user.email}.", "success")
             return redirect(url_for("admin.users"))
     return render_template("admin/user_form.html", form=form, user=user, confirm=ConfirmForm())
 

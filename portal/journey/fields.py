@@ -74,7 +74,9 @@ def spec(name: str) -> FieldSpec:
         kind=kind,
         options=tuple(OPTIONS.get(name, ())),
         hint=HINTS.get(name, DATE_HINT if kind == "date" else ""),
-        width=NUMBER_WIDTHS.get(name, 10 if name == "nhs_number" else 8 if name == "postcode" else None),
+        width=NUMBER_WIDTHS.get(
+            name, 10 if name == "nhs_number" else 8 if name == "postcode" else None
+        ),
         shown_when=APPLIES_WHEN.get(name),
         exclusive_from=ds.THERAPY_OUTCOMES[0] if name == "bone_therapy" else None,
     )

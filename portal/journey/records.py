@@ -167,9 +167,7 @@ def resolve_conflict_form(form: FormData) -> MultiDict:
 def conflict_inputs(fields: tuple[str, ...], plan: Plan) -> MultiDict:
     """Hidden inputs of a conflict view: merged values, and both candidates of each conflict."""
     conflicting = {conflict.field: conflict for conflict in plan.conflicts}
-    inputs = form_inputs(
-        tuple(name for name in fields if name not in conflicting), plan.values
-    )
+    inputs = form_inputs(tuple(name for name in fields if name not in conflicting), plan.values)
     for name, conflict in conflicting.items():
         for prefix, value in ((YOURS, conflict.yours), (THEIRS, conflict.theirs)):
             for inner, text in form_inputs((name,), {name: value}).items(multi=True):
@@ -211,7 +209,11 @@ def _new_problems(
 ) -> dict[str, str]:
     """Problems a save would bring: any on the fields saved, and any new one elsewhere (a problem
     that was already there, on a field of another stage, does not block this stage)."""
-    return {name: message for name, message in after.items() if name in fields or before.get(name) != message}
+    return {
+        name: message
+        for name, message in after.items()
+        if name in fields or before.get(name) != message
+    }
 
 
 # Plans -----------------------------------------------------------------------------------------
@@ -239,9 +241,7 @@ def plan_registration(service: Service, form: FormData, today: date) -> Plan:
 
 def register(service: Service, plan: Plan, user: Any) -> tuple[Patient, Episode]:
     """Write a ready registration plan: the patient and their first episode, both audited."""
-    patient = Patient(
-        service_id=service.id, **{n: plan.values.get(n) for n in ds.PATIENT_FIELDS}
-    )
+    patient = Patient(service_id=service.id, **{n: plan.values.get(n) for n in ds.PATIENT_FIELDS})
     versions.record_create(patient, ds.PATIENT_FIELDS)
     episode = Episode(
         service_id=service.id,
@@ -342,11 +342,14 @@ def plan_patient(patient: Patient, form: FormData, base_version: int | None, tod
         return Plan("conflict", values=merged, conflicts=conflicts, record=patient)
     episodes = [episode_values(e) for e in live_episodes(patient)]
     before = patient_values(patient)
-    problems = _new_problems(
-        check_patient_dates(before, episodes, today),
-        check_patient_dates({**before, **merged}, episodes, today),
-        PATIENT_DETAIL_FIELDS,
-    ) | errors
+    problems = (
+        _new_problems(
+            check_patient_dates(before, episodes, today),
+            check_patient_dates({**before, **merged}, episodes, today),
+            PATIENT_DETAIL_FIELDS,
+        )
+        | errors
+    )
     if problems:
         return Plan("refused", values=merged, errors=problems, record=patient)
     return Plan("ready", values=merged, record=patient)
@@ -436,9 +439,7 @@ def history(episode: Episode) -> list[HistoryLine]:
     events = db.session.scalars(
         select(AuditEvent)
         .where(
-            (
-                (AuditEvent.entity_type == "episode") & (AuditEvent.entity_id == episode.id)
-            )
+            ((AuditEvent.entity_type == "episode") & (AuditEvent.entity_id == episode.id))
             | ((AuditEvent.entity_type == "patient") & (AuditEvent.entity_id == episode.patient_id))
         )
         .where(AuditEvent.changes.is_not(None))

@@ -364,7 +364,9 @@ def register_patient():
     if request.form.get("start") == "1":
         # "Register this patient" from the find page: the blank form with the number filled in;
         # nothing is saved.
-        return _registration_page(service, MultiDict({"nhs_number": request.form.get("nhs_number", "")}))
+        return _registration_page(
+            service, MultiDict({"nhs_number": request.form.get("nhs_number", "")})
+        )
     today = today_in_london()
 
     def write(plan):
@@ -374,7 +376,9 @@ def register_patient():
     return _save(
         plan=lambda: journey.plan_registration(service, request.form, today),
         write=write,
-        saved=lambda episode, url: _go(url, "Patient registered. Record the rest of the journey below."),
+        saved=lambda episode, url: _go(
+            url, "Patient registered. Record the rest of the journey below."
+        ),
         replay=lambda earlier: _go(earlier.outcome_url or url_for("journey.find_patient"), None),
         refused=lambda plan: _registration_page(service, request.form, plan.errors, status=422),
         conflict=lambda plan: _registration_page(service, request.form, status=422),
@@ -398,15 +402,21 @@ def _go(url: str, message: str | None):
 # Patient page ----------------------------------------------------------------------------------
 
 
-def _patient_page(patient, inputs=None, errors=None, version=None, saved=False, plan=None, status=200):
+def _patient_page(
+    patient, inputs=None, errors=None, version=None, saved=False, plan=None, status=200
+):
     context = dict(
         patient=patient,
-        inputs=inputs if inputs is not None else journey.form_inputs(journey.PATIENT_DETAIL_FIELDS, patient),
+        inputs=inputs
+        if inputs is not None
+        else journey.form_inputs(journey.PATIENT_DETAIL_FIELDS, patient),
         errors=errors or {},
         version=version if version is not None else patient.version,
         saved=saved,
         conflict=plan,
-        conflict_inputs=journey.conflict_inputs(journey.PATIENT_DETAIL_FIELDS, plan) if plan else None,
+        conflict_inputs=journey.conflict_inputs(journey.PATIENT_DETAIL_FIELDS, plan)
+        if plan
+        else None,
         may_edit=_may_edit(patient.service),
         fields=journey.PATIENT_DETAIL_FIELDS,
     )
@@ -452,7 +462,9 @@ def save_patient(patient_id: int):
     def replay(earlier):
         if is_htmx():
             return _patient_page(record, saved=True)
-        return redirect(earlier.outcome_url or url_for("journey.patient", patient_id=record.id), 303)
+        return redirect(
+            earlier.outcome_url or url_for("journey.patient", patient_id=record.id), 303
+        )
 
     return _save(
         plan=lambda: journey.plan_patient(record, form, base_version, today),
@@ -489,7 +501,9 @@ def new_episode(patient_id: int):
         plan=lambda: journey.plan_new_episode(record, request.form, today),
         write=write,
         saved=lambda episode, url: _go(url, "New fracture episode added."),
-        replay=lambda earlier: _go(earlier.outcome_url or url_for("journey.patient", patient_id=record.id), None),
+        replay=lambda earlier: _go(
+            earlier.outcome_url or url_for("journey.patient", patient_id=record.id), None
+        ),
         refused=lambda plan: page(request.form, plan.errors, status=422),
         conflict=lambda plan: page(request.form, status=422),
         existing=lambda plan: page(request.form, existing=plan.record, status=409),
@@ -504,7 +518,9 @@ def _statuses(episode) -> dict[str, str]:
     return {stage: stage_status(stage, values) for stage in ds.STAGES}
 
 
-def _stage_context(episode, stage, *, inputs=None, errors=None, version=None, saved=False, plan=None):
+def _stage_context(
+    episode, stage, *, inputs=None, errors=None, version=None, saved=False, plan=None
+):
     fields_of_stage = ds.STAGES[stage]
     return dict(
         episode=episode,
@@ -530,7 +546,9 @@ def _episode_page(episode, *, stage=None, status=200, **stage_state):
         for name in ds.STAGES
     }
     patient = episode.patient
-    later = [e for e in patient.episodes if e.previous_episode_id == episode.id and e.deleted_at is None]
+    later = [
+        e for e in patient.episodes if e.previous_episode_id == episode.id and e.deleted_at is None
+    ]
     return render_template(
         "journey/episode.html",
         episode=episode,
@@ -546,7 +564,9 @@ def _episode_page(episode, *, stage=None, status=200, **stage_state):
 
 def _stage_answer(episode, stage, *, status=200, **state):
     if is_htmx():
-        return render_template("journey/_stage.html", **_stage_context(episode, stage, **state)), status
+        return render_template(
+            "journey/_stage.html", **_stage_context(episode, stage, **state)
+        ), status
     if isinstance(episode, StoredEpisode):
         episode = get_episode(episode.id)  # the whole page walks the patient's episodes: ORM
     return _episode_page(episode, stage=stage, status=status, **state)
@@ -629,7 +649,10 @@ def history(episode_id: int):
     journey.record_view(record.patient)
     db.session.commit()
     return render_template(
-        "journey/history.html", episode=record, patient=record.patient, lines=journey.history(record)
+        "journey/history.html",
+        episode=record,
+        patient=record.patient,
+        lines=journey.history(record),
     )
 
 
@@ -701,7 +724,9 @@ def deleted_episodes():
 def worklist_index():
     service = require_current_service()
     return render_template(
-        "journey/worklists.html", service=service, counts=worklists.counts(service, today_in_london())
+        "journey/worklists.html",
+        service=service,
+        counts=worklists.counts(service, today_in_london()),
     )
 
 

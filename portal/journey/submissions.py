@@ -63,9 +63,7 @@ def clean_id(raw: str | None) -> str | None:
 
 def content_hash(items: Iterable[tuple[str, Any]]) -> str:
     """A hash of the posted fields, CSRF token and submission id aside, whatever their order."""
-    kept = sorted(
-        (str(name), str(value)) for name, value in items if name not in IGNORED_FIELDS
-    )
+    kept = sorted((str(name), str(value)) for name, value in items if name not in IGNORED_FIELDS)
     return hashlib.sha256(json.dumps(kept, ensure_ascii=False).encode("utf-8")).hexdigest()
 
 

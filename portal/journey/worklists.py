@@ -271,11 +271,14 @@ def page(
     results = fetch(page_number)
     if not results and page_number > 1:
         # Past the last page (the list shrank, or a hand-made link): show the last page.
-        total = db.session.scalar(
-            select(func.count(Episode.id))
-            .join(Patient, Patient.id == Episode.patient_id)
-            .where(*conditions)
-        ) or 0
+        total = (
+            db.session.scalar(
+                select(func.count(Episode.id))
+                .join(Patient, Patient.id == Episode.patient_id)
+                .where(*conditions)
+            )
+            or 0
+        )
         page_number = max(1, -(-total // PAGE_SIZE))
         results = fetch(page_number)
     total = results[0].total if results else 0
@@ -320,7 +323,10 @@ def counts(service: Service, today: date) -> list[Count]:
         )
     selected = [c for c in columns if c is not None]
     result = db.session.execute(
-        select(*selected).select_from(Episode).join(Patient, Patient.id == Episode.patient_id).where(*base)
+        select(*selected)
+        .select_from(Episode)
+        .join(Patient, Patient.id == Episode.patient_id)
+        .where(*base)
     ).one()
     values = iter(result)
     figures = []

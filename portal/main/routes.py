@@ -60,10 +60,7 @@ def bad_request(error):
 
 def _error_page(status: int, title: str, error):
     description = getattr(error, "description", None)
-    return render_template(
-        "errors/error.html", status=status, title=title, description=description
-    )
-
+    return render_template("errors/error.html", status=status, title=title, description=description)
 
 
 @bp.get("/csrf-token")

@@ -257,6 +257,7 @@ def page(_chromium, live_server, page_log):
     page.on("console", on_console)
     page.on("pageerror", lambda error: page_log.page_errors.append(str(error)))
     page.on("request", lambda request: page_log.requests.append(request.url))
+
     def on_request_failed(request) -> None:
         # The portal's scripts fetch in the background (/device-key, /ping); a navigation aborts
         # those on purpose, which is not a fault. Anything else that fails to load is.

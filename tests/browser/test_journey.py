@@ -37,7 +37,9 @@ def _save(page, stage):
 
 
 def _focused_id(page):
-    return page.evaluate("() => document.activeElement && (document.activeElement.id || document.activeElement.className)")
+    return page.evaluate(
+        "() => document.activeElement && (document.activeElement.id || document.activeElement.className)"
+    )
 
 
 @pytest.fixture
@@ -84,9 +86,13 @@ def test_register_and_fill_every_stage_with_an_error_fixed(live_server, page, pa
     page.fill("#height_cm", "300")
     page.fill("#weight_kg", "61.5")
     for name, value in [
-        ("previous_fracture", "No"), ("parental_hip_fracture", "Not known"), ("smoker", "Never"),
-        ("on_bone_therapy_at_fracture", "No"), ("dxa_not_recommended_reason", "Treat without DXA"),
-        ("falls_assessed", "Yes"), ("falls_referred", "No"),
+        ("previous_fracture", "No"),
+        ("parental_hip_fracture", "Not known"),
+        ("smoker", "Never"),
+        ("on_bone_therapy_at_fracture", "No"),
+        ("dxa_not_recommended_reason", "Treat without DXA"),
+        ("falls_assessed", "Yes"),
+        ("falls_referred", "No"),
     ]:
         _choose(page, name, value)
     _save(page, "assessment")
@@ -97,7 +103,7 @@ def test_register_and_fill_every_stage_with_an_error_fixed(live_server, page, pa
     assert page.input_value("#weight_kg") == "61.5"
     assert page.is_checked('input[name="dxa_not_recommended_reason"][value="Treat without DXA"]')
     assert page.is_visible("#dxa_not_recommended_reason")
-    page.click('#stage-assessment .nhsuk-error-summary a')
+    page.click("#stage-assessment .nhsuk-error-summary a")
     assert page.evaluate("() => document.activeElement.id") == "height_cm"
     page.fill("#height_cm", "165")
     _save(page, "assessment")
@@ -208,7 +214,9 @@ def test_without_javascript_forms_post_redirect_and_show_errors(live_server, _ch
         _choose(page, "followup16_done", "Yes")
         with page.expect_navigation():
             page.click("#stage-followup16-save")
-        assert "cannot be before the fracture was diagnosed" in page.inner_text("#followup16_date-error")
+        assert "cannot be before the fracture was diagnosed" in page.inner_text(
+            "#followup16_date-error"
+        )
         assert page.input_value("#followup16_date-day") == str((FRACTURE - timedelta(days=1)).day)
         _date(page, "followup16_date", FRACTURE + timedelta(days=90))
         with page.expect_navigation():
@@ -238,15 +246,21 @@ def test_worklist_filtered_by_nhs_number_keeps_the_number_out_of_every_address(
     with live_server.app.app_context():
         for n in range(55):
             patient = Patient(
-                service_id=clinician.id, nhs_number=f"{7310000000 + n * 7}",
-                date_of_birth=date(1945, 1, 1), sex="Female",
+                service_id=clinician.id,
+                nhs_number=f"{7310000000 + n * 7}",
+                date_of_birth=date(1945, 1, 1),
+                sex="Female",
             )
             db.session.add(patient)
             db.session.flush()
-            db.session.add(Episode(
-                service_id=clinician.id, patient_id=patient.id,
-                fracture_date=date.today() - timedelta(days=100 + n), fracture_sites="Wrist",
-            ))
+            db.session.add(
+                Episode(
+                    service_id=clinician.id,
+                    patient_id=patient.id,
+                    fracture_date=date.today() - timedelta(days=100 + n),
+                    fracture_sites="Wrist",
+                )
+            )
         db.session.commit()
     prefix = "7310"
     requested = []

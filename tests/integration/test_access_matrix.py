@@ -45,7 +45,9 @@ def test_anonymous_is_sent_to_sign_in_everywhere_but_the_public_list(app, client
             if is_public(rule.endpoint):
                 assert response.status_code != 401, url
                 if response.status_code == 302:
-                    assert "/auth/sign-in" not in response.headers["Location"] or rule.endpoint.startswith("auth."), url
+                    assert "/auth/sign-in" not in response.headers[
+                        "Location"
+                    ] or rule.endpoint.startswith("auth."), url
                 continue
             checked += 1
             assert response.status_code == 302, (method, url, response.status_code)
@@ -80,10 +82,17 @@ def test_wrong_role_gets_403(app, make_service, make_user, role):
 @pytest.mark.parametrize("role", ROLES)
 def test_another_services_records_answer_404_for_every_verb(app, db, make_service, make_user, role):
     mine, theirs = make_service("BRD"), make_service("OTH")
-    patient = Patient(service_id=theirs.id, nhs_number="9434765919", date_of_birth=date(1950, 1, 1), sex="Female")
+    patient = Patient(
+        service_id=theirs.id, nhs_number="9434765919", date_of_birth=date(1950, 1, 1), sex="Female"
+    )
     db.session.add(patient)
     db.session.flush()
-    episode = Episode(service_id=theirs.id, patient_id=patient.id, fracture_date=date(2024, 5, 1), fracture_sites="Hip")
+    episode = Episode(
+        service_id=theirs.id,
+        patient_id=patient.id,
+        fracture_date=date(2024, 5, 1),
+        fracture_sites="Hip",
+    )
     db.session.add(episode)
     db.session.commit()
     before = (patient.version, episode.version)
@@ -104,4 +113,7 @@ def test_another_services_records_answer_404_for_every_verb(app, db, make_servic
             expected = (404,) if roles is None or role in roles else (403, 404)
             assert response.status_code in expected, (role, method, url, response.status_code)
     db.session.expire_all()
-    assert (db.session.get(Patient, patient.id).version, db.session.get(Episode, episode.id).version) == before
+    assert (
+        db.session.get(Patient, patient.id).version,
+        db.session.get(Episode, episode.id).version,
+    ) == before

@@ -16,7 +16,9 @@ def _admin(client, make_user):
     return admin
 
 
-def test_admin_creates_user_and_hands_over_a_one_time_link(app, client, make_user, make_service, db):
+def test_admin_creates_user_and_hands_over_a_one_time_link(
+    app, client, make_user, make_service, db
+):
     service = make_service()
     _admin(client, make_user)
     response = client.post(
@@ -107,7 +109,12 @@ def test_services_add_edit_and_refusals(client, make_user, db):
     _admin(client, make_user)
     response = client.post(
         "/admin/services/new",
-        data={"code": "brd", "name": "Bradford FLS", "nation": "England", "expected_caseload": "1500"},
+        data={
+            "code": "brd",
+            "name": "Bradford FLS",
+            "nation": "England",
+            "expected_caseload": "1500",
+        },
     )
     assert response.status_code == 302
     service = db.session.scalar(select(Service).where(Service.code == "BRD"))

@@ -12,8 +12,18 @@ def run(runner, *args, input=None):
 
 
 def test_services_add(runner, db):
-    result = run(runner, "services", "add", "brd", "--name", "Bradford FLS", "--nation",
-                 "england", "--expected-caseload", "1500")
+    result = run(
+        runner,
+        "services",
+        "add",
+        "brd",
+        "--name",
+        "Bradford FLS",
+        "--nation",
+        "england",
+        "--expected-caseload",
+        "1500",
+    )
     assert result.exit_code == 0, result.output
     service = db.session.scalar(select(Service))
     assert (service.code, service.nation, service.expected_caseload) == ("BRD", "England", 1500)
@@ -21,7 +31,18 @@ def test_services_add(runner, db):
 
 
 def test_services_add_refusals(runner, db):
-    run(runner, "services", "add", "BRD", "--name", "B", "--nation", "Wales", "--expected-caseload", "5")
+    run(
+        runner,
+        "services",
+        "add",
+        "BRD",
+        "--name",
+        "B",
+        "--nation",
+        "Wales",
+        "--expected-caseload",
+        "5",
+    )
     cases = [
         (("BRD", "Wales", "5"), "already exists"),
         (("ABC", "Scotland", "5"), "Unknown nation"),
@@ -32,8 +53,18 @@ def test_services_add_refusals(runner, db):
         (("AB", "Wales", "5"), "3 letters or digits"),
     ]
     for (code, nation, caseload), reason in cases:
-        result = run(runner, "services", "add", code, "--name", "X", "--nation", nation,
-                     "--expected-caseload", caseload)
+        result = run(
+            runner,
+            "services",
+            "add",
+            code,
+            "--name",
+            "X",
+            "--nation",
+            nation,
+            "--expected-caseload",
+            caseload,
+        )
         assert result.exit_code == 1, (code, result.output)
         assert reason in result.stderr
     assert db.session.scalar(select(Service).where(Service.code == "ABC")) is None
@@ -41,17 +72,36 @@ def test_services_add_refusals(runner, db):
 
 def test_services_add_usage_errors_exit_2(runner):
     assert run(runner, "services", "add", "BRD").exit_code == 2
-    assert run(runner, "services", "add", "BRD", "--name", "X", "--nation", "Wales",
-               "--expected-caseload", "5", "--colour", "red").exit_code == 2
+    assert (
+        run(
+            runner,
+            "services",
+            "add",
+            "BRD",
+            "--name",
+            "X",
+            "--nation",
+            "Wales",
+            "--expected-caseload",
+            "5",
+            "--colour",
+            "red",
+        ).exit_code
+        == 2
+    )
 
 
 def test_services_import_adds_updates_and_is_all_or_nothing(runner, db, tmp_path):
     good = tmp_path / "services.csv"
-    good.write_text("code,name,nation,expected_caseload\nbrd,Bradford,England,1500\nCDF,Cardiff,wales,900\n")
+    good.write_text(
+        "code,name,nation,expected_caseload\nbrd,Bradford,England,1500\nCDF,Cardiff,wales,900\n"
+    )
     result = run(runner, "services", "import", str(good))
     assert result.exit_code == 0, result.output
     assert "added 2, updated 0, unchanged 0, refused 0" in result.stdout
-    good.write_text("code,name,nation,expected_caseload\nBRD,Bradford,England,1600\nCDF,Cardiff,Wales,900\n")
+    good.write_text(
+        "code,name,nation,expected_caseload\nBRD,Bradford,England,1600\nCDF,Cardiff,Wales,900\n"
+    )
     result = run(runner, "services", "import", str(good))
     assert "added 0, updated 1, unchanged 1, refused 0" in result.stdout
     bad = tmp_path / "bad.csv"
@@ -73,8 +123,19 @@ def test_services_import_never_changes_active(runner, db, tmp_path, make_service
 
 def test_users_add_reads_password_from_stdin(runner, db, make_service):
     make_service("BRD")
-    result = run(runner, "users", "add", "Lead@NHS.test", "--role", "lead", "--service", "brd",
-                 "--name", "Lee Lead", input="violet-anchor-meadow-5\n")
+    result = run(
+        runner,
+        "users",
+        "add",
+        "Lead@NHS.test",
+        "--role",
+        "lead",
+        "--service",
+        "brd",
+        "--name",
+        "Lee Lead",
+        input="violet-anchor-meadow-5\n",
+    )
     assert result.exit_code == 0, result.output
     user = db.session.scalar(select(User))
     assert user.email == "lead@nhs.test" and user.role == "lead"
@@ -95,6 +156,8 @@ def test_users_add_refusals(runner, db, make_service):
     result = run(runner, "users", "add", "x@nhs.test", "--role", "admin", input="short\n")
     assert result.exit_code == 1 and "at least 12 characters" in result.stderr
     run(runner, "users", "add", "x@nhs.test", "--role", "admin", input="violet-anchor-meadow-5\n")
-    result = run(runner, "users", "add", "X@nhs.test", "--role", "admin", input="violet-anchor-meadow-5\n")
+    result = run(
+        runner, "users", "add", "X@nhs.test", "--role", "admin", input="violet-anchor-meadow-5\n"
+    )
     assert result.exit_code == 1 and "already exists" in result.stderr
     assert run(runner, "users", "add", "y@nhs.test").exit_code == 2

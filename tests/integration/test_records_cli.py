@@ -652,7 +652,6 @@ def test_inactive_service_is_refused(runner, db, make_service, tmp_path):
 
 def test_import_reports_progress_to_the_terminal_bar(runner, brd, tmp_path, monkeypatch):
     from portal.records import cli as records_cli
-
     from portal.records import importing as record_import
 
     monkeypatch.setattr(record_import, "CHUNK_ROWS", 10)

@@ -374,10 +374,22 @@ def test_uploads_never_applied_are_deleted_after_a_week(signed_in, db, tmp_path)
     old_file.write_text("x")
     new_file.write_text("x")
     week = timedelta(days=import_jobs.UNAPPLIED_DAYS)
-    old = _job(db, service, user, "previewed", stored_path=str(old_file),
-               created_at=datetime.utcnow() - week - timedelta(minutes=1))
-    new = _job(db, service, user, "previewed", stored_path=str(new_file),
-               created_at=datetime.utcnow() - week + timedelta(minutes=5))
+    old = _job(
+        db,
+        service,
+        user,
+        "previewed",
+        stored_path=str(old_file),
+        created_at=datetime.utcnow() - week - timedelta(minutes=1),
+    )
+    new = _job(
+        db,
+        service,
+        user,
+        "previewed",
+        stored_path=str(new_file),
+        created_at=datetime.utcnow() - week + timedelta(minutes=5),
+    )
 
     wait_for(db, job_id_of(upload(client, csv_text([row()]).encode())))  # any upload tidies up
     db.session.expire_all()

@@ -13,9 +13,8 @@ from sqlalchemy import create_engine, text
 
 
 def _postgres_admin_url() -> str:
-    return os.environ.get(
-        "TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-    )
+    return os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
 
 BACKENDS = ("sqlite", "postgresql")
 

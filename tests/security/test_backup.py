@@ -120,7 +120,9 @@ def test_restore_refuses_a_database_that_holds_data_unless_forced(portal_db, tmp
         connection.execute(text("DELETE FROM audit_events WHERE id > 30"))
         # The live data moved on: KPI figures may be cached under these versions.
         connection.execute(text("UPDATE services SET data_version = data_version + 7"))
-        live_versions = dict(connection.execute(text("SELECT id, data_version FROM services")).all())
+        live_versions = dict(
+            connection.execute(text("SELECT id, data_version FROM services")).all()
+        )
     engine.dispose()
     changed = figures_of(url)
 
@@ -142,9 +144,7 @@ def test_restore_refuses_a_database_that_holds_data_unless_forced(portal_db, tmp
 
 def _without_services_checksum(figures: dict) -> dict:
     """Restore advances each service's data version (the KPI cache key): only that differs."""
-    return {
-        name: ({"rows": f["rows"]} if name == "services" else f) for name, f in figures.items()
-    }
+    return {name: ({"rows": f["rows"]} if name == "services" else f) for name, f in figures.items()}
 
 
 def test_backup_while_the_portal_writes_is_consistent(portal_db, tmp_path):

@@ -60,7 +60,9 @@ def test_the_limiters_hooks_run_only_in_the_rate_limited_blueprint(limited_app):
     app = limited_app()
     for hooks in (app.before_request_funcs, app.after_request_funcs, app.teardown_request_funcs):
         assert not [hook for hook in hooks.get(None, []) if _belongs_to_limiter(hook)]
-        assert len([hook for hook in hooks[RATE_LIMITED_BLUEPRINT] if _belongs_to_limiter(hook)]) == 1
+        assert (
+            len([hook for hook in hooks[RATE_LIMITED_BLUEPRINT] if _belongs_to_limiter(hook)]) == 1
+        )
 
 
 def test_a_request_elsewhere_skips_the_limiter_check(limited_app, monkeypatch):

@@ -21,11 +21,15 @@ from portal.extensions import csrf
 
 
 def _cookie(client) -> str:
-    return client.get_cookie(client.application.session_interface.get_cookie_name(client.application)).value
+    return client.get_cookie(
+        client.application.session_interface.get_cookie_name(client.application)
+    ).value
 
 
 def _send(client, value: str) -> None:
-    client.set_cookie(client.application.session_interface.get_cookie_name(client.application), value)
+    client.set_cookie(
+        client.application.session_interface.get_cookie_name(client.application), value
+    )
 
 
 def _signed_out(page) -> bool:

@@ -24,9 +24,7 @@ def statements(db):
     event.remove(db.engine, "before_cursor_execute", note)
 
 
-def test_a_signed_in_request_reads_its_user_in_one_query_and_no_services(
-    signed_in, statements
-):
+def test_a_signed_in_request_reads_its_user_in_one_query_and_no_services(signed_in, statements):
     client, user, _ = signed_in()
     statements.clear()
     assert client.get("/health").status_code == 200
@@ -97,7 +95,9 @@ def test_a_new_service_membership_counts_from_the_next_request(
     nurse = make_user(role="clinician", services=[other])
     sign_in(client, nurse)
     fracture = date.today().replace(day=1)
-    assert client.post("/patients/new", data=registration(nhs_number(71), fracture)).status_code == 303
+    assert (
+        client.post("/patients/new", data=registration(nhs_number(71), fracture)).status_code == 303
+    )
     episode_id = db.session.query(Episode.id).scalar()
 
     user = make_user(role="clinician", services=[own])

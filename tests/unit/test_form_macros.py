@@ -168,7 +168,9 @@ def test_hidden_state_and_status_tag_escape_what_they_print(app):
         assert 'name="version" value=""' in hidden_state(None)
         assert hidden_state(None) != hidden_state(None)  # a fresh submission id each form
         tag = status_tag("in progress")
-        assert tag == '<strong class="portal-status portal-status--in-progress">In progress</strong>\n'
+        assert (
+            tag == '<strong class="portal-status portal-status--in-progress">In progress</strong>\n'
+        )
         assert "&lt;b&gt;" in status_tag("<b>")
 
 

@@ -13,15 +13,21 @@ from portal.journey import records as journey
 
 def test_date_parts_join_and_refuse_with_the_field_named():
     values, errors = journey.read_form(
-        ("fracture_date",), MultiDict({"fracture_date-day": "12", "fracture_date-month": "3", "fracture_date-year": "2024"})
+        ("fracture_date",),
+        MultiDict(
+            {"fracture_date-day": "12", "fracture_date-month": "3", "fracture_date-year": "2024"}
+        ),
     )
     assert values == {"fracture_date": date(2024, 3, 12)} and errors == {}
-    _, errors = journey.read_form(("dxa_date",), MultiDict({"dxa_date-day": "12", "dxa_date-year": "2024"}))
+    _, errors = journey.read_form(
+        ("dxa_date",), MultiDict({"dxa_date-day": "12", "dxa_date-year": "2024"})
+    )
     assert errors == {"dxa_date": "Date of DXA must include a month"}
     _, errors = journey.read_form(("dxa_date",), MultiDict({"dxa_date-day": "1"}))
     assert errors == {"dxa_date": "Date of DXA must include a month and a year"}
     _, errors = journey.read_form(
-        ("dxa_date",), MultiDict({"dxa_date-day": "x", "dxa_date-month": "3", "dxa_date-year": "2024"})
+        ("dxa_date",),
+        MultiDict({"dxa_date-day": "x", "dxa_date-month": "3", "dxa_date-year": "2024"}),
     )
     assert "real date" in errors["dxa_date"]
     values, errors = journey.read_form(("dxa_date",), MultiDict())
@@ -46,7 +52,9 @@ def test_multi_values_come_in_dataset_order():
 def test_a_field_that_does_not_apply_is_discarded(controller, answer, dependent, kept):
     form = MultiDict({controller: answer})
     if dependent.endswith("_date"):
-        form.update({f"{dependent}-day": "1", f"{dependent}-month": "2", f"{dependent}-year": "2024"})
+        form.update(
+            {f"{dependent}-day": "1", f"{dependent}-month": "2", f"{dependent}-year": "2024"}
+        )
     else:
         form[dependent] = "Other"
     values, _ = journey.read_form((controller, dependent), form)

@@ -28,7 +28,11 @@ def nhs_number(seed: int) -> str:
 def date_inputs(name: str, day: date | None) -> dict[str, str]:
     if day is None:
         return {f"{name}-day": "", f"{name}-month": "", f"{name}-year": ""}
-    return {f"{name}-day": str(day.day), f"{name}-month": str(day.month), f"{name}-year": str(day.year)}
+    return {
+        f"{name}-day": str(day.day),
+        f"{name}-month": str(day.month),
+        f"{name}-year": str(day.year),
+    }
 
 
 def registration(nhs: str, fracture: date, **overrides) -> MultiDict:
@@ -115,4 +119,3 @@ def register(client):
 def editor(signed_in):
     """A signed-in clinician of service BRD: (client, user, service)."""
     return signed_in()
-

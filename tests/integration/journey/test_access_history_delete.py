@@ -55,7 +55,12 @@ def test_another_services_ids_answer_404_for_every_route_and_verb(
     for method, pattern in ROUTES:
         url = pattern.format(**other_service_record)
         for headers in ({}, HTMX):
-            response = client.open(url, method=method, data=MultiDict({"reason": "x", "confirm": "yes"}), headers=headers)
+            response = client.open(
+                url,
+                method=method,
+                data=MultiDict({"reason": "x", "confirm": "yes"}),
+                headers=headers,
+            )
             assert response.status_code == 404, (role, method, url, response.status_code)
     assert db.session.query(AuditEvent).filter_by(action="view").count() == 0
     assert db.session.get(Episode, other_service_record["episode"]).deleted_at is None
@@ -67,12 +72,19 @@ def test_clinician_cannot_delete_and_admin_cannot_edit(signed_in, register, db):
     client, _, service = signed_in(role="clinician")
     episode = register(nhs_number(51), F)
     assert client.get(f"/episodes/{episode.id}/delete").status_code == 403
-    assert client.post(f"/episodes/{episode.id}/delete", data={"reason": "x", "confirm": "yes"}).status_code == 403
+    assert (
+        client.post(
+            f"/episodes/{episode.id}/delete", data={"reason": "x", "confirm": "yes"}
+        ).status_code
+        == 403
+    )
     assert client.post(f"/episodes/{episode.id}/restore").status_code == 403
     assert db.session.query(AuditEvent).filter_by(action="permission_denied").count() >= 3
 
 
-def test_lead_deletes_with_reason_and_confirmation_admin_restores(client, make_service, make_user, register, db):
+def test_lead_deletes_with_reason_and_confirmation_admin_restores(
+    client, make_service, make_user, register, db
+):
     from portal.models import AuditEvent, Episode, Service
 
     service = make_service()
@@ -82,14 +94,20 @@ def test_lead_deletes_with_reason_and_confirmation_admin_restores(client, make_s
     episode = register(nhs_number(52), F)
     form = client.get(f"/episodes/{episode.id}/delete")
     assert form.status_code == 200
-    no_reason = client.post(f"/episodes/{episode.id}/delete", data={"reason": " ", "confirm": "yes"})
+    no_reason = client.post(
+        f"/episodes/{episode.id}/delete", data={"reason": " ", "confirm": "yes"}
+    )
     assert no_reason.status_code == 422 and "Enter the reason" in no_reason.get_data(as_text=True)
     unconfirmed = client.post(f"/episodes/{episode.id}/delete", data={"reason": "Wrong patient"})
-    assert unconfirmed.status_code == 422 and "Confirm that you want" in unconfirmed.get_data(as_text=True)
-    assert 'Wrong patient</textarea>' in unconfirmed.get_data(as_text=True)
+    assert unconfirmed.status_code == 422 and "Confirm that you want" in unconfirmed.get_data(
+        as_text=True
+    )
+    assert "Wrong patient</textarea>" in unconfirmed.get_data(as_text=True)
     db.session.expire_all()
     version = db.session.get(Service, service.id).data_version
-    done = client.post(f"/episodes/{episode.id}/delete", data={"reason": "Wrong patient", "confirm": "yes"})
+    done = client.post(
+        f"/episodes/{episode.id}/delete", data={"reason": "Wrong patient", "confirm": "yes"}
+    )
     assert done.status_code == 303
     db.session.expire_all()
     deleted = db.session.get(Episode, episode.id)
@@ -97,7 +115,10 @@ def test_lead_deletes_with_reason_and_confirmation_admin_restores(client, make_s
     assert deleted.deleted_by_id == lead.id
     assert db.session.get(Service, service.id).data_version == version + 1
     event = db.session.query(AuditEvent).filter_by(action="delete").one()
-    assert event.detail == "Wrong patient" and event.changes["deleted_reason"] == [None, "Wrong patient"]
+    assert event.detail == "Wrong patient" and event.changes["deleted_reason"] == [
+        None,
+        "Wrong patient",
+    ]
     assert client.get(f"/episodes/{episode.id}").status_code == 404
     # Admin of the service sees it in the deleted list and restores it.
     client.post("/auth/sign-out")
@@ -118,7 +139,9 @@ def test_a_new_fracture_is_a_linked_episode_and_the_patient_page_lists_all(edito
     client, _, _ = editor
     first = register(nhs_number(53), F)
     later = F + timedelta(days=120)
-    form = MultiDict({**date_inputs("fracture_date", later), "fracture_sites": "Spine", "admitted": "Yes"})
+    form = MultiDict(
+        {**date_inputs("fracture_date", later), "fracture_sites": "Spine", "admitted": "Yes"}
+    )
     response = client.post(f"/patients/{first.patient_id}/episodes/new", data=form)
     assert response.status_code == 303
     second = db.session.query(Episode).filter_by(fracture_date=later).one()
@@ -137,7 +160,9 @@ def test_a_new_fracture_is_a_linked_episode_and_the_patient_page_lists_all(edito
 def test_history_shows_who_when_field_old_and_new(editor, register, db):
     client, user, _ = editor
     episode = register(nhs_number(54), F)
-    assert post_stage(client, episode, "treatment", stage_answers("treatment", F)).status_code == 200
+    assert (
+        post_stage(client, episode, "treatment", stage_answers("treatment", F)).status_code == 200
+    )
     db.session.refresh(episode)
     form = stage_answers("treatment", F)
     form["calcium_vitd"] = "No"
@@ -159,7 +184,9 @@ def test_opening_a_patients_record_is_audited(editor, register, db):
     client.get(f"/patients/{episode.patient_id}")
     views = db.session.query(AuditEvent).filter_by(action="view").all()
     assert len(views) == 2
-    assert {(v.entity_type, v.entity_id, v.user_id) for v in views} == {("patient", episode.patient_id, user.id)}
+    assert {(v.entity_type, v.entity_id, v.user_id) for v in views} == {
+        ("patient", episode.patient_id, user.id)
+    }
 
 
 def test_inactive_service_is_read_only(client, make_service, make_user, db):
@@ -176,7 +203,9 @@ def test_inactive_service_is_read_only(client, make_service, make_user, db):
     episode = db.session.query(Episode).one()
     page = client.get(f"/episodes/{episode.id}").get_data(as_text=True)
     assert 'data-offline-form="episode-' not in page
-    assert post_stage(client, episode, "treatment", stage_answers("treatment", F)).status_code == 403
+    assert (
+        post_stage(client, episode, "treatment", stage_answers("treatment", F)).status_code == 403
+    )
     assert client.get("/patients/new").status_code == 403
 
 
@@ -190,7 +219,9 @@ def test_a_stage_save_reads_the_episode_as_the_orm_does(editor, register, db):
 
     client, user, _ = editor
     episode = register(nhs_number(53), F)
-    assert post_stage(client, episode, "assessment", stage_answers("assessment", F)).status_code == 200
+    assert (
+        post_stage(client, episode, "assessment", stage_answers("assessment", F)).status_code == 200
+    )
     db.session.expire_all()
     orm = db.session.get(Episode, episode.id)
     with client.application.test_request_context():
@@ -198,7 +229,11 @@ def test_a_stage_save_reads_the_episode_as_the_orm_does(editor, register, db):
 
         login_user(user)
         stored = get_stored_episode(episode.id)
-        for mine, theirs in ((stored, orm), (stored.patient, orm.patient), (stored.service, orm.service)):
+        for mine, theirs in (
+            (stored, orm),
+            (stored.patient, orm.patient),
+            (stored.service, orm.service),
+        ):
             columns = type(theirs).__table__.c.keys()
             assert {key: getattr(mine, key) for key in columns} == {
                 key: getattr(theirs, key) for key in columns

@@ -38,7 +38,9 @@ def test_registration_replayed_ten_times_saves_once(editor, db):
     assert db.session.get(Service, service.id).data_version == 2
     # The plain post of the same submission goes to the first outcome too.
     again = client.post("/patients/new", data=form)
-    assert again.status_code == 303 and again.headers["Location"] == answers[0].headers["HX-Redirect"]
+    assert (
+        again.status_code == 303 and again.headers["Location"] == answers[0].headers["HX-Redirect"]
+    )
     assert _counts(db) == (1, 1, 2, 1)
 
 
@@ -121,7 +123,12 @@ def test_fields_only_one_side_changed_merge_without_asking(editor, register, db)
     episode = register(nhs_number(36), F)
     mine, theirs = two_renders(client, f"/episodes/{episode.id}", "stage-assessment")  # version 1
     theirs["smoker"] = "Never"
-    assert client.post(f"/episodes/{episode.id}/stages/assessment", data=theirs, headers=HTMX).status_code == 200
+    assert (
+        client.post(
+            f"/episodes/{episode.id}/stages/assessment", data=theirs, headers=HTMX
+        ).status_code
+        == 200
+    )
     mine["height_cm"] = "170"
     response = client.post(f"/episodes/{episode.id}/stages/assessment", data=mine, headers=HTMX)
     assert response.status_code == 200, response.get_data(as_text=True)[:2000]
@@ -136,7 +143,12 @@ def test_both_sides_changed_one_field_409_then_choose(editor, register, db):
     mine, theirs = two_renders(client, f"/episodes/{episode.id}", "stage-treatment")
     theirs["calcium_vitd"] = "No"
     theirs.setlist("bone_therapy", ["Denosumab"])
-    assert client.post(f"/episodes/{episode.id}/stages/treatment", data=theirs, headers=HTMX).status_code == 200
+    assert (
+        client.post(
+            f"/episodes/{episode.id}/stages/treatment", data=theirs, headers=HTMX
+        ).status_code
+        == 200
+    )
     mine["calcium_vitd"] = "Yes"
     mine.setlist("bone_therapy", ["Denosumab"])  # the same change as theirs: no conflict
     response = client.post(f"/episodes/{episode.id}/stages/treatment", data=mine, headers=HTMX)
@@ -161,7 +173,9 @@ def test_conflict_as_plain_post_shows_the_conflict_on_the_page(editor, register,
     episode = register(nhs_number(38), F)
     mine, theirs = two_renders(client, f"/episodes/{episode.id}", "stage-identification")
     theirs["admitted"] = "No"
-    assert client.post(f"/episodes/{episode.id}/stages/identification", data=theirs).status_code == 303
+    assert (
+        client.post(f"/episodes/{episode.id}/stages/identification", data=theirs).status_code == 303
+    )
     mine["admitted"] = "Not known"
     response = client.post(f"/episodes/{episode.id}/stages/identification", data=mine)
     assert response.status_code == 409
@@ -204,14 +218,15 @@ def test_changes_recorded_without_a_version_make_every_difference_a_conflict(edi
     audit.record("update", episode, changes)
     db.session.commit()
     mine["calcium_vitd"] = "Yes"
-    assert client.post(f"/episodes/{episode.id}/stages/treatment", data=mine, headers=HTMX).status_code == 409
+    assert (
+        client.post(f"/episodes/{episode.id}/stages/treatment", data=mine, headers=HTMX).status_code
+        == 409
+    )
 
 
 def test_session_ended_htmx_save_gets_401_json(client, db, make_service):
     service = make_service()
-    response = client.post(
-        "/patients/new", data=registration(nhs_number(41), F), headers=HTMX
-    )
+    response = client.post("/patients/new", data=registration(nhs_number(41), F), headers=HTMX)
     assert response.status_code in (400, 401)
     # With a valid CSRF token but no session the answer is 401 JSON for the offline script.
     response = client.post("/episodes/1/stages/treatment", data={}, headers=HTMX)
@@ -252,7 +267,9 @@ def test_a_copy_of_a_saved_stage_meets_the_unique_constraint_and_answers_the_fir
     kept = _spy(monkeypatch, submissions, "remember")
     lookups = _spy(monkeypatch, submissions, "first_outcome")
     again = post_stage(client, episode, "treatment", form)
-    assert again.status_code == 200 and "Treatment recommendation saved." in again.get_data(as_text=True)
+    assert again.status_code == 200 and "Treatment recommendation saved." in again.get_data(
+        as_text=True
+    )
     assert len(kept) == 1 and len(lookups) == 1  # the insert met the constraint, then the lookup
     db.session.expire_all()
     assert db.session.query(AuditEvent).count() == events
@@ -329,7 +346,9 @@ def test_a_stage_replay_that_read_the_episode_before_its_original_committed_show
     assert "Treatment recommendation saved." in section
 
 
-def test_a_replay_planned_after_its_original_committed_answers_the_original(editor, db, monkeypatch):
+def test_a_replay_planned_after_its_original_committed_answers_the_original(
+    editor, db, monkeypatch
+):
     """Planned once the original committed, the replay finds the patient registered; before
     answering 'already registered' it looks its submission up and answers the original."""
     from portal.journey import submissions

@@ -72,7 +72,9 @@ def test_register_htmx_redirects_with_hx_redirect(editor, db):
     from portal.models import Episode
 
     client, _, _ = editor
-    response = client.post("/patients/new", data=registration(nhs_number(3), TODAY_ISH), headers=HTMX)
+    response = client.post(
+        "/patients/new", data=registration(nhs_number(3), TODAY_ISH), headers=HTMX
+    )
     assert response.status_code == 200
     episode = db.session.query(Episode).one()
     assert response.headers["HX-Redirect"].endswith(f"/episodes/{episode.id}")
@@ -99,7 +101,9 @@ def test_registration_errors_keep_everything_typed(editor, db):
     from portal.models import Patient
 
     client, _, _ = editor
-    form = registration(nhs_number(5), TODAY_ISH, **{"date_of_birth-year": "1990", "postcode": "zz"})
+    form = registration(
+        nhs_number(5), TODAY_ISH, **{"date_of_birth-year": "1990", "postcode": "zz"}
+    )
     response = client.post("/patients/new", data=form, headers=HTMX)
     assert response.status_code == 422
     page = response.get_data(as_text=True)
@@ -112,4 +116,6 @@ def test_registration_errors_keep_everything_typed(editor, db):
     # Without JavaScript: the whole page, same errors.
     plain = client.post("/patients/new", data=form)
     assert plain.status_code == 422
-    assert "<html" in plain.get_data(as_text=True) and "must be 50 or over" in plain.get_data(as_text=True)
+    assert "<html" in plain.get_data(as_text=True) and "must be 50 or over" in plain.get_data(
+        as_text=True
+    )

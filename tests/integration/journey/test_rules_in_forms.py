@@ -36,22 +36,67 @@ def _assert_refused(response, field, message):
 # (stage, changes, field refused or None when the edge is valid, message)
 STAGE_EDGES = [
     # identification
-    ("identification", {**_d("fracture_date", date(2016, 1, 1)), **_d("identification_date", date(2016, 1, 1))}, None, ""),
-    ("identification", {**_d("fracture_date", date(2015, 12, 31))}, "fracture_date", "must be on or after 01/01/2016"),
-    ("identification", {**_d("fracture_date", TODAY), **_d("identification_date", TODAY)}, None, ""),
-    ("identification", {**_d("fracture_date", TODAY + timedelta(days=1))}, "fracture_date", "cannot be in the future"),
+    (
+        "identification",
+        {**_d("fracture_date", date(2016, 1, 1)), **_d("identification_date", date(2016, 1, 1))},
+        None,
+        "",
+    ),
+    (
+        "identification",
+        {**_d("fracture_date", date(2015, 12, 31))},
+        "fracture_date",
+        "must be on or after 01/01/2016",
+    ),
+    (
+        "identification",
+        {**_d("fracture_date", TODAY), **_d("identification_date", TODAY)},
+        None,
+        "",
+    ),
+    (
+        "identification",
+        {**_d("fracture_date", TODAY + timedelta(days=1))},
+        "fracture_date",
+        "cannot be in the future",
+    ),
     ("identification", {**_d("identification_date", F)}, None, ""),
-    ("identification", {**_d("identification_date", F - timedelta(days=1))}, "identification_date", "cannot be before the fracture was diagnosed (12/03/2024)"),
+    (
+        "identification",
+        {**_d("identification_date", F - timedelta(days=1))},
+        "identification_date",
+        "cannot be before the fracture was diagnosed (12/03/2024)",
+    ),
     ("identification", {"fracture_sites": []}, "fracture_sites", "Fracture sites is required"),
     ("identification", {"fracture_sites": ["Hip", "Spine", "Wrist"]}, None, ""),
-    ("identification", {"fracture_sites": ["Hip", "Spine", "Wrist", "Other"]}, "fracture_sites", "three"),
+    (
+        "identification",
+        {"fracture_sites": ["Hip", "Spine", "Wrist", "Other"]},
+        "fracture_sites",
+        "three",
+    ),
     ("identification", {"fracture_date-month": ""}, "fracture_date", "must include a month"),
-    ("identification", {"fracture_date-day": "31", "fracture_date-month": "2"}, "fracture_date", "real date"),
+    (
+        "identification",
+        {"fracture_date-day": "31", "fracture_date-month": "2"},
+        "fracture_date",
+        "real date",
+    ),
     ("identification", {"fracture_date-year": "24"}, "fracture_date", "four-digit year"),
     # assessment
     ("assessment", {**_d("assessment_date", F)}, None, ""),
-    ("assessment", {**_d("assessment_date", F - timedelta(days=1))}, "assessment_date", "cannot be before the fracture was diagnosed (12/03/2024)"),
-    ("assessment", {**_d("assessment_date", TODAY + timedelta(days=1))}, "assessment_date", "cannot be in the future"),
+    (
+        "assessment",
+        {**_d("assessment_date", F - timedelta(days=1))},
+        "assessment_date",
+        "cannot be before the fracture was diagnosed (12/03/2024)",
+    ),
+    (
+        "assessment",
+        {**_d("assessment_date", TODAY + timedelta(days=1))},
+        "assessment_date",
+        "cannot be in the future",
+    ),
     ("assessment", {"height_cm": "100"}, None, ""),
     ("assessment", {"height_cm": "99.9"}, "height_cm", "100"),
     ("assessment", {"height_cm": "230"}, None, ""),
@@ -72,26 +117,81 @@ STAGE_EDGES = [
     ("assessment", {"t_score": "-1.70"}, None, ""),
     ("assessment", {"t_score": "-1.75"}, "t_score", "decimal"),
     ("assessment", {**_d("dxa_date", F)}, None, ""),
-    ("assessment", {**_d("dxa_date", F - timedelta(days=1))}, "dxa_date", "Date of DXA cannot be before the fracture was diagnosed (12/03/2024)"),
-    ("assessment", {**_d("dxa_date", None), "t_score": "-2.0"}, "t_score", "only be given with the date of DXA"),
-    ("assessment", {"dxa_status": "Not recommended", **_d("dxa_date", None), "t_score": ""}, "dxa_not_recommended_reason", "required when DXA is Not recommended"),
-    ("assessment", {"dxa_status": "Not recommended", "dxa_not_recommended_reason": "Recent DXA", **_d("dxa_date", None), "t_score": ""}, None, ""),
+    (
+        "assessment",
+        {**_d("dxa_date", F - timedelta(days=1))},
+        "dxa_date",
+        "Date of DXA cannot be before the fracture was diagnosed (12/03/2024)",
+    ),
+    (
+        "assessment",
+        {**_d("dxa_date", None), "t_score": "-2.0"},
+        "t_score",
+        "only be given with the date of DXA",
+    ),
+    (
+        "assessment",
+        {"dxa_status": "Not recommended", **_d("dxa_date", None), "t_score": ""},
+        "dxa_not_recommended_reason",
+        "required when DXA is Not recommended",
+    ),
+    (
+        "assessment",
+        {
+            "dxa_status": "Not recommended",
+            "dxa_not_recommended_reason": "Recent DXA",
+            **_d("dxa_date", None),
+            "t_score": "",
+        },
+        None,
+        "",
+    ),
     ("assessment", {"smoker": "Sometimes"}, "smoker", "Smoker"),
     # treatment
     ("treatment", {"bone_therapy": ["Alendronate", "Denosumab"]}, None, ""),
     ("treatment", {"bone_therapy": ["Informed decline"]}, None, ""),
-    ("treatment", {"bone_therapy": ["Alendronate", "Informed decline"]}, "bone_therapy", "Informed decline"),
+    (
+        "treatment",
+        {"bone_therapy": ["Alendronate", "Informed decline"]},
+        "bone_therapy",
+        "Informed decline",
+    ),
     ("treatment", {"bone_therapy": ["Not appropriate", "Informed decline"]}, "bone_therapy", "one"),
     # 12-16 weeks
     ("followup16", {**_d("followup16_date", F)}, None, ""),
-    ("followup16", {**_d("followup16_date", F - timedelta(days=1))}, "followup16_date", "cannot be before the fracture was diagnosed (12/03/2024)"),
-    ("followup16", {**_d("followup16_date", None)}, "followup16_date", "required when the follow-up was done"),
+    (
+        "followup16",
+        {**_d("followup16_date", F - timedelta(days=1))},
+        "followup16_date",
+        "cannot be before the fracture was diagnosed (12/03/2024)",
+    ),
+    (
+        "followup16",
+        {**_d("followup16_date", None)},
+        "followup16_date",
+        "required when the follow-up was done",
+    ),
     ("followup16", {"therapy16": "Not started"}, None, ""),
     # 12 months
     ("followup52", {**_d("followup52_date", F + timedelta(days=101))}, None, ""),
-    ("followup52", {**_d("followup52_date", F + timedelta(days=100))}, "followup52_date", "after the date of 12-16 week contact"),
-    ("followup52", {**_d("followup52_date", None)}, "followup52_date", "required when the follow-up was done"),
-    ("followup52", {**_d("followup52_date", TODAY + timedelta(days=1))}, "followup52_date", "cannot be in the future"),
+    (
+        "followup52",
+        {**_d("followup52_date", F + timedelta(days=100))},
+        "followup52_date",
+        "after the date of 12-16 week contact",
+    ),
+    (
+        "followup52",
+        {**_d("followup52_date", None)},
+        "followup52_date",
+        "required when the follow-up was done",
+    ),
+    (
+        "followup52",
+        {**_d("followup52_date", TODAY + timedelta(days=1))},
+        "followup52_date",
+        "cannot be in the future",
+    ),
 ]
 
 
@@ -106,7 +206,10 @@ def test_stage_rule_edges(editor, register, db, stage, changes, field, message):
     client, _, _ = editor
     episode = register(nhs_number(20), F)
     if stage == "followup52":  # the 12-month follow-up is checked against the 16-week contact
-        assert post_stage(client, episode, "followup16", stage_answers("followup16", F)).status_code == 200
+        assert (
+            post_stage(client, episode, "followup16", stage_answers("followup16", F)).status_code
+            == 200
+        )
         db.session.refresh(episode)
     form = _form(stage, **changes)
     response = post_stage(client, episode, stage, form)
@@ -118,7 +221,10 @@ def test_stage_rule_edges(editor, register, db, stage, changes, field, message):
     # Nothing typed is lost: every value posted is in the re-rendered form.
     for key, value in form.items(multi=True):
         if value and key not in ("submission_id", "version") and value != "Sometimes":
-            assert f'value="{htmllib.escape(value)}"' in response.get_data(as_text=True) or f'value="{value}"' in page, key
+            assert (
+                f'value="{htmllib.escape(value)}"' in response.get_data(as_text=True)
+                or f'value="{value}"' in page
+            ), key
     db.session.expire_all()
     assert db.session.get(Episode, episode.id).version == before
 
@@ -126,7 +232,9 @@ def test_stage_rule_edges(editor, register, db, stage, changes, field, message):
 def test_plain_post_shows_the_same_error_on_the_full_page(editor, register):
     client, _, _ = editor
     episode = register(nhs_number(21), F)
-    response = post_stage(client, episode, "assessment", _form("assessment", height_cm="99"), htmx=False)
+    response = post_stage(
+        client, episode, "assessment", _form("assessment", height_cm="99"), htmx=False
+    )
     page = _assert_refused(response, "height_cm", "100")
     assert "<html" in page and 'value="99"' in page
 
@@ -168,7 +276,11 @@ def test_born_on_29_february_turns_50_on_1_march(editor):
     client, _, _ = editor
     born = date(1972, 2, 29)
     too_young = registration(nhs_number(24), date(2022, 2, 28), **_d("date_of_birth", born))
-    _assert_refused(client.post("/patients/new", data=too_young, headers=HTMX), "date_of_birth", "must be 50 or over")
+    _assert_refused(
+        client.post("/patients/new", data=too_young, headers=HTMX),
+        "date_of_birth",
+        "must be 50 or over",
+    )
     old_enough = registration(nhs_number(24), date(2022, 3, 1), **_d("date_of_birth", born))
     assert client.post("/patients/new", data=old_enough, headers=HTMX).status_code == 200
 
@@ -225,17 +337,30 @@ def test_date_of_death_not_before_any_date_of_the_patient(editor, register, db):
     patient = episode.patient
     latest = F + timedelta(days=2)
     response = client.post(
-        f"/patients/{patient.id}", data=_details(patient, **_d("date_of_death", latest - timedelta(days=1))), headers=HTMX
+        f"/patients/{patient.id}",
+        data=_details(patient, **_d("date_of_death", latest - timedelta(days=1))),
+        headers=HTMX,
     )
     _assert_refused(response, "date_of_death", "cannot be before the date of first FLS contact")
-    response = client.post(f"/patients/{patient.id}", data=_details(patient, **_d("date_of_death", latest)), headers=HTMX)
+    response = client.post(
+        f"/patients/{patient.id}",
+        data=_details(patient, **_d("date_of_death", latest)),
+        headers=HTMX,
+    )
     assert response.status_code == 200
     db.session.refresh(patient)
     assert patient.date_of_death == latest
     # Every date of an episode is on or before the date of death.
     db.session.refresh(episode)
-    form = _form("assessment", **_d("assessment_date", latest + timedelta(days=1)), **_d("dxa_date", None), t_score="")
-    _assert_refused(post_stage(client, episode, "assessment", form), "assessment_date", "date of death")
+    form = _form(
+        "assessment",
+        **_d("assessment_date", latest + timedelta(days=1)),
+        **_d("dxa_date", None),
+        t_score="",
+    )
+    _assert_refused(
+        post_stage(client, episode, "assessment", form), "assessment_date", "date of death"
+    )
 
 
 def test_a_fracture_date_already_used_by_another_episode_is_refused(editor, register, db):
@@ -250,4 +375,8 @@ def test_a_fracture_date_already_used_by_another_episode_is_refused(editor, regi
     assert response.status_code == 200
     second = db.session.query(type(episode)).filter_by(fracture_date=later).one()
     form = _form("identification", **_d("fracture_date", F), **_d("identification_date", None))
-    _assert_refused(post_stage(client, second, "identification", form), "fracture_date", "already has an episode")
+    _assert_refused(
+        post_stage(client, second, "identification", form),
+        "fracture_date",
+        "already has an episode",
+    )

@@ -122,7 +122,9 @@ def test_stage_status_not_started_in_progress_complete(editor, register, db):
 
 def test_episode_page_shows_the_dates_that_matter(editor, register):
     client, _, _ = editor
-    fracture = date(2025, 1, 1) if date.today() > date(2025, 12, 31) else date.today() - timedelta(days=10)
+    fracture = (
+        date(2025, 1, 1) if date.today() > date(2025, 12, 31) else date.today() - timedelta(days=10)
+    )
     episode = register(nhs_number(13), fracture)
     page = client.get(f"/episodes/{episode.id}").get_data(as_text=True)
 
@@ -130,8 +132,14 @@ def test_episode_page_shows_the_dates_that_matter(editor, register):
         return f"{day.day} {day.strftime('%B %Y')}"
 
     assert shown(fracture + timedelta(days=90)) in page
-    assert shown(fracture + timedelta(days=84)) in page and shown(fracture + timedelta(days=112)) in page
-    assert shown(fracture + timedelta(days=336)) in page and shown(fracture + timedelta(days=392)) in page
+    assert (
+        shown(fracture + timedelta(days=84)) in page
+        and shown(fracture + timedelta(days=112)) in page
+    )
+    assert (
+        shown(fracture + timedelta(days=336)) in page
+        and shown(fracture + timedelta(days=392)) in page
+    )
 
 
 def test_dependent_fields_carry_show_when_without_inline_script(editor, register):
@@ -197,10 +205,18 @@ def test_choices_show_what_was_saved_from_options_rendered_once(editor, register
     ("name", "inputs", "error"),
     [
         ("bone_therapy", {"bone_therapy": ["Alendronate", "Denosumab"]}, None),
-        ("calcium_vitd", {"calcium_vitd": ["No"]}, "Choose whether calcium and vitamin D was given"),
+        (
+            "calcium_vitd",
+            {"calcium_vitd": ["No"]},
+            "Choose whether calcium and vitamin D was given",
+        ),
         ("therapy16", {"therapy16": ["Zoledronate"]}, None),
         ("postcode", {"postcode": ["LS1 4AP"]}, None),
-        ("fracture_date", {"fracture_date-day": ["31"], "fracture_date-month": ["2"]}, "Not a date"),
+        (
+            "fracture_date",
+            {"fracture_date-day": ["31"], "fracture_date-month": ["2"]},
+            "Not a date",
+        ),
         ("t_score", {}, None),
     ],
 )
@@ -219,7 +235,9 @@ def test_a_kept_field_is_what_the_field_macro_renders_now(app, name, inputs, err
     with app.test_request_context():
         expected = render_template_string(
             '{% from "journey/_fields.html" import field %}{{ field(name, inputs, errors) }}',
-            name=name, inputs=posted, errors=errors,
+            name=name,
+            inputs=posted,
+            errors=errors,
         )
         first = routes.form_field(name, posted, {**errors, "other": "ignored"})
         kept = routes.form_field(name, with_others, errors)

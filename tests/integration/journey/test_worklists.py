@@ -12,10 +12,20 @@ from portal.journey.rules import today_in_london
 from .conftest import nhs_number
 
 COMPLETE = dict(
-    identification_date=None, admitted="No", fracture_sites="Hip", assessment_date=None,
-    previous_fracture="No", smoker="Never", on_bone_therapy_at_fracture="No", dxa_status="Not known",
-    falls_assessed="Yes", bone_therapy="Alendronate", calcium_vitd="Yes", followup16_done=None,
-    strength_balance16="Yes", followup52_done=None,
+    identification_date=None,
+    admitted="No",
+    fracture_sites="Hip",
+    assessment_date=None,
+    previous_fracture="No",
+    smoker="Never",
+    on_bone_therapy_at_fracture="No",
+    dxa_status="Not known",
+    falls_assessed="Yes",
+    bone_therapy="Alendronate",
+    calcium_vitd="Yes",
+    followup16_done=None,
+    strength_balance16="Yes",
+    followup52_done=None,
 )
 
 
@@ -29,16 +39,28 @@ def add_episode(db):
         today = today_in_london()
         fracture = today - timedelta(days=days_ago)
         patient = Patient(
-            service_id=service.id, nhs_number=nhs_number(next(counter)), date_of_birth=date(1940, 1, 1),
-            sex="Female", postcode="LS1 4AP", care_home_resident="No",
+            service_id=service.id,
+            nhs_number=nhs_number(next(counter)),
+            date_of_birth=date(1940, 1, 1),
+            sex="Female",
+            postcode="LS1 4AP",
+            care_home_resident="No",
             date_of_death=today if dead else None,
         )
         db.session.add(patient)
         db.session.flush()
-        values = {**COMPLETE, "identification_date": fracture, "assessment_date": fracture, **fields}
+        values = {
+            **COMPLETE,
+            "identification_date": fracture,
+            "assessment_date": fracture,
+            **fields,
+        }
         episode = Episode(
-            service_id=service.id, patient_id=patient.id, fracture_date=fracture,
-            deleted_at=datetime.utcnow() if deleted else None, **values,
+            service_id=service.id,
+            patient_id=patient.id,
+            fracture_date=fracture,
+            deleted_at=datetime.utcnow() if deleted else None,
+            **values,
         )
         db.session.add(episode)
         db.session.commit()
@@ -115,7 +137,9 @@ def test_incomplete_lists_any_missing_audited_field(make_service, add_episode, d
 
     service = make_service()
     whole = add_episode(service, 500, followup16_done="Yes", followup52_done="No")
-    missing_smoker = add_episode(service, 500, followup16_done="Yes", followup52_done="No", smoker=None)
+    missing_smoker = add_episode(
+        service, 500, followup16_done="Yes", followup52_done="No", smoker=None
+    )
     missing_postcode = add_episode(service, 500, followup16_done="Yes", followup52_done="No")
     patient = db.session.get(Patient, missing_postcode.patient_id)
     patient.postcode = None
@@ -137,7 +161,9 @@ def test_worklist_page_sorts_filters_and_pages(signed_in, make_service, add_epis
 
     service = make_service()
     client, _, _ = signed_in(service=service)
-    episodes = [add_episode(service, 100 + i, assessment_date=None) for i in range(worklists.PAGE_SIZE + 5)]
+    episodes = [
+        add_episode(service, 100 + i, assessment_date=None) for i in range(worklists.PAGE_SIZE + 5)
+    ]
     page1 = client.get("/worklists/awaiting-assessment")
     assert page1.status_code == 200
     html = page1.get_data(as_text=True)
@@ -146,13 +172,17 @@ def test_worklist_page_sorts_filters_and_pages(signed_in, make_service, add_epis
     assert html.index(oldest.patient.nhs_number) < html.index(episodes[-2].patient.nhs_number)
     page2 = client.get("/worklists/awaiting-assessment?page=2").get_data(as_text=True)
     assert "page 2 of 2" in page2 and episodes[0].patient.nhs_number in page2
-    newest_first = client.get("/worklists/awaiting-assessment?sort=fracture_date&order=desc").get_data(as_text=True)
+    newest_first = client.get(
+        "/worklists/awaiting-assessment?sort=fracture_date&order=desc"
+    ).get_data(as_text=True)
     assert episodes[0].patient.nhs_number in newest_first
     by_number = client.post(
         "/worklists/awaiting-assessment", data={"nhs": episodes[7].patient.nhs_number}
     ).get_data(as_text=True)
     assert "1 episode." in by_number
-    fragment = client.get("/worklists/awaiting-assessment?status=overdue", headers={"HX-Request": "true"})
+    fragment = client.get(
+        "/worklists/awaiting-assessment?status=overdue", headers={"HX-Request": "true"}
+    )
     assert fragment.get_data(as_text=True).startswith('<div id="worklist-table">')
 
 
@@ -235,7 +265,10 @@ def test_nhs_number_filter_is_posted_and_never_put_in_a_url(signed_in, make_serv
     # The form posts, with its CSRF token; without one the post is refused.
     page = client.get("/worklists/awaiting-assessment").get_data(as_text=True)
     assert 'method="post"' in page and 'name="csrf_token"' in page
-    assert client.post("/worklists/awaiting-assessment", data={"nhs": number}, csrf=False).status_code == 400
+    assert (
+        client.post("/worklists/awaiting-assessment", data={"nhs": number}, csrf=False).status_code
+        == 400
+    )
 
     # A prefix shared by every bench number lists them all, over two pages.
     prefix = number[:4]
@@ -258,7 +291,9 @@ def test_nhs_number_filter_is_posted_and_never_put_in_a_url(signed_in, make_serv
         headers={"HX-Request": "true"},
     ).get_data(as_text=True)
     assert by_number.startswith('<div id="worklist-table">')
-    assert '<input type="hidden" name="sort" value="nhs_number" form="worklist-filters">' in by_number
+    assert (
+        '<input type="hidden" name="sort" value="nhs_number" form="worklist-filters">' in by_number
+    )
     numbers = sorted((e.patient.nhs_number for e in episodes), reverse=True)
     assert by_number.index(numbers[0]) < by_number.index(numbers[1])
     assert numbers[-1] not in by_number  # the lowest is on page 2
