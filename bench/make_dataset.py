@@ -153,14 +153,15 @@ def main(argv: list[str] | None = None) -> int:
 
     from flask_migrate import upgrade
 
-    from portal import create_app
+    from portal import clock, create_app
     from portal.admin.service_directory import add_service
     from portal.audit import events as audit
+    from portal.audit.actor import Actor
     from portal.command_line import progress_bar
     from portal.extensions import db
     from portal.operations import demo, synthetic
 
-    today = date.fromisoformat(args.today) if args.today else demo.london_today()
+    today = date.fromisoformat(args.today) if args.today else clock.today()
     app = create_app({"SQLALCHEMY_DATABASE_URI": url})
     with app.app_context():
         try:
@@ -172,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
             rng = random.Random(f"{args.seed}-{today.isoformat()}")
             services = []
             for row in service_rows(rng, args.services):
-                service = add_service(**row)
+                service = add_service(Actor.command_line(), **row)
                 service.data_version = 1
                 services.append(row | {"id": service.id})
             db.session.commit()
@@ -180,6 +181,7 @@ def main(argv: list[str] | None = None) -> int:
             start = synthetic.years_before(today, args.years) + timedelta(days=1)
             rows = synthetic.generate(rng, services, start, today, args.episodes, today)
             written = synthetic.write(
+                Actor.command_line(),
                 db.session,
                 rows,
                 total=args.episodes,
@@ -188,6 +190,7 @@ def main(argv: list[str] | None = None) -> int:
                 after_chunk=db.session.commit,
             )
             audit.record(
+                Actor.command_line(),
                 "benchmark_data_loaded",
                 detail=f"{written.episodes} episodes, {len(services)} services, today {today}",
             )

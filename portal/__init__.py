@@ -10,15 +10,11 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 from portal import config as config_module
-from portal import templating
-from portal.extensions import confine_limiter, csrf, db, htmx, limiter, login_manager, migrate
-from portal.signatures import CheckedCookieSessionInterface
+from portal.extensions import csrf, db, htmx, limiter, login_manager, migrate
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     app = Flask(__name__, instance_path=os.environ.get("PORTAL_INSTANCE_PATH"))
-    app.jinja_environment = templating.PortalEnvironment  # before anything builds app.jinja_env
-    app.session_interface = CheckedCookieSessionInterface()
     os.makedirs(app.instance_path, exist_ok=True)
     app.config.update(config_module.from_environment(app.instance_path))
     if config:
@@ -42,13 +38,12 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     htmx.init_app(app)
     app.config.setdefault("RATELIMIT_ENABLED", True)
     limiter.init_app(app)
-    confine_limiter(app)
 
     from portal import blueprints
 
     blueprints.register(app)
 
-    from portal import cli, security
+    from portal import cli, security, templating
 
     security.init_app(app)
     templating.init_app(app)

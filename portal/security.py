@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from functools import cache, wraps
+from functools import wraps
+from typing import Any
 
 from flask import Flask, abort, current_app, g, jsonify, redirect, request, session, url_for
 from flask_login import current_user, logout_user
-from sqlalchemy import bindparam, select
 
+from portal import clock, policy
 from portal.accounts import second_factor
+from portal.audit import events
+from portal.audit.actor import Actor
 from portal.extensions import db, login_manager
-from portal.models.accounts import SignInIdentity
+from portal.models import User
 
 # Endpoints that anyone may reach (security.md, "Who sees what"). Everything else needs sign-in.
 PUBLIC_ENDPOINTS = {
@@ -36,8 +38,6 @@ ENROLMENT_ENDPOINTS = {
     "auth.sign_out",
     "auth.stay_signed_in",
 }
-# Blueprints whose every route is limited to some roles (checked in their before_request).
-ROLE_RESTRICTED_BLUEPRINTS: dict[str, tuple[str, ...]] = {"admin": ("admin",)}
 
 # Requests the browser makes by itself; they never reset the idle timer.
 BACKGROUND_HEADER = "X-Background-Request"
@@ -68,114 +68,30 @@ def init_app(app: Flask) -> None:
     login_manager.user_loader(_load_user)
     login_manager.unauthorized_handler(_unauthorized)
     app.before_request(_require_sign_in)
-    app.before_request(_limit_uploads)
     app.before_request(_refuse_nul_characters)
     app.after_request(_security_headers)
 
 
 def _load_user(session_id: str):
+    """The signed-in user of a session: its id carries the session version, and a raised
+    session_version (sign-out, password change, deactivation) ends every older session."""
     try:
         user_id, version = (int(part) for part in session_id.split(":"))
     except ValueError:
         return None
-    rows = db.session.connection().execute(_user_with_service_ids(), {"user_id": user_id}).all()
-    # A raised session_version (sign-out, password change, deactivation) ends every old session.
-    if not rows or not rows[0].active or rows[0].session_version != version:
+    user = db.session.get(User, user_id)
+    if user is None or not user.active or user.session_version != version:
         return None
-    service_ids = frozenset(row.service_id for row in rows if row.service_id is not None)
-    return SignedInUser(rows[0], service_ids)
+    return user
 
 
-class SignedInUser(SignInIdentity):
-    """The signed-in user as every request sees it: what the sign-in check, the role and service
-    checks and the pages read, from one Core query of the user's row and service ids.
-
-    Loading the ORM user with its services at every request cost 0.4 M instructions, a tenth of
-    a request that does nothing (docs/bench-journey.md). The user's services are loaded, as ORM
-    objects, only when a page lists them; a change to the account itself goes through
-    `signed_in_account()`, the ORM user of the same row. Nothing is kept between requests.
-    """
-
-    __slots__ = (
-        "id",
-        "email",
-        "display_name",
-        "role",
-        "active",
-        "session_version",
-        "totp_secret",
-        "service_ids",
-        "_services",
-    )
-
-    def __init__(self, row, service_ids: frozenset[int]):
-        self.id = row.id
-        self.email = row.email
-        self.display_name = row.display_name
-        self.role = row.role
-        self.active = row.active
-        self.session_version = row.session_version
-        self.totp_secret = row.totp_secret
-        self.service_ids = service_ids
-        self._services = None
-
-    @property
-    def services(self) -> list:
-        """The user's services in code order (ORM objects, loaded the first time they are asked
-        for in the request)."""
-        if self._services is None:
-            self._services = (
-                list(db.session.scalars(_services_by_id(), {"ids": list(self.service_ids)}))
-                if self.service_ids
-                else []
-            )
-        return self._services
-
-    def __repr__(self) -> str:
-        return f"<SignedInUser {self.id} {self.role}>"
-
-
-def signed_in_account():
-    """The signed-in user's own ORM record, for changes to the account (sign-out, password,
-    second factor): the same row as `current_user`, from the session's identity map if loaded."""
-    from portal.models import User
-
-    return db.session.get(User, current_user.id)
-
-
-@cache
-def _user_with_service_ids():
-    """Built once: a statement object keeps its cache key, which SQLAlchemy otherwise works out
-    again at every request. One row per service (one with no service id for a user with none)."""
-    from portal.models import User, user_services
-
-    users = User.__table__.c  # the table's columns: a Core statement, no ORM compile step
-    return (
-        select(
-            users.id,
-            users.email,
-            users.display_name,
-            users.role,
-            users.active,
-            users.session_version,
-            users.totp_secret,
-            user_services.c.service_id,
-        )
-        .outerjoin(user_services, user_services.c.user_id == users.id)
-        .where(users.id == bindparam("user_id"))
-    )
-
-
-@cache
-def _services_by_id():
-    """The user's services, in the order the header's switch lists them."""
-    from portal.models import Service
-
-    return (
-        select(Service)
-        .where(Service.id.in_(bindparam("ids", expanding=True)))
-        .order_by(Service.code)
-    )
+def current_actor() -> Actor:
+    """The signed-in user of this request, from the address it came from and in the service
+    they work in: who every change and view they make is recorded as (audit/actor.py)."""
+    user = current_user._get_current_object()
+    if not user.is_authenticated:
+        return Actor.visitor(request.remote_addr)
+    return Actor.for_user(user, request.remote_addr, session.get("service_id"))
 
 
 def is_htmx() -> bool:
@@ -205,11 +121,7 @@ def _require_sign_in():
             return None
         return _unauthorized()
     if _session_expired(request.endpoint):
-        from portal.audit import events as audit
-
-        audit.record(
-            "sign_out", user=current_user._get_current_object(), detail="session timed out"
-        )
+        events.record(current_actor(), "sign_out", detail="session timed out")
         db.session.commit()
         logout_user()
         session.clear()
@@ -240,44 +152,20 @@ def _must_enrol_second_factor() -> bool:
 def _refuse_nul_characters():
     """No one types a NUL character; PostgreSQL cannot store one and would answer 500. A request
     carrying one in a field, a query parameter or the idempotency key is refused as malformed."""
-    current = request._get_current_object()  # one lookup, not one a property
-    values = [current.headers.get("Idempotency-Key", "")]
-    if current.query_string:  # parsed only when there is one (a save has none)
-        values += current.args.values()
-    if current.method in ("POST", "PUT", "PATCH") and current.mimetype in (
+    values = [request.headers.get("Idempotency-Key", ""), *request.args.values()]
+    if request.method in ("POST", "PUT", "PATCH") and request.mimetype in (
         "application/x-www-form-urlencoded",
         "multipart/form-data",
     ):
-        values += current.form.values()
+        values += request.form.values()
     if any("\x00" in value for value in values):
         abort(400, description="The request contained a character that is not allowed.")
     return None
 
 
-def _limit_uploads():
-    """Per-address rate limit on every file upload, whichever route receives it."""
-    if request.method != "POST" or request.mimetype != "multipart/form-data":
-        return None
-    from flask_limiter.util import get_remote_address
-    from limits import parse
-
-    from portal.extensions import limiter
-
-    if not limiter.enabled or not current_app.config.get("RATELIMIT_ENABLED", True):
-        return None
-    item = parse(current_app.config["UPLOAD_RATE_LIMIT"])
-    if not limiter.limiter.hit(item, "upload", get_remote_address()):
-        abort(429, description="Too many uploads from this address. Wait a minute and try again.")
-    return None
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
 # The time a user was last seen is written again once it is this part of the idle limit old
-# (15 s of 30 minutes), not at every request: each write signs and sends the session cookie again,
-# which cost a stage save more than its own audit event (docs/bench-journey.md).
+# (15 s of 30 minutes), not at every request: each write changes the session, so Flask signs and
+# sends the cookie again.
 LAST_SEEN_STEP = 1 / 120
 
 
@@ -288,7 +176,7 @@ def _session_expired(endpoint: str) -> bool:
     with that step added: a session never ends before the idle limit the page counts down, and at
     most 15 s after it (of 30 minutes).
     """
-    now = _now().timestamp()
+    now = clock.now().timestamp()
     started = session.get("signed_in_at")
     last_seen = session.get("last_seen", started)
     if started is None:
@@ -313,12 +201,12 @@ def _session_timeout_meta() -> str:
 
     idle = current_app.config["IDLE_TIMEOUT"].total_seconds()
     absolute = current_app.config["ABSOLUTE_TIMEOUT"].total_seconds()
-    started = session.get("signed_in_at", _now().timestamp())
+    started = session.get("signed_in_at", clock.now().timestamp())
     return json.dumps(
         {
             "idle": int(idle),
             "warning": int(current_app.config.get("SESSION_WARNING_SECONDS", 120)),
-            "absolute_left": max(0, int(started + absolute - _now().timestamp())),
+            "absolute_left": max(0, int(started + absolute - clock.now().timestamp())),
         }
     )
 
@@ -330,7 +218,7 @@ def start_session(user) -> None:
     service_id = session.get("service_id")
     session.clear()
     login_user(user)
-    now = _now().timestamp()
+    now = clock.now().timestamp()
     session["signed_in_at"] = now
     session["last_seen"] = now
     if service_id in user.service_ids:
@@ -366,38 +254,43 @@ def _security_headers(response):
     return response
 
 
-def roles_required(*roles: str):
-    """Allow only the given roles; anyone else gets 403 and the denial is audited."""
+def require(action: str, service: Any = None) -> None:
+    """Refuse the request unless the signed-in user may take `action` (on `service`'s records):
+    policy.py decides; a refused role or service is audited (403), an inactive service says so."""
+    reason = policy.refusal(current_user, action, service)
+    if reason == policy.INACTIVE_SERVICE:
+        abort(403, description=reason)
+    if reason is not None:
+        deny(reason)
+
+
+def requires(action: str):
+    """A route for the roles that may take `action` only (policy.py); anyone else gets 403 and
+    the denial is audited."""
 
     def decorator(view):
         @wraps(view)
         def wrapped(*args, **kwargs):
             if not current_user.is_authenticated:
                 return _unauthorized()
-            if current_user.role not in roles:
-                deny(f"role {current_user.role} may not use {request.endpoint}")
+            require(action)
             return view(*args, **kwargs)
 
-        wrapped.allowed_roles = roles  # read by the role x route test
+        wrapped.allowed_roles = policy.ACTIONS[action]  # read by the role x route test
         return wrapped
 
     return decorator
 
 
 def allowed_roles(app: Flask, endpoint: str) -> tuple[str, ...] | None:
-    """The roles that may use an endpoint, or None when every signed-in role may."""
-    view = app.view_functions.get(endpoint)
-    roles = getattr(view, "allowed_roles", None)
-    blueprint_roles = ROLE_RESTRICTED_BLUEPRINTS.get(endpoint.split(".")[0])
-    if roles and blueprint_roles:
-        return tuple(r for r in roles if r in blueprint_roles)
-    return roles or blueprint_roles
+    """The roles that may use an endpoint (`requires`), or None when every signed-in role may."""
+    return getattr(app.view_functions.get(endpoint), "allowed_roles", None)
 
 
 def deny(reason: str, status: int = 403):
     """Audit a permission denial, then abort."""
-    from portal.audit import events as audit
-
-    audit.record("permission_denied", detail=f"{request.method} {request.path}: {reason}")
+    events.record(
+        current_actor(), "permission_denied", detail=f"{request.method} {request.path}: {reason}"
+    )
     db.session.commit()
     abort(status)

@@ -1,73 +1,99 @@
-"""Template helpers: the current service and navigation, date formats, Vary on htmx."""
+"""Template helpers: the current service, field labels and specs, date formats, hidden form
+state and status tags. Registered as Jinja globals and filters while the app is set up."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import date, datetime
+from typing import Any
 
-from flask import Flask, current_app, g
-from flask.templating import Environment
+from flask import Flask
 from flask_wtf.csrf import generate_csrf
+from markupsafe import Markup
 
-from kpis.dataset import LABELS
+from kpis import dataset as ds
+from portal import policy
 from portal.access import current_service
-
-
-class PortalEnvironment(Environment):
-    """Flask's Jinja environment, whose templates read the globals from a dict of their own.
-
-    Jinja chains each template's globals to the environment's (a ChainMap), so that a global
-    added after a template loads still reaches it. Every render then walks that chain key by
-    key, twice over for a template that imports macros: 0.28 M instructions of a stage save's
-    answer (docs/bench-journey.md). Here every global is registered while the app is set up
-    (Flask refuses `add_template_global` once it has served a request, and Jinja asks not to
-    change globals after templates load), so a template takes a copy when it loads.
-    """
-
-    def __init__(self, app: Flask, **options):
-        # The portal has some fifty templates: a plain dict keeps them all, where Jinja's
-        # least-recently-used cache (400) takes a lock and reorders a queue at every lookup, and
-        # a stage save's answer looks templates up four times.
-        options.setdefault("cache_size", -1)
-        super().__init__(app, **options)
-
-    def make_globals(self, d):
-        return {**self.globals, **(d or {})}
-
-
-def csrf_token_value() -> str:
-    """The CSRF token a form carries: the one this request holds already (made for an earlier
-    form, or the one its POST was checked with: signatures.CheckedTokenCSRFProtect), else a new
-    one from Flask-WTF, which keeps it in g under its field name. (generate_csrf itself cost a
-    form 60,000 instructions even when it only looked the held one up.)"""
-    token = g.get(current_app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token"))
-    return token if token is not None else generate_csrf()
+from portal.journey import fields
+from portal.journey.rules import format_value
 
 
 def field_label(name: str) -> str:
-    return LABELS.get(name, name.replace("_", " ").capitalize())
+    return ds.LABELS.get(name, name.replace("_", " ").capitalize())
+
+
+def described_by(name: str, hint: str, error: str | None) -> Markup:
+    """The aria-describedby attribute of a field's control: its hint and its error, if any."""
+    ids = ([f"{name}-hint"] if hint else []) + ([f"{name}-error"] if error else [])
+    return Markup(' aria-describedby="{}"').format(" ".join(ids)) if ids else Markup()
+
+
+def new_submission_id() -> str:
+    """A fresh id for every rendered form (spec/offline.md)."""
+    return str(uuid.uuid4())
+
+
+def hidden_state(version: int | None) -> Markup:
+    """The hidden inputs every save form posts: the CSRF token, a fresh submission id (offline.md)
+    and the version the form shows (none for a new record)."""
+    return Markup(
+        '<input type="hidden" name="csrf_token" value="{}">\n'
+        '<input type="hidden" name="submission_id" value="{}">\n'
+        '<input type="hidden" name="version" value="{}">\n'
+    ).format(generate_csrf(), new_submission_id(), "" if version is None else version)
+
+
+def status_tag(status: str) -> Markup:
+    """A stage's status as a tag (not started, in progress, complete)."""
+    return Markup('<strong class="portal-status portal-status--{}">{}</strong>\n').format(
+        status.replace(" ", "-"), status.capitalize()
+    )
+
+
+def error_link(item: tuple[str, str], prefix: str) -> tuple[str, str]:
+    """(link target, message) of a form error for the error summary."""
+    name, message = item
+    return (fields.anchor(name) if name != "submission_id" else f"{prefix}-save", message)
+
+
+def shown(value: Any, name: str) -> str:
+    """A stored value as people read it."""
+    if value is None or value == "":
+        return "Not answered"
+    if name in ds.DATE_FIELDS:
+        return uk_date(value)
+    if name in ds.MULTI_VALUE_FIELDS:
+        return ", ".join(part for part in str(value).split(";") if part)
+    return format_value(name, value)
+
+
+def uk_date(value: date | datetime | None) -> str:
+    """Dates as NHS staff read them: 12 March 2024."""
+    if value is None:
+        return ""
+    return f"{value.day} {value.strftime('%B %Y')}"
+
+
+def uk_datetime(value: datetime | None) -> str:
+    if value is None:
+        return ""
+    return f"{value.day} {value.strftime('%B %Y, %H:%M')}"
 
 
 def init_app(app: Flask) -> None:
     app.jinja_env.trim_blocks = True
     app.jinja_env.lstrip_blocks = True
-    # Globals, not context values, so the form macros' templates are imported without the
-    # page's context: Jinja then builds each of them once, not again at every render.
-    app.jinja_env.globals["csrf_token_value"] = csrf_token_value
-
-    # Globals too, not a context processor: a processor runs at every render, a partial's
-    # included, and the current service cost a stage save's answer a lookup it never shows.
-    app.jinja_env.globals["current_service"] = current_service  # None when signed out
-    app.jinja_env.globals["field_label"] = field_label
-
-    @app.template_filter("uk_date")
-    def uk_date(value: date | datetime | None) -> str:
-        """Dates as NHS staff read them: 12 March 2024."""
-        if value is None:
-            return ""
-        return f"{value.day} {value.strftime('%B %Y')}"
-
-    @app.template_filter("uk_datetime")
-    def uk_datetime(value: datetime | None) -> str:
-        if value is None:
-            return ""
-        return f"{value.day} {value.strftime('%B %Y, %H:%M')}"
+    app.jinja_env.globals.update(
+        current_service=current_service,  # None when signed out
+        field_label=field_label,
+        field_spec=fields.spec,
+        field_anchor=fields.anchor,
+        described_by=described_by,
+        hidden_state=hidden_state,
+        new_submission_id=new_submission_id,
+        status_tag=status_tag,
+        may=policy.may,
+    )
+    app.jinja_env.filters.update(
+        uk_date=uk_date, uk_datetime=uk_datetime, error_link=error_link, shown=shown
+    )

@@ -9,16 +9,35 @@ from __future__ import annotations
 import os
 import re
 import uuid
+from datetime import date, datetime, time
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pyotp
 import pytest
+import time_machine
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_PASSWORD = "correct-horse-battery-9"
 IN_CI = os.environ.get("CI") == "true"
+# The day the suite runs as (Europe/London): fixed, so no test depends on the real date. CI runs
+# the suite a second time as of 29 February 2028 (PORTAL_TEST_TODAY=2028-02-29).
+TEST_TODAY = date.fromisoformat(os.environ.get("PORTAL_TEST_TODAY") or "2026-11-18")
+
+
+@pytest.fixture(autouse=True)
+def clock(request):
+    """Every test but the browser ones (whose browser and server keep the real time) runs on
+    TEST_TODAY at 10:00 in London, the clock then moving on as usual. A test sets another time
+    with `clock.move_to(...)` (time-machine); portal.clock reads it like the system clock."""
+    if request.node.get_closest_marker("browser"):
+        yield None
+        return
+    moment = datetime.combine(TEST_TODAY, time(10, 0), tzinfo=ZoneInfo("Europe/London"))
+    with time_machine.travel(moment, tick=True) as traveller:
+        yield traveller
 
 
 @pytest.fixture(scope="session")

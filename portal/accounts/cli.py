@@ -7,6 +7,7 @@ import sys
 import click
 from flask.cli import AppGroup
 
+from portal.audit.actor import Actor
 from portal.command_line import refuse
 from portal.extensions import db
 
@@ -36,7 +37,9 @@ def users_add(email: str, role: str, service_codes: tuple[str, ...], name: str) 
     else:
         password = sys.stdin.readline().rstrip("\r\n")
     try:
-        user = accounts.create_user(email, name, role, services, password=password)
+        user = accounts.create_user(
+            Actor.command_line(), email, name, role, services, password=password
+        )
     except accounts.AccountError as error:
         refuse(str(error))
     db.session.commit()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from urllib.parse import urlsplit
 
 from flask import (
@@ -19,7 +18,7 @@ from flask import (
 )
 from flask_login import current_user, logout_user
 
-from portal import security
+from portal import clock
 from portal.accounts import second_factor
 from portal.accounts import users as accounts
 from portal.accounts.forms import (
@@ -29,9 +28,10 @@ from portal.accounts.forms import (
     SetPasswordForm,
     SignInForm,
 )
+from portal.audit.actor import Actor
 from portal.extensions import db, limiter
 from portal.models import User
-from portal.security import start_session
+from portal.security import current_actor, start_session
 
 bp = Blueprint("auth", __name__)
 
@@ -46,7 +46,11 @@ def _safe_next(target: str | None) -> str:
 
 
 @bp.route("/sign-in", methods=["GET", "POST"])
-@limiter.limit("20 per minute", methods=["POST"])
+@limiter.limit(
+    "20 per minute",
+    methods=["POST"],
+    error_message="Too many sign-in attempts from this address. Wait a minute and try again.",
+)
 def sign_in():
     if current_user.is_authenticated:
         return redirect(url_for("main.home"))
@@ -55,6 +59,7 @@ def sign_in():
     status = 200
     if form.validate_on_submit():
         result = accounts.authenticate(
+            Actor.visitor(request.remote_addr),
             form.email.data,
             form.password.data,
             free=current_app.config["LOGIN_THROTTLE_FREE_FAILURES"],
@@ -76,7 +81,7 @@ def sign_in():
 
 @bp.post("/sign-out")
 def sign_out():
-    accounts.sign_out(security.signed_in_account())
+    accounts.sign_out(current_actor(), current_user._get_current_object())
     db.session.commit()
     logout_user()
     session.clear()
@@ -92,7 +97,9 @@ def set_password(token: str):
     form = SetPasswordForm()
     if form.validate_on_submit():
         try:
-            accounts.set_password_with_token(user, form.password.data)
+            accounts.set_password_with_token(
+                Actor.visitor(request.remote_addr).as_account(user), user, form.password.data
+            )
         except accounts.AccountError as error:
             form.password.errors.append(str(error))
         else:
@@ -107,9 +114,11 @@ def set_password(token: str):
 def change_password():
     form = ChangePasswordForm()
     if form.validate_on_submit():
-        user = security.signed_in_account()
+        user = current_user._get_current_object()
         try:
-            accounts.change_password(user, form.current_password.data, form.password.data)
+            accounts.change_password(
+                current_actor(), user, form.current_password.data, form.password.data
+            )
         except accounts.AccountError as error:
             target = form.current_password if error.field == "current_password" else form.password
             target.errors.append(str(error))
@@ -132,14 +141,14 @@ def _await_second_factor(user: User, next_url: str | None) -> None:
     """The password was right: remember who is half-way, in a fresh session without sign-in."""
     session.clear()
     session["pending_user"] = user.get_id()
-    session["pending_at"] = security._now().timestamp()
+    session["pending_at"] = clock.now().timestamp()
     session["pending_next"] = _safe_next(next_url)
 
 
 def _pending_user() -> User | None:
     pending = session.get("pending_user")
     started = session.get("pending_at", 0)
-    if not pending or security._now().timestamp() - started > PENDING_SECONDS:
+    if not pending or clock.now().timestamp() - started > PENDING_SECONDS:
         return None
     user_id, _, version = pending.partition(":")
     user = db.session.get(User, int(user_id))
@@ -149,7 +158,11 @@ def _pending_user() -> User | None:
 
 
 @bp.route("/second-factor", methods=["GET", "POST"], endpoint="second_factor")
-@limiter.limit("10 per minute", methods=["POST"])
+@limiter.limit(
+    "10 per minute",
+    methods=["POST"],
+    error_message="Too many attempts at the code from this address. Wait a minute and try again.",
+)
 def second_factor_step():
     """The second step of sign-in: a TOTP code or a recovery code; the session starts after it."""
     user = _pending_user()
@@ -162,7 +175,7 @@ def second_factor_step():
     if form.validate_on_submit():
         wait = accounts.throttle_wait(
             user,
-            datetime.utcnow(),
+            clock.utcnow(),
             current_app.config["LOGIN_THROTTLE_FREE_FAILURES"],
             current_app.config["LOGIN_THROTTLE_MAX_SECONDS"],
         )
@@ -172,9 +185,10 @@ def second_factor_step():
             )
             status = 429
         else:
-            used = second_factor.verify(user, form.code.data, security._now())
+            signing_in = Actor.visitor(request.remote_addr).as_account(user)
+            used = second_factor.verify(signing_in, user, form.code.data, clock.now())
             if used:
-                accounts.complete_sign_in(user)
+                accounts.complete_sign_in(signing_in, user)
                 db.session.commit()
                 next_url = session.get("pending_next") or url_for("main.home")
                 start_session(user)
@@ -185,7 +199,7 @@ def second_factor_step():
                         "info",
                     )
                 return redirect(_safe_next(next_url))
-            accounts.second_factor_failed(user)
+            accounts.second_factor_failed(signing_in, user)
             db.session.commit()
             form.code.errors.append("Enter a correct security code. A code works only once.")
     return render_template("auth/second_factor.html", form=form), status
@@ -194,7 +208,7 @@ def second_factor_step():
 @bp.route("/two-factor", methods=["GET", "POST"])
 def two_factor():
     """The account page for the second factor: enrol (QR code), recovery codes, remove."""
-    user = security.signed_in_account()
+    user = current_user._get_current_object()
     required = second_factor.required_for(user, current_app.config["REQUIRE_TOTP_FOR_ALL"])
     form = EnrolForm()
     if second_factor.is_enrolled(user) and "enrol_nonce" not in session:
@@ -209,7 +223,7 @@ def two_factor():
         session["enrol_nonce"] = second_factor.new_enrolment_nonce()
     secret = _enrolment_secret()
     if form.validate_on_submit():
-        codes = second_factor.enrol(user, secret, form.code.data, security._now())
+        codes = second_factor.enrol(current_actor(), user, secret, form.code.data, clock.now())
         if codes is None:
             form.code.errors.append("Enter the code your app shows now: that code is not right")
         else:
@@ -243,12 +257,12 @@ def two_factor_restart():
     Once enrolled, a current code is needed: a borrowed session must not swap the second factor
     for the borrower's own app.
     """
-    user = security.signed_in_account()
+    user = current_user._get_current_object()
     if second_factor.is_enrolled(user):
         form = EnrolForm()
         if not (
             form.validate_on_submit()
-            and second_factor.verify(user, form.code.data, security._now()) == "totp"
+            and second_factor.verify(current_actor(), user, form.code.data, clock.now()) == "totp"
         ):
             db.session.rollback()
             flash("Enter a current code from your authenticator app to set up a new one.", "error")
@@ -269,13 +283,13 @@ def _enrolment_secret() -> str:
 @bp.post("/two-factor/recovery-codes")
 def two_factor_recovery_codes():
     """New recovery codes, after a current code from the app proves it is the user."""
-    user = security.signed_in_account()
+    user = current_user._get_current_object()
     form = EnrolForm()
     if (
         form.validate_on_submit()
-        and second_factor.verify(user, form.code.data, security._now()) == "totp"
+        and second_factor.verify(current_actor(), user, form.code.data, clock.now()) == "totp"
     ):
-        codes = second_factor.regenerate_recovery_codes(user)
+        codes = second_factor.regenerate_recovery_codes(current_actor(), user)
         db.session.commit()
         return render_template("auth/recovery_codes.html", codes=codes, enrolled=False)
     db.session.rollback()
@@ -286,15 +300,15 @@ def two_factor_recovery_codes():
 @bp.post("/two-factor/remove")
 def two_factor_remove():
     """Turn the second factor off, only where it is optional, after a current code."""
-    user = security.signed_in_account()
+    user = current_user._get_current_object()
     if second_factor.required_for(user, current_app.config["REQUIRE_TOTP_FOR_ALL"]):
         abort(403, description="Two-step verification is required for your account.")
     form = EnrolForm()
     if (
         form.validate_on_submit()
-        and second_factor.verify(user, form.code.data, security._now()) == "totp"
+        and second_factor.verify(current_actor(), user, form.code.data, clock.now()) == "totp"
     ):
-        second_factor.remove(user)
+        second_factor.remove(current_actor(), user)
         db.session.commit()
         flash("Two-step verification is off.", "success")
     else:

@@ -17,7 +17,9 @@ import pyotp
 import segno
 from sqlalchemy import delete, select
 
+from portal import clock
 from portal.audit import events as audit
+from portal.audit.actor import Actor
 from portal.extensions import db
 from portal.models import RecoveryCode, User
 
@@ -90,13 +92,13 @@ def _code_hash(code: str) -> str:
     return hashlib.sha256(_normalise(code).encode()).hexdigest()
 
 
-def verify(user: User, code: str, now: datetime | None = None) -> str | None:
+def verify(actor: Actor, user: User, code: str, now: datetime | None = None) -> str | None:
     """Check a TOTP or recovery code; returns "totp" or "recovery" when accepted, else None.
 
     An accepted TOTP code's step becomes the user's last step, so the same code (or an older one)
     is refused afterwards; an accepted recovery code is spent.
     """
-    now = now or datetime.now().astimezone()
+    now = now or clock.now()
     if not user.totp_secret:
         return None
     code = _normalise(code)
@@ -115,8 +117,8 @@ def verify(user: User, code: str, now: datetime | None = None) -> str | None:
             )
         )
         if row is not None:
-            row.used_at = datetime.utcnow()
-            audit.record("recovery_code_used", user, user=user)
+            row.used_at = clock.utcnow()
+            audit.record(actor, "recovery_code_used", user)
             return "recovery"
     return None
 
@@ -131,12 +133,14 @@ def _new_recovery_codes(user: User) -> list[str]:
     return [f"{c[:5]}-{c[5:]}" for c in codes]
 
 
-def enrol(user: User, secret: str, code: str, now: datetime | None = None) -> list[str] | None:
+def enrol(
+    actor: Actor, user: User, secret: str, code: str, now: datetime | None = None
+) -> list[str] | None:
     """Turn the second factor on once the user proves their app holds `secret`.
 
     Returns the new recovery codes (to be shown once) or None when the code is wrong.
     """
-    now = now or datetime.now().astimezone()
+    now = now or clock.now()
     step = _step_matching(secret, _normalise(code), now)
     if step is None:
         return None
@@ -145,6 +149,7 @@ def enrol(user: User, secret: str, code: str, now: datetime | None = None) -> li
     user.totp_last_step = step
     codes = _new_recovery_codes(user)
     audit.record(
+        actor,
         "update",
         user,
         {"second_factor": ("(hidden)" if was_enrolled else None, "(enrolled)")},
@@ -152,10 +157,10 @@ def enrol(user: User, secret: str, code: str, now: datetime | None = None) -> li
     return codes
 
 
-def regenerate_recovery_codes(user: User) -> list[str]:
+def regenerate_recovery_codes(actor: Actor, user: User) -> list[str]:
     """Replace every recovery code of the user (the old ones stop working)."""
     codes = _new_recovery_codes(user)
-    audit.record("update", user, {"recovery_codes": ("(hidden)", "(replaced)")})
+    audit.record(actor, "update", user, {"recovery_codes": ("(hidden)", "(replaced)")})
     return codes
 
 
@@ -169,11 +174,11 @@ def remaining_recovery_codes(user: User) -> int:
     )
 
 
-def remove(user: User) -> None:
+def remove(actor: Actor, user: User) -> None:
     """Turn the second factor off (an admin's password reset, or a user it is optional for)."""
     if not is_enrolled(user):
         return
     user.totp_secret = None
     user.totp_last_step = None
     db.session.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
-    audit.record("update", user, {"second_factor": ("(enrolled)", None)})
+    audit.record(actor, "update", user, {"second_factor": ("(enrolled)", None)})

@@ -14,7 +14,9 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from sqlalchemy import func, select
 
 from kpis.dataset import ROLES
+from portal import clock
 from portal.audit import events as audit
+from portal.audit.actor import Actor
 from portal.extensions import db
 from portal.models import Service, User
 
@@ -104,20 +106,24 @@ def throttle_wait(user: User, now: datetime, free: int, max_seconds: int) -> int
     return max(0, int(wait - elapsed + 0.999))
 
 
-def authenticate(email: str, password: str, *, free: int, max_seconds: int) -> SignInResult:
-    """Check credentials; records failures and success in the audit trail."""
-    now = datetime.utcnow()
+def authenticate(
+    actor: Actor, email: str, password: str, *, free: int, max_seconds: int
+) -> SignInResult:
+    """Check credentials of someone signing in (`actor`: their address); records failures and
+    success in the audit trail."""
+    now = clock.utcnow()
     user = find_user_by_email(email)
     if user is None or user.password_hash is None or not user.active:
         try:
             _hasher.verify(_DUMMY_HASH, password)
         except VerificationError:
             pass
-        audit.record("sign_in_failed", user=user, detail="unknown or inactive account")
+        who = actor.as_account(user) if user is not None else actor
+        audit.record(who, "sign_in_failed", detail="unknown or inactive account")
         return SignInResult(None, SIGN_IN_REFUSED)
     wait = throttle_wait(user, now, free, max_seconds)
     if wait:
-        audit.record("sign_in_failed", user=user, detail=f"throttled for {wait}s")
+        audit.record(actor.as_account(user), "sign_in_failed", detail=f"throttled for {wait}s")
         return SignInResult(
             None,
             f"Too many failed attempts for this account. Try again in {wait} seconds.",
@@ -128,31 +134,33 @@ def authenticate(email: str, password: str, *, free: int, max_seconds: int) -> S
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         user.failed_login_count += 1
         user.last_failed_login_at = now
-        audit.record("sign_in_failed", user=user, detail="wrong password")
+        audit.record(actor.as_account(user), "sign_in_failed", detail="wrong password")
         return SignInResult(None, SIGN_IN_REFUSED)
     if _hasher.check_needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
     if user.totp_secret:
         # Failures are not forgiven yet: wrong second-factor codes keep slowing the account down.
-        audit.record("sign_in_password_ok", user=user, detail="waiting for the second factor")
+        audit.record(
+            actor.as_account(user), "sign_in_password_ok", detail="waiting for the second factor"
+        )
         return SignInResult(user, second_factor=True)
-    complete_sign_in(user, now)
+    complete_sign_in(actor.as_account(user), user, now)
     return SignInResult(user)
 
 
-def complete_sign_in(user: User, now: datetime | None = None) -> None:
+def complete_sign_in(actor: Actor, user: User, now: datetime | None = None) -> None:
     """Every check passed: forgive earlier failures and record the sign-in."""
     user.failed_login_count = 0
     user.last_failed_login_at = None
-    user.last_login_at = now or datetime.utcnow()
-    audit.record("sign_in", user=user)
+    user.last_login_at = now or clock.utcnow()
+    audit.record(actor, "sign_in")
 
 
-def second_factor_failed(user: User) -> None:
+def second_factor_failed(actor: Actor, user: User) -> None:
     """A wrong second-factor code counts as a failed sign-in of the account (slow-down)."""
     user.failed_login_count += 1
-    user.last_failed_login_at = datetime.utcnow()
-    audit.record("sign_in_failed", user=user, detail="wrong second-factor code")
+    user.last_failed_login_at = clock.utcnow()
+    audit.record(actor, "sign_in_failed", detail="wrong second-factor code")
 
 
 def end_all_sessions(user: User) -> None:
@@ -160,12 +168,12 @@ def end_all_sessions(user: User) -> None:
     user.session_version += 1
 
 
-def sign_out(user: User) -> None:
+def sign_out(actor: Actor, user: User) -> None:
     end_all_sessions(user)
-    audit.record("sign_out", user=user)
+    audit.record(actor, "sign_out")
 
 
-def change_password(user: User, current: str, new: str) -> None:
+def change_password(actor: Actor, user: User, current: str, new: str) -> None:
     try:
         _hasher.verify(user.password_hash or _DUMMY_HASH, current)
     except (VerificationError, InvalidHashError):
@@ -175,7 +183,7 @@ def change_password(user: User, current: str, new: str) -> None:
         raise AccountError(problem, "new_password")
     user.password_hash = hash_password(new)
     end_all_sessions(user)
-    audit.record("password_changed", user, {"password": ("(hidden)", "(changed)")}, user=user)
+    audit.record(actor, "password_changed", user, {"password": ("(hidden)", "(changed)")})
 
 
 # --- one-time setup links ---------------------------------------------------------------------
@@ -189,7 +197,7 @@ def issue_setup_token(user: User, hours: int) -> str:
     """A one-time token for the user to set their own password; only its hash is stored."""
     token = secrets.token_urlsafe(32)
     user.setup_token_hash = _token_hash(token)
-    user.setup_token_expires_at = datetime.utcnow() + timedelta(hours=hours)
+    user.setup_token_expires_at = clock.utcnow() + timedelta(hours=hours)
     return token
 
 
@@ -199,12 +207,12 @@ def user_for_setup_token(token: str) -> User | None:
     user = db.session.scalar(select(User).where(User.setup_token_hash == _token_hash(token)))
     if user is None or not user.active:
         return None
-    if user.setup_token_expires_at is None or user.setup_token_expires_at < datetime.utcnow():
+    if user.setup_token_expires_at is None or user.setup_token_expires_at < clock.utcnow():
         return None
     return user
 
 
-def set_password_with_token(user: User, password: str) -> None:
+def set_password_with_token(actor: Actor, user: User, password: str) -> None:
     problem = password_problem(password, user.email)
     if problem:
         raise AccountError(problem, "password")
@@ -213,7 +221,7 @@ def set_password_with_token(user: User, password: str) -> None:
     user.setup_token_expires_at = None
     user.failed_login_count = 0
     end_all_sessions(user)
-    audit.record("password_set", user, {"password": ("(hidden)", "(set)")}, user=user)
+    audit.record(actor, "password_set", user, {"password": ("(hidden)", "(set)")})
 
 
 # --- user administration --------------------------------------------------------------------
@@ -227,6 +235,7 @@ def _check_role_services(role: str, services: list[Service]) -> None:
 
 
 def create_user(
+    actor: Actor,
     email: str,
     display_name: str,
     role: str,
@@ -257,6 +266,7 @@ def create_user(
     db.session.add(user)
     db.session.flush()
     audit.record(
+        actor,
         "create",
         user,
         {
@@ -270,7 +280,13 @@ def create_user(
 
 
 def update_user(
-    user: User, *, display_name: str, role: str, services: list[Service], active: bool
+    actor: Actor,
+    user: User,
+    *,
+    display_name: str,
+    role: str,
+    services: list[Service],
+    active: bool,
 ) -> dict:
     _check_role_services(role, services)
     changes = audit.apply_changes(
@@ -286,11 +302,11 @@ def update_user(
     if "role" in changes or "services" in changes:
         end_all_sessions(user)  # a narrowed role or membership takes effect at once
     if changes:
-        audit.record("update", user, changes)
+        audit.record(actor, "update", user, changes)
     return changes
 
 
-def reset_password(user: User, hours: int) -> str:
+def reset_password(actor: Actor, user: User, hours: int) -> str:
     """Clear the password, end the user's sessions and issue a new one-time link."""
     user.password_hash = None
     end_all_sessions(user)
@@ -298,7 +314,7 @@ def reset_password(user: User, hours: int) -> str:
     # set a new password and enrol again.
     from portal.accounts import second_factor
 
-    second_factor.remove(user)
+    second_factor.remove(actor, user)
     token = issue_setup_token(user, hours)
-    audit.record("password_reset", user, {"password": ("(hidden)", "(reset)")})
+    audit.record(actor, "password_reset", user, {"password": ("(hidden)", "(reset)")})
     return token

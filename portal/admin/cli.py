@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 from flask.cli import AppGroup
 
+from portal.audit.actor import Actor
 from portal.command_line import refuse
 from portal.extensions import db
 
@@ -23,7 +24,9 @@ def services_add(code: str, name: str, nation: str, expected_caseload: str) -> N
     from portal.admin import service_directory
 
     try:
-        service = service_directory.add_service(code, name, nation, expected_caseload)
+        service = service_directory.add_service(
+            Actor.command_line(), code, name, nation, expected_caseload
+        )
     except service_directory.ServiceError as error:
         refuse(str(error))
     db.session.commit()
@@ -43,7 +46,7 @@ def services_import(file: Path) -> None:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
         text = raw.decode("cp1252", errors="replace")
-    report = service_directory.import_services(text)
+    report = service_directory.import_services(Actor.command_line(), text)
     if report.refusals:
         for line in report.refusals:
             click.echo(line, err=True)

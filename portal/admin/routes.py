@@ -11,15 +11,9 @@ from portal.admin import service_directory
 from portal.admin.forms import ConfirmForm, EditServiceForm, EditUserForm, ServiceForm, UserForm
 from portal.extensions import db
 from portal.models import Service, User
-from portal.security import ROLE_RESTRICTED_BLUEPRINTS, roles_required
+from portal.security import current_actor, requires
 
 bp = Blueprint("admin", __name__)
-
-
-@bp.before_request
-def _admins_only():
-    # Every admin route; listed in security.ROLE_RESTRICTED_BLUEPRINTS for the route tests.
-    return roles_required(*ROLE_RESTRICTED_BLUEPRINTS["admin"])(lambda: None)()
 
 
 def _all_services() -> list[Service]:
@@ -42,18 +36,21 @@ def _get_or_404(model, record_id: int):
 
 
 @bp.get("/users")
+@requires("manage_accounts")
 def users():
     rows = db.session.scalars(select(User).order_by(User.active.desc(), User.email))
     return render_template("admin/users.html", users=list(rows))
 
 
 @bp.route("/users/new", methods=["GET", "POST"])
+@requires("manage_accounts")
 def new_user():
     form = UserForm()
     form.services.choices = _service_choices()
     if form.validate_on_submit():
         try:
             user = accounts.create_user(
+                current_actor(),
                 form.email.data,
                 form.display_name.data,
                 form.role.data,
@@ -69,6 +66,7 @@ def new_user():
 
 
 @bp.route("/users/<int:user_id>", methods=["GET", "POST"])
+@requires("manage_accounts")
 def edit_user(user_id: int):
     user = _get_or_404(User, user_id)
     form = EditUserForm(obj=user)
@@ -80,6 +78,7 @@ def edit_user(user_id: int):
     if form.validate_on_submit():
         try:
             changes = accounts.update_user(
+                current_actor(),
                 user,
                 display_name=form.display_name.data,
                 role=form.role.data,
@@ -96,27 +95,34 @@ def edit_user(user_id: int):
 
 
 @bp.post("/users/<int:user_id>/reset-password")
+@requires("manage_accounts")
 def reset_password(user_id: int):
     user = _get_or_404(User, user_id)
     if not ConfirmForm().validate_on_submit():
         abort(400)
-    token = accounts.reset_password(user, current_app.config["SETUP_LINK_HOURS"])
+    token = accounts.reset_password(current_actor(), user, current_app.config["SETUP_LINK_HOURS"])
     db.session.commit()
     return render_template("admin/setup_link.html", user=user, token=token, new=False)
 
 
 @bp.get("/services")
+@requires("manage_services")
 def services():
     return render_template("admin/services.html", services=_all_services())
 
 
 @bp.route("/services/new", methods=["GET", "POST"])
+@requires("manage_services")
 def new_service():
     form = ServiceForm()
     if form.validate_on_submit():
         try:
             service = service_directory.add_service(
-                form.code.data, form.name.data, form.nation.data, form.expected_caseload.data
+                current_actor(),
+                form.code.data,
+                form.name.data,
+                form.nation.data,
+                form.expected_caseload.data,
             )
         except service_directory.ServiceError as error:
             getattr(form, error.field or "code").errors.append(str(error))
@@ -128,6 +134,7 @@ def new_service():
 
 
 @bp.route("/services/<int:service_id>", methods=["GET", "POST"])
+@requires("manage_services")
 def edit_service(service_id: int):
     service = _get_or_404(Service, service_id)
     form = EditServiceForm(obj=service)
@@ -135,6 +142,7 @@ def edit_service(service_id: int):
     if form.validate_on_submit():
         try:
             changes = service_directory.update_service(
+                current_actor(),
                 service,
                 name=form.name.data,
                 nation=form.nation.data,

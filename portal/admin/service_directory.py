@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from kpis.dataset import NATIONS
 from portal.audit import events as audit
+from portal.audit.actor import Actor
 from portal.extensions import db
 from portal.models import Service
 
@@ -60,7 +61,9 @@ def clean_name(name: str) -> str:
     return name
 
 
-def add_service(code: str, name: str, nation: str, expected_caseload: str | int) -> Service:
+def add_service(
+    actor: Actor, code: str, name: str, nation: str, expected_caseload: str | int
+) -> Service:
     code = clean_code(code)
     values = {
         "name": clean_name(name),
@@ -73,13 +76,19 @@ def add_service(code: str, name: str, nation: str, expected_caseload: str | int)
     db.session.add(service)
     db.session.flush()
     audit.record(
-        "create", service, {"code": (None, code)} | {k: (None, v) for k, v in values.items()}
+        actor, "create", service, {"code": (None, code)} | {k: (None, v) for k, v in values.items()}
     )
     return service
 
 
 def update_service(
-    service: Service, *, name: str, nation: str, expected_caseload: str | int, active: bool
+    actor: Actor,
+    service: Service,
+    *,
+    name: str,
+    nation: str,
+    expected_caseload: str | int,
+    active: bool,
 ) -> dict:
     changes = audit.apply_changes(
         service,
@@ -93,7 +102,7 @@ def update_service(
     if "expected_caseload" in changes:
         service.data_version += 1  # KPI 2 changes with the caseload
     if changes:
-        audit.record("update", service, changes)
+        audit.record(actor, "update", service, changes)
     return changes
 
 
@@ -109,7 +118,7 @@ class ServiceImportReport:
         return len({line.split(":")[0] for line in self.refusals})
 
 
-def import_services(text: str) -> ServiceImportReport:
+def import_services(actor: Actor, text: str) -> ServiceImportReport:
     """Add or update services from CSV `code,name,nation,expected_caseload`; all-or-nothing.
 
     Never changes whether a service is active. The caller commits only when nothing was refused.
@@ -155,10 +164,11 @@ def import_services(text: str) -> ServiceImportReport:
     for values in checked:
         service = db.session.scalar(select(Service).where(Service.code == values["code"]))
         if service is None:
-            add_service(**values)
+            add_service(actor, **values)
             report.added += 1
         else:
             changes = update_service(
+                actor,
                 service,
                 name=values["name"],
                 nation=values["nation"],

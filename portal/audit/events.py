@@ -1,21 +1,22 @@
-"""The append-only audit trail: every change records who, when, what, and old and new values."""
+"""The audit trail's one write path: every change records who (an Actor), when, what, and its old
+and new values, in the same transaction as the change (security.md, "Audit trail")."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from flask import has_request_context, request
-from flask_login import current_user
-
+from portal import clock
+from portal.audit.actor import Actor
 from portal.extensions import db
 from portal.models import AuditEvent
 
-_INSERT = AuditEvent.__table__.insert()
+_EVENTS = AuditEvent.__table__
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
     """A JSON-safe form of a stored value."""
     if isinstance(value, date | datetime):
         return value.isoformat()
@@ -24,26 +25,43 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _actor():
-    """The signed-in user of the current request, if there is one."""
-    try:
-        if has_request_context() and current_user.is_authenticated:
-            return current_user._get_current_object()
-    except RuntimeError:
-        pass
-    return None
+def entity_type_of(entity: Any) -> str:
+    """The name the trail gives a record's kind: its table's, in the singular."""
+    return entity.__tablename__.rstrip("s")
 
 
-def _remote_addr() -> str | None:
-    return request.remote_addr if has_request_context() else None
+def event_row(
+    actor: Actor,
+    action: str,
+    *,
+    at: datetime | None = None,
+    service_id: int | None = None,
+    entity_type: str | None = None,
+    entity_id: int | None = None,
+    changes: dict[str, Any] | None = None,
+    detail: str | None = None,
+) -> dict[str, Any]:
+    """One audit event as a row of audit_events; `changes` already JSON-safe ({field: [old, new]})."""
+    return dict(
+        at=at or clock.utcnow(),
+        user_id=actor.user_id,
+        operator=actor.operator,
+        remote_addr=actor.address,
+        service_id=service_id,
+        action=action,
+        entity_type=entity_type,
+        entity_id=entity_id,
+        changes=changes or None,
+        detail=detail,
+    )
 
 
 def record(
+    actor: Actor,
     action: str,
     entity: Any = None,
     changes: dict[str, tuple[Any, Any]] | None = None,
     *,
-    user: Any = None,
     service_id: int | None = None,
     detail: str | None = None,
     entity_type: str | None = None,
@@ -51,32 +69,36 @@ def record(
 ) -> int:
     """Write an audit event in the current transaction (it commits with the change it records,
     or is rolled back with it); returns the event's id."""
-    user = user if user is not None else _actor()
     if entity is not None:
         if entity.id is None:
             db.session.flush()
-        entity_type = entity_type or entity.__tablename__.rstrip("s")
+        entity_type = entity_type or entity_type_of(entity)
         entity_id = entity.id
         if service_id is None:
             service_id = getattr(entity, "service_id", None)
-    event = dict(
-        at=datetime.utcnow(),
-        user_id=user.id if user is not None else None,
+    row = event_row(
+        actor,
+        action,
         service_id=service_id,
-        action=action,
         entity_type=entity_type,
         entity_id=entity_id,
         changes=(
-            {field: [_plain(old), _plain(new)] for field, (old, new) in changes.items()}
+            {field: [plain(old), plain(new)] for field, (old, new) in changes.items()}
             if changes
             else None
         ),
         detail=detail,
-        remote_addr=_remote_addr(),
     )
-    # A Core insert of a statement built once: the ORM's unit of work and a fresh statement's
-    # cache key would cost a save more than the insert itself (docs/bench-journey.md).
-    return db.session.connection().execute(_INSERT, event).inserted_primary_key[0]
+    return db.session.execute(_EVENTS.insert(), row).inserted_primary_key[0]
+
+
+def record_many(rows: Iterable[dict[str, Any]]) -> int:
+    """Write many events at once (an import's), each made by `event_row` with its actor; returns
+    how many were written."""
+    batch = list(rows)
+    if batch:
+        db.session.execute(_EVENTS.insert(), batch)
+    return len(batch)
 
 
 def changes_of(entity: Any, values: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
@@ -84,7 +106,7 @@ def changes_of(entity: Any, values: dict[str, Any]) -> dict[str, tuple[Any, Any]
     changes: dict[str, tuple[Any, Any]] = {}
     for field, new in values.items():
         old = getattr(entity, field)
-        if _plain(old) != _plain(new):
+        if plain(old) != plain(new):
             changes[field] = (old, new)
     return changes
 

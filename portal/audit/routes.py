@@ -12,13 +12,13 @@ from flask_login import current_user
 from portal.access import current_service
 from portal.audit import trail as audit_trail
 from portal.audit.forms import AuditFilterForm
-from portal.security import deny, roles_required
+from portal.security import deny, requires
 
 bp = Blueprint("audit", __name__)
 
 
 @bp.get("/")
-@roles_required("admin", "lead")
+@requires("read_audit_trail")
 def index():
     form = AuditFilterForm(request.args)
     filters = audit_trail.AuditFilters()

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from functools import cache
 
 from kpis import dataset as ds
-from portal.journey.records import APPLIES_WHEN, DATE_PARTS
+from portal.journey.forms import APPLIES_WHEN, DATE_PARTS
 
 HINTS = {
     "nhs_number": "10 digits, for example 485 777 3456. Spaces and dashes are fine.",

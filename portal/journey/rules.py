@@ -34,7 +34,6 @@ from collections.abc import Iterable, Mapping
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from kpis.dataset import (
     ASSESSMENT_DUE_DAYS,
@@ -62,18 +61,13 @@ from kpis.dataset import (
     YES_NO_SHORTHANDS,
     YES_NO_UNKNOWN,
 )
+from portal import clock
 
-LONDON = ZoneInfo("Europe/London")
 NOT_KNOWN = "Not known"
 
 
 class ValueProblem(ValueError):
     """A single value refused; `str()` is the plain-words message naming the field and the rule."""
-
-
-def today_in_london() -> date:
-    """Today's date in Europe/London, the "today" of every dataset rule."""
-    return datetime.now(LONDON).date()
 
 
 def uk_date(day: date) -> str:
@@ -651,7 +645,7 @@ def check_record(
     user has just changed (a stage form's fields), to report it on the changed one instead, so
     it shows in the form being filled in. Use check_patient_dates when the patient changed.
     """
-    today = today or today_in_london()
+    today = today or clock.today()
     problems = _Problems(changed)
     _check_patient_alone(patient, today, problems)
     _check_required(episode, EPISODE_REQUIRED, problems)
@@ -743,7 +737,7 @@ def check_patient_dates(
     of birth or any date of any episode. Messages sit on the patient's fields. The caller passes
     the episodes that count (deleted episodes are the caller's choice).
     """
-    today = today or today_in_london()
+    today = today or clock.today()
     problems = _Problems(PATIENT_FIELDS)
     _check_patient_alone(patient, today, problems)
     born, died = patient.get("date_of_birth"), patient.get("date_of_death")

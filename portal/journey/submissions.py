@@ -5,9 +5,9 @@ id, scoped to the user, with a hash of what was posted and where its outcome can
 The same id with the same content answers the first outcome and writes nothing; the same id with
 different content is refused. A save refused for its content is never kept, so the corrected form
 can be sent again with the same id. The unique constraint (user_id, submission_id) tells a copy
-of a saved submission, or two copies racing each other, from a new save: the caller inserts the
-submission before it writes anything else, catches the IntegrityError, rolls back and answers
-with the first outcome (`first_outcome`).
+of a saved submission, or two copies racing each other, from a new save: the save engine
+(journey/saving.py) inserts the submission before it writes anything else, so a copy meets the
+constraint first, is rolled back whole and answers with the first outcome (`first_outcome`).
 """
 
 from __future__ import annotations
@@ -18,8 +18,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import select, update
 
+from portal.audit import events as audit
+from portal.audit.actor import Actor
 from portal.extensions import db
 from portal.models import Submission
 
@@ -39,6 +41,19 @@ class SubmissionReused(Exception):
 
     def __str__(self) -> str:
         return self.message
+
+
+@dataclass(frozen=True)
+class PostedSubmission:
+    """A posted save: its id (the form's submission_id, or the Idempotency-Key header) and a hash
+    of what was posted."""
+
+    id: str | None
+    digest: str
+
+    @classmethod
+    def posted(cls, raw_id: str | None, items: Iterable[tuple[str, Any]]) -> PostedSubmission:
+        return cls(clean_id(raw_id), content_hash(items))
 
 
 @dataclass(frozen=True)
@@ -67,50 +82,30 @@ def content_hash(items: Iterable[tuple[str, Any]]) -> str:
     return hashlib.sha256(json.dumps(kept, ensure_ascii=False).encode("utf-8")).hexdigest()
 
 
-_SUBMISSIONS = Submission.__table__
-# Statements built once: SQLAlchemy keeps a statement's cache key with it, instead of working it
-# out again at every save (docs/bench-journey.md).
-_FIND = select(
-    _SUBMISSIONS.c.content_hash,
-    _SUBMISSIONS.c.status_code,
-    _SUBMISSIONS.c.outcome_url,
-    _SUBMISSIONS.c.entity_type,
-    _SUBMISSIONS.c.entity_id,
-).where(
-    _SUBMISSIONS.c.user_id == bindparam("user_id"),
-    _SUBMISSIONS.c.submission_id == bindparam("submission_id"),
-)
-_KEEP = _SUBMISSIONS.insert()
-_POINT = _SUBMISSIONS.update().where(_SUBMISSIONS.c.id == bindparam("kept_id"))
-
-
-def first_outcome(user_id: int, submission_id: str | None, digest: str) -> Outcome | None:
-    """The outcome of an earlier save of this submission, or None if it was never saved.
-
-    Raises SubmissionReused when the id was kept for different content.
-    """
-    if submission_id is None:
+def first_outcome(actor: Actor, submission: PostedSubmission) -> Outcome | None:
+    """The outcome of an earlier save of this submission by this user, or None if it was never
+    saved. Raises SubmissionReused when the id was kept for different content."""
+    if submission.id is None or actor.user_id is None:
         return None
-    kept = (
-        db.session.connection()
-        .execute(_FIND, {"user_id": user_id, "submission_id": submission_id})
-        .first()
+    kept = db.session.scalar(
+        select(Submission).where(
+            Submission.user_id == actor.user_id,
+            Submission.submission_id == submission.id,
+        )
     )
     if kept is None:
         return None
-    if kept.content_hash != digest:
+    if kept.content_hash != submission.digest:
         raise SubmissionReused()
     return Outcome(kept.status_code, kept.outcome_url, kept.entity_type, kept.entity_id)
 
 
 def remember(
-    user_id: int,
-    submission_id: str | None,
-    digest: str,
+    actor: Actor,
+    submission: PostedSubmission,
     *,
-    endpoint: str,
+    kind: str,
     entity: Any = None,
-    status_code: int = 200,
     outcome_url: str | None = None,
 ) -> int | None:
     """Keep a successful save in the current transaction; returns the kept row's id.
@@ -118,33 +113,34 @@ def remember(
     It is inserted at once, before the save writes anything else, so a racing copy of the
     submission meets the unique constraint first and its whole transaction is rolled back.
     """
-    if submission_id is None:
+    if submission.id is None or actor.user_id is None:
         return None
-    kept = dict(
-        user_id=user_id,
-        submission_id=submission_id,
-        content_hash=digest,
-        endpoint=endpoint[:100],
-        entity_type=entity.__tablename__.rstrip("s") if entity is not None else None,
+    kept = Submission(
+        user_id=actor.user_id,
+        submission_id=submission.id,
+        content_hash=submission.digest,
+        endpoint=kind[:100],
+        entity_type=audit.entity_type_of(entity) if entity is not None else None,
         entity_id=entity.id if entity is not None else None,
-        status_code=status_code,
+        status_code=200,
         outcome_url=outcome_url,
     )
-    return db.session.connection().execute(_KEEP, kept).inserted_primary_key[0]
+    db.session.add(kept)
+    db.session.flush()
+    return kept.id
 
 
-def point_at(kept: int | None, entity: Any, outcome_url: str | None) -> None:
-    """Fill in the entity and outcome of a kept submission once the save has created them."""
-    if kept is None:
+def point_at(actor: Actor, kept_id: int | None, entity: Any, outcome_url: str | None) -> None:
+    """Fill in the entity and outcome of `actor`'s kept submission once the save has created
+    them."""
+    if kept_id is None:
         return
-    if entity.id is None:
-        db.session.flush()
-    db.session.connection().execute(
-        _POINT,
-        {
-            "kept_id": kept,
-            "entity_type": entity.__tablename__.rstrip("s"),
-            "entity_id": entity.id,
-            "outcome_url": outcome_url,
-        },
+    db.session.execute(
+        update(Submission)
+        .where(Submission.id == kept_id, Submission.user_id == actor.user_id)
+        .values(
+            entity_type=audit.entity_type_of(entity),
+            entity_id=entity.id,
+            outcome_url=outcome_url,
+        )
     )

@@ -11,18 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
-from functools import cache
 from typing import Any
 
-from sqlalchemy import bindparam, select
-from sqlalchemy.orm.attributes import set_committed_value
-from sqlalchemy.orm.exc import StaleDataError
+from sqlalchemy import select, update
 
 from portal.audit import events as audit
+from portal.audit.actor import Actor
 from portal.extensions import db
 from portal.models import AuditEvent, Service
-from portal.models.stored import StoredRow
 
 VERSION_KEY = "_version"
 
@@ -38,11 +34,7 @@ class Conflict:
 
 def same(a: Any, b: Any) -> bool:
     """Two stored values are the same once written the way the audit trail writes them."""
-    return audit._plain(a) == audit._plain(b)
-
-
-def entity_type(entity: Any) -> str:
-    return entity.__tablename__.rstrip("s")
+    return audit.plain(a) == audit.plain(b)
 
 
 def changed_since(entity: Any, base_version: int) -> dict[str, Any] | None:
@@ -56,7 +48,7 @@ def changed_since(entity: Any, base_version: int) -> dict[str, Any] | None:
     events = db.session.scalars(
         select(AuditEvent)
         .where(
-            AuditEvent.entity_type == entity_type(entity),
+            AuditEvent.entity_type == audit.entity_type_of(entity),
             AuditEvent.entity_id == entity.id,
             AuditEvent.changes.is_not(None),
         )
@@ -101,7 +93,7 @@ def merge(
             merged[field] = yours  # only this user touched it
         elif same(yours, theirs):
             merged[field] = theirs
-        elif others is not None and audit._plain(yours) == others[field]:
+        elif others is not None and audit.plain(yours) == others[field]:
             merged[field] = theirs  # this user left it as it was: the other change stands
         else:
             conflicts.append(Conflict(field, yours, theirs))
@@ -109,52 +101,38 @@ def merge(
 
 
 def record_update(
-    entity: Any, values: dict[str, Any], *, action: str = "update", detail: str | None = None
+    actor: Actor,
+    entity: Any,
+    values: dict[str, Any],
+    *,
+    action: str = "update",
+    detail: str | None = None,
 ) -> dict[str, tuple[Any, Any]]:
     """Write the values that changed and audit them with the versions they move between.
 
-    Returns the changes; nothing is written (and the version stays) when nothing changed. The
-    update, its audit event and the data version are three statements in a row, each built once
-    (Core, not the ORM's unit of work, which cost a save more than the writes themselves:
-    docs/bench-journey.md); on SQLite the write lock is held for that short burst and the commit.
+    Returns the changes; nothing is written (and the version stays) when nothing changed. The ORM
+    updates the row only from the version it was read at (the model's version_id_col: `UPDATE ...
+    WHERE version = :read`), so a save that lost a race meets StaleDataError and writes nothing.
     """
-    # Whatever else is pending goes first (a flush of this record would move its version), then
-    # the row is updated only from the version it was read at: a save that lost the race meets
-    # StaleDataError, as the ORM's version check does.
-    db.session.flush()
+    db.session.flush()  # whatever else is pending goes first, so the version read is current
     before = entity.version
     changes = audit.changes_of(entity, values)
     if not changes:
         return changes
-    row = {field: new for field, (_old, new) in changes.items()}
-    row.update(version=before + 1, updated_at=datetime.utcnow())
-    connection = db.session.connection()
-    table = type(entity).__table__
-    updated = connection.execute(
-        _versioned_update(table), {**row, "record_id": entity.id, "from_version": before}
+    for field, (_old, new) in changes.items():
+        setattr(entity, field, new)
+    db.session.flush()
+    audit.record(
+        actor, action, entity, {**changes, VERSION_KEY: (before, entity.version)}, detail=detail
     )
-    if updated.rowcount != 1:
-        raise StaleDataError(f"{table.name} {entity.id} was changed since version {before}")
-    # The record in hand shows what was written (as stored: an ORM instance sees no change).
-    keep = setattr if isinstance(entity, StoredRow) else set_committed_value
-    for field, value in row.items():
-        keep(entity, field, value)
-    audit.record(action, entity, {**changes, VERSION_KEY: (before, before + 1)}, detail=detail)
-    connection.execute(_ADVANCE, {"service_id": entity.service_id})
+    _advance_data_version(entity.service_id)
     return changes
 
 
-@cache
-def _versioned_update(table):
-    """UPDATE <table> SET <the columns given> WHERE id = :record_id AND version = :from_version,
-    built once a table so SQLAlchemy keeps its cache key."""
-    return table.update().where(
-        table.c.id == bindparam("record_id"), table.c.version == bindparam("from_version")
-    )
-
-
-def record_create(entity: Any, fields: Iterable[str], *, detail: str | None = None) -> None:
-    """Flush a new record and audit it: every field it was created with, and version 1."""
+def record_create(
+    actor: Actor, entity: Any, fields: Iterable[str], *, detail: str | None = None
+) -> None:
+    """Add a new record and audit it: every field it was created with, and version 1."""
     db.session.add(entity)
     db.session.flush()
     changes = {
@@ -162,24 +140,19 @@ def record_create(entity: Any, fields: Iterable[str], *, detail: str | None = No
         for field in fields
         if getattr(entity, field) is not None
     }
-    audit.record("create", entity, {**changes, VERSION_KEY: (None, entity.version)}, detail=detail)
-    advance_data_version(entity.service_id)
+    audit.record(
+        actor, "create", entity, {**changes, VERSION_KEY: (None, entity.version)}, detail=detail
+    )
+    _advance_data_version(entity.service_id)
 
 
-def advance_data_version(service_id: int) -> None:
+def _advance_data_version(service_id: int) -> None:
     """Every save and delete moves the service's data version on (the KPI cache keys on it).
 
     Written as `data_version + 1` in SQL so two saves at once never lose a step.
     """
-    # Straight on the session's connection (after flushing what is pending): the ORM's
-    # bulk-update path costs more, and on SQLite this runs while the write lock is held.
-    db.session.flush()
-    db.session.connection().execute(_ADVANCE, {"service_id": service_id})
-
-
-_SERVICES = Service.__table__
-_ADVANCE = (
-    _SERVICES.update()
-    .where(_SERVICES.c.id == bindparam("service_id"))
-    .values(data_version=_SERVICES.c.data_version + 1)
-)
+    db.session.execute(
+        update(Service)
+        .where(Service.id == service_id)
+        .values(data_version=Service.data_version + 1)
+    )

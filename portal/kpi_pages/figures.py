@@ -7,9 +7,8 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date
 from fractions import Fraction
-from zoneinfo import ZoneInfo
 
 from flask import current_app
 from sqlalchemy import select
@@ -20,10 +19,10 @@ from kpis.definitions import AMBER, KPI, KPIS, RED
 from kpis.engine import Figure, Report, Row
 from kpis.periods import Month, Period, PeriodError
 from kpis.recommendations import recommendations_for
+from portal import clock
 from portal.extensions import db
 from portal.models import Service
 
-LONDON = ZoneInfo("Europe/London")
 FIRST_YEAR = 2016  # the audit takes fractures from 1 January 2016
 NATIONAL = "ALL"
 
@@ -32,15 +31,10 @@ class KpiRequestError(ValueError):
     """A period, date or service that cannot be used, with the reason in words."""
 
 
-def today() -> date:
-    """Today in Europe/London (dataset.md)."""
-    return datetime.now(LONDON).date()
-
-
 def parse_as_of(text: str | None, label: str = "--as-of") -> date:
     """`YYYY-MM-DD`, or today when not given."""
     if text is None or not text.strip():
-        return today()
+        return clock.today()
     try:
         if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text.strip()):
             raise ValueError  # fromisoformat also takes 20250331 and week dates: not the contract
@@ -130,13 +124,13 @@ class PeriodChoice:
 
 def years() -> list[int]:
     """The years a picker offers, newest first."""
-    return list(range(today().year, FIRST_YEAR - 1, -1))
+    return list(range(clock.today().year, FIRST_YEAR - 1, -1))
 
 
 def choose_period(args: Mapping[str, str], default_months: int = 12) -> PeriodChoice:
     """The period from a page's query string; a bad value falls back to the default with the
     reason kept for the page (nothing the user typed is lost: it stays in the picker)."""
-    now = today()
+    now = clock.today()
     last_month = Month.of(now).plus(-1)
     default = Period(last_month.plus(1 - default_months), last_month)
     errors: dict[str, str] = {}

@@ -8,6 +8,7 @@ from flask_login import current_user
 
 from kpis.charts import FORMATS
 from kpis.definitions import BAND_WORDS, KPI_BY_NUMBER, KPIS
+from portal import clock
 from portal.access import current_service, switch_service
 from portal.kpi_pages import figures as kpi_figures
 from portal.security import deny
@@ -110,7 +111,7 @@ def annual_report():
     service = _service()
     args = request.args.to_dict()
     args["kind"] = "year"
-    args.setdefault("year", str(kpi_figures.today().year - 1))
+    args.setdefault("year", str(clock.today().year - 1))
     choice = kpi_figures.choose_period(args)
     report = kpi_figures.annual_report(service, choice.year, choice.as_of)
     return render_template("kpis/report.html", report=report, **_context(service, choice))

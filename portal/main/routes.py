@@ -53,6 +53,12 @@ def not_found(error):
     return _error_page(404, "Page not found", error), 404
 
 
+@bp.app_errorhandler(429)
+def too_many_requests(error):
+    # Flask-Limiter's refusal carries the limit's own message (error_message) as its description.
+    return _error_page(429, "Too many attempts", error), 429
+
+
 @bp.app_errorhandler(400)
 def bad_request(error):
     return _error_page(400, "The request could not be handled", error), 400

@@ -2,10 +2,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from flask_login import UserMixin
 from sqlalchemy import Boolean, Column, DateTime, ForeignKey, Integer, String, Table, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from kpis.dataset import ROLES
+from portal import clock
 from portal.models.base import Base, one_of
 from portal.models.service import Service
 
@@ -17,30 +19,7 @@ user_services = Table(
 )
 
 
-class SignInIdentity:
-    """Flask-Login's interface, written out once for the ORM user and for the signed-in user of
-    each request (`portal.security.SignedInUser`): the session id carries the session version,
-    which the sign-in check compares with the user's row."""
-
-    __slots__ = ()
-
-    @property
-    def is_authenticated(self) -> bool:
-        return True
-
-    @property
-    def is_active(self) -> bool:
-        return self.active
-
-    @property
-    def is_anonymous(self) -> bool:
-        return False
-
-    def get_id(self) -> str:
-        return f"{self.id}:{self.session_version}"
-
-
-class User(SignInIdentity, Base):
+class User(UserMixin, Base):
     __tablename__ = "users"
     __table_args__ = (one_of("role", ROLES),)
 
@@ -61,11 +40,19 @@ class User(SignInIdentity, Base):
     setup_token_expires_at: Mapped[datetime | None] = mapped_column(DateTime)
     totp_secret: Mapped[str | None] = mapped_column(String(64))
     totp_last_step: Mapped[int | None] = mapped_column(Integer)
-    created_at: Mapped[datetime] = mapped_column(DateTime, default=datetime.utcnow)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=clock.utcnow)
 
     services: Mapped[list[Service]] = relationship(
         secondary=user_services, order_by=Service.code, lazy="selectin"
     )
+
+    @property
+    def is_active(self) -> bool:
+        return self.active
+
+    def get_id(self) -> str:
+        # The session carries the session version: raising it ends every older session.
+        return f"{self.id}:{self.session_version}"
 
     @property
     def service_ids(self) -> set[int]:
@@ -83,5 +70,5 @@ class RecoveryCode(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     code_hash: Mapped[str] = mapped_column(String(64))
-    created_at: Mapped[datetime] = mapped_column(DateTime, default=datetime.utcnow)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=clock.utcnow)
     used_at: Mapped[datetime | None] = mapped_column(DateTime)

@@ -6,6 +6,7 @@ from typing import Any
 from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from portal import clock
 from portal.models.base import Base
 
 
@@ -22,7 +23,7 @@ class AuditEvent(Base):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    at: Mapped[datetime] = mapped_column(DateTime, default=datetime.utcnow)
+    at: Mapped[datetime] = mapped_column(DateTime, default=clock.utcnow)
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
     service_id: Mapped[int | None] = mapped_column(ForeignKey("services.id"))
     action: Mapped[str] = mapped_column(String(40))
@@ -31,5 +32,7 @@ class AuditEvent(Base):
     changes: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     detail: Mapped[str | None] = mapped_column(Text)
     remote_addr: Mapped[str | None] = mapped_column(String(64))
+    # Who ran a `flask` command, for changes made at the command line (no user).
+    operator: Mapped[str | None] = mapped_column(String(100))
 
     user = relationship("User")

@@ -6,6 +6,7 @@ from typing import Any
 from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from portal import clock
 from portal.models.base import Base
 
 
@@ -34,5 +35,5 @@ class ImportJob(Base):
     stored_path: Mapped[str | None] = mapped_column(Text)
     # The process whose thread checks or applies it ("host:pid:start"), to tell when it is gone.
     runner: Mapped[str | None] = mapped_column(String(160))
-    created_at: Mapped[datetime] = mapped_column(DateTime, default=datetime.utcnow)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=clock.utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime)

@@ -5,6 +5,7 @@ from datetime import datetime
 from sqlalchemy import DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
+from portal import clock
 from portal.models.base import Base
 
 
@@ -24,4 +25,4 @@ class Submission(Base):
     status_code: Mapped[int] = mapped_column(Integer)
     # Where the first outcome can be shown again (the section or page that was saved).
     outcome_url: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(DateTime, default=datetime.utcnow)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=clock.utcnow)

@@ -15,12 +15,13 @@ from portal.extensions import db
 def rotate_device_key_command(email: str, reason: str) -> None:
     """Rotate a user's device key: drafts and waiting saves on every device become unreadable."""
     from portal.accounts import users as accounts
+    from portal.audit.actor import Actor
     from portal.command_line import refuse
     from portal.offline import device_keys
 
     user = accounts.find_user_by_email(email)
     if user is None:
         refuse(f"no user with email {email}")
-    generation = device_keys.rotate_device_key(user, reason)
+    generation = device_keys.rotate_device_key(Actor.command_line(), user, reason)
     db.session.commit()
     click.echo(f"rotated the device key of {user.email}: generation {generation}")

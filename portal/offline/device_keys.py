@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 
 from portal.audit import events as audit
+from portal.audit.actor import Actor
 from portal.extensions import db
 from portal.models import AuditEvent, User
 
@@ -52,9 +53,11 @@ def device_key(user: User, secret_key: str | bytes) -> DeviceKey:
     return DeviceKey(user.id, generation, hmac.new(secret, message, hashlib.sha256).digest())
 
 
-def rotate_device_key(user: User, reason: str) -> int:
+def rotate_device_key(actor: Actor, user: User, reason: str) -> int:
     """Make every item the user keeps on any device unreadable; returns the new generation."""
     old = key_generation(user)
-    audit.record(ROTATED, user, {"device_key_generation": (old, old + 1)}, detail=reason or None)
+    audit.record(
+        actor, ROTATED, user, {"device_key_generation": (old, old + 1)}, detail=reason or None
+    )
     db.session.flush()
     return old + 1

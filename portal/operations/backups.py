@@ -20,7 +20,7 @@ import tarfile
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,7 @@ from typing import Any
 from sqlalchemy import Connection, create_engine, func, inspect, select, text
 from sqlalchemy.engine import URL, make_url
 
+from portal import clock
 from portal.models import Base, User
 
 MANIFEST = "manifest.json"
@@ -134,7 +135,7 @@ def _manifest(connection: Connection, backend: str, progress: Progress) -> dict:
     return {
         "format": FORMAT_VERSION,
         "backend": backend,
-        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "created_at": clock.now().isoformat(timespec="seconds"),
         "schema_revision": schema_revision(connection),
         "tables": table_figures(connection, progress),
         "users_who_can_sign_in": users_who_can_sign_in(connection),

@@ -8,6 +8,7 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
+from portal.audit.actor import Actor
 from portal.command_line import progress_bar, refuse
 from portal.extensions import db
 
@@ -85,6 +86,6 @@ def demo(today: str | None) -> None:
     if demo_data.database_has_data():
         click.echo("The database already holds data: the demo was not added.")
         return
-    summary = demo_data.fill(today=day, progress=progress_bar)
+    summary = demo_data.fill(Actor.command_line(), today=day, progress=progress_bar)
     db.session.commit()
     click.echo(summary)

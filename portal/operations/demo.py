@@ -5,14 +5,15 @@ half years ending today. Deterministic: the same `today` gives the same rows."""
 from __future__ import annotations
 
 import random
-from datetime import date, datetime, timedelta
-from zoneinfo import ZoneInfo
+from datetime import date, timedelta
 
 from sqlalchemy import exists, select
 
+from portal import clock
 from portal.accounts.users import create_user, hash_password, password_problem
 from portal.admin.service_directory import add_service
 from portal.audit import events as audit
+from portal.audit.actor import Actor
 from portal.extensions import db
 from portal.models import Patient, Service, User
 from portal.operations import synthetic
@@ -59,11 +60,6 @@ CLINICIANS = {
 }
 
 
-def london_today() -> date:
-    """Today in Europe/London (dataset.md)."""
-    return datetime.now(ZoneInfo("Europe/London")).date()
-
-
 def database_has_data() -> bool:
     """True when any service, user or patient exists: the demo only fills an empty database."""
     return bool(
@@ -77,7 +73,7 @@ def _email(local: str) -> str:
     return f"{local}@{EMAIL_DOMAIN}"
 
 
-def _add_users(services: dict[str, Service]) -> list[tuple[User, str]]:
+def _add_users(actor: Actor, services: dict[str, Service]) -> list[tuple[User, str]]:
     """Admin, a lead and a clinician per service, and a clinician of two services."""
     hashes = {role: hash_password(password) for role, password in PASSWORDS.items()}
     people: list[tuple[str, str, str, list[Service]]] = [("admin", "Alex Morgan", "admin", [])]
@@ -95,24 +91,24 @@ def _add_users(services: dict[str, Service]) -> list[tuple[User, str]]:
         if problem:  # a programming error: the demo must never hand out a refused password
             raise ValueError(f"demo password for {email}: {problem}")
         # Created without a password, then given the role's hash: argon2 runs once per role.
-        user = create_user(email, name, role, member_of, password=None)
+        user = create_user(actor, email, name, role, member_of, password=None)
         user.password_hash = hashes[role]
         users.append((user, PASSWORDS[role]))
     return users
 
 
-def fill(today: date | None = None, progress=None) -> str:
+def fill(actor: Actor, today: date | None = None, progress=None) -> str:
     """Add the demo to an empty database (flushes; the caller commits) and return the text the
     CLI prints: what was added and how each demo user signs in."""
-    today = today or london_today()
+    today = today or clock.today()
     rng = random.Random(f"fls-portal-demo-{today.isoformat()}")
 
     services: dict[str, Service] = {}
     for code, name, nation, caseload, _quality in SERVICES:
-        service = add_service(code, name, nation, caseload)
+        service = add_service(actor, code, name, nation, caseload)
         service.data_version = 1  # the KPI cache keys on it: the demo's data is version 1
         services[code] = service
-    users = _add_users(services)
+    users = _add_users(actor, services)
     leads = {u.services[0].id: u.id for u, _ in users if u.role == "lead"}
 
     start = synthetic.years_before(today, YEARS) - timedelta(days=EXTRA_DAYS)
@@ -135,13 +131,15 @@ def fill(today: date | None = None, progress=None) -> str:
         episodes,
         today,
     )
-    written = synthetic.write(db.session, rows, total=episodes, progress=progress, deleted_by=leads)
+    written = synthetic.write(
+        actor, db.session, rows, total=episodes, progress=progress, deleted_by=leads
+    )
     summary = (
         f"{len(services)} services, {len(users)} users, {written.patients} patients, "
         f"{written.episodes} episodes ({written.deleted} deleted) with fracture dates from "
         f"{written.first_fracture} to {written.last_fracture}"
     )
-    audit.record("demo_loaded", detail=f"{summary}; today {today.isoformat()}")
+    audit.record(actor, "demo_loaded", detail=f"{summary}; today {today.isoformat()}")
     db.session.flush()
     return _sign_in_text(summary, users)
 

@@ -19,7 +19,10 @@ from typing import Any
 from sqlalchemy import func, insert, select, text
 
 from kpis import dataset as ds
-from portal.models import AuditEvent, Episode, Patient
+from portal import clock
+from portal.audit import events as audit
+from portal.audit.actor import Actor
+from portal.models import Episode, Patient
 
 FIRST_FRACTURE_DATE = date(2016, 1, 1)
 
@@ -483,6 +486,7 @@ class Written:
 
 
 def write(
+    actor: Actor,
     session,
     rows: Iterable[tuple[dict, list[dict]]],
     *,
@@ -498,7 +502,7 @@ def write(
     patient and episode (and a `delete` one per soft-deleted episode, by the service's user in
     `deleted_by`). Writes in the session's transaction and never commits itself; `after_chunk` is
     called after each chunk."""
-    now = now or datetime.utcnow()
+    now = now or clock.utcnow()
     next_patient = (session.scalar(select(func.max(Patient.id))) or 0) + 1
     next_episode = (session.scalar(select(func.max(Episode.id))) or 0) + 1
     written = Written()
@@ -512,7 +516,7 @@ def write(
         if episodes:
             session.execute(insert(Episode.__table__), episodes)
         if events:
-            session.execute(insert(AuditEvent.__table__), events)
+            audit.record_many(events)
         if bar is not None:
             bar.update(len(episodes))
         if after_chunk is not None:  # e.g. a commit, so a huge load never sits in one transaction
@@ -521,20 +525,19 @@ def write(
         episodes.clear()
         events.clear()
 
-    def event(action, entity_type, entity_id, service_id, changes, detail=None, user_id=None):
+    def event(action, entity_type, entity_id, service_id, changes, detail=None, by=actor):
         if audited:
             events.append(
-                {
-                    "at": now,
-                    "user_id": user_id,
-                    "service_id": service_id,
-                    "action": action,
-                    "entity_type": entity_type,
-                    "entity_id": entity_id,
-                    "changes": changes,
-                    "detail": detail,
-                    "remote_addr": None,
-                }
+                audit.event_row(
+                    by,
+                    action,
+                    at=now,
+                    service_id=service_id,
+                    entity_type=entity_type,
+                    entity_id=entity_id,
+                    changes=changes,
+                    detail=detail,
+                )
             )
 
     context = progress(total, "Writing episodes") if progress else None
@@ -594,7 +597,7 @@ def write(
                         values["service_id"],
                         {"deleted_reason": [None, reason]},
                         detail=reason,
-                        user_id=deleter,
+                        by=Actor(user_id=deleter, operator=actor.operator),
                     )
                     written.deleted += 1
                 fracture = episode["fracture_date"]

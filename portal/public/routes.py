@@ -9,6 +9,7 @@ from markupsafe import Markup
 from kpis.charts import FORMATS
 from kpis.definitions import BAND_WORDS, KPI_BY_NUMBER, KPIS
 from kpis.periods import Period
+from portal import clock
 from portal.kpi_pages import figures as kpi_figures
 
 bp = Blueprint("public", __name__)
@@ -54,7 +55,7 @@ def benchmarks():
     if sort not in kpi_figures.SORT_KEYS:
         sort = "code"
     descending = request.args.get("order") == "desc"
-    as_of = kpi_figures.today()
+    as_of = clock.today()
 
     def table() -> str:
         return render_template(
@@ -83,7 +84,7 @@ def benchmarks():
 def benchmarks_csv(year: int):
     if year not in kpi_figures.years():
         abort(404)
-    report = kpi_figures.benchmarks(year, kpi_figures.today())
+    report = kpi_figures.benchmarks(year, clock.today())
     return Response(
         kpi_figures.benchmarks_csv(report),
         mimetype="text/csv",
@@ -96,7 +97,7 @@ def run_chart(code: str, number: int):
     kpi = _kpi(number)
     subject = _subject(code)
     year = _year()
-    chart = kpi_figures.run_chart(number, subject, Period.year(year), kpi_figures.today(), True)
+    chart = kpi_figures.run_chart(number, subject, Period.year(year), clock.today(), True)
     return render_template(
         "public/run_chart.html",
         kpi=kpi,
@@ -114,9 +115,7 @@ def chart_image(code: str, number: int, fmt: str):
         abort(404)
     subject = _subject(code)
     year = _year()
-    image = kpi_figures.chart_image(
-        number, subject, Period.year(year), kpi_figures.today(), True, fmt
-    )
+    image = kpi_figures.chart_image(number, subject, Period.year(year), clock.today(), True, fmt)
     return Response(image, mimetype=CONTENT_TYPES[fmt])
 
 
@@ -125,7 +124,7 @@ def chart_csv(code: str, number: int):
     _kpi(number)
     subject = _subject(code)
     year = _year()
-    chart = kpi_figures.run_chart(number, subject, Period.year(year), kpi_figures.today(), True)
+    chart = kpi_figures.run_chart(number, subject, Period.year(year), clock.today(), True)
     return Response(
         chart.csv(),
         mimetype="text/csv",

@@ -10,6 +10,7 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
+from portal.audit.actor import Actor
 from portal.command_line import progress_bar, refuse
 from portal.extensions import db
 
@@ -60,8 +61,8 @@ def records_import(file: Path, service_code: str | None, keep_valid: bool, dry_r
         try:
             report = record_import.import_file(
                 file,
+                Actor.command_line(),
                 service=service,
-                user_id=None,
                 file_name=file.name,
                 keep_valid=keep_valid,
                 dry_run=dry_run,
@@ -92,7 +93,7 @@ def records_export(service_code: str) -> None:
 
     service = _service(service_code)
     count = record_export.count_episodes(service)
-    record_export.record_export(service, count, via="command line")
+    record_export.record_export(Actor.command_line(), service, count, via="command line")
     db.session.commit()
     with progress_bar(count, "Exporting") as bar:
         for text in record_export.export_csv(service, progress=bar.update):

@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from kpis.dataset import CSV_COLUMNS, EPISODE_FIELDS, NUMBER_FIELDS, PATIENT_FIELDS
 from kpis.sql import unindexed
 from portal.audit import events as audit
+from portal.audit.actor import Actor
 from portal.extensions import db
 from portal.journey.rules import format_value
 from portal.models import Episode, Patient, Service
@@ -38,12 +39,12 @@ def count_episodes(service: Service) -> int:
     )
 
 
-def record_export(service: Service, count: int, *, user=None, via: str = "page") -> None:
+def record_export(actor: Actor, service: Service, count: int, *, via: str = "page") -> None:
     """Audit an export of patient-level data (the caller commits before streaming)."""
     audit.record(
+        actor,
         "export",
         service_id=service.id,
-        user=user,
         entity_type="service",
         entity_id=service.id,
         detail=f"records export ({via}): {count} episodes as CSV",

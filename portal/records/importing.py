@@ -43,7 +43,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.types import NullType
 
 from kpis.dataset import DATE_FIELDS, EPISODE_FIELDS, PATIENT_FIELDS
-from portal.audit.events import _plain
+from portal import clock
+from portal.audit.actor import Actor
+from portal.audit.events import plain as _plain
 from portal.extensions import db
 from portal.journey.rules import (
     ValueProblem,
@@ -51,7 +53,6 @@ from portal.journey.rules import (
     check_record,
     format_value,
     parse_value,
-    today_in_london,
     uk_date,
 )
 from portal.journey.versions import VERSION_KEY
@@ -709,7 +710,7 @@ def check_file(
     cell in file order; `progress(rows_done, rows_total)` hears each chunk.
     """
     facts = csv_reading.inspect_file(path, max_bytes)
-    today = today or today_in_london()
+    today = today or clock.today()
     total = max(facts.lines - 1, 0)
     with csv_reading.open_text(path, facts.encoding) as stream:
         header = csv_reading.read_header(stream)
@@ -769,6 +770,7 @@ _AUDIT_COLUMNS = (
     "changes",
     "detail",
     "remote_addr",
+    "operator",
 )
 _EPISODE_INSERT_COLUMNS = (
     "id",
@@ -783,19 +785,20 @@ _EPISODE_INSERT_COLUMNS = (
 
 
 def _audit_row(
-    stamp, user_id, remote_addr, service_id, action, entity_type, entity_id, changes, detail=None
+    stamp, actor: Actor, service_id, action, entity_type, entity_id, changes, detail=None
 ) -> tuple:
     """An audit_events row in _AUDIT_COLUMNS order; `changes` is JSON text (or None)."""
     return (
         stamp,
-        user_id,
+        actor.user_id,
         service_id,
         action,
         entity_type,
         entity_id,
         changes or None,
         detail or "CSV import",
-        remote_addr,
+        actor.address,
+        actor.operator,
     )
 
 
@@ -843,10 +846,9 @@ def _check_versions(table, expected: dict[int, int]) -> None:
 
 def apply_plan(
     plan: ImportPlan,
+    actor: Actor,
     *,
-    user_id: int | None,
     service_id: int | None = None,
-    remote_addr: str | None = None,
     job: ImportJob | None = None,
 ) -> ImportJob:
     """Write a checked plan in the current transaction with bulk statements; the caller commits.
@@ -855,7 +857,8 @@ def apply_plan(
     changed by someone else after the check.
     """
     report = plan.report
-    now = datetime.utcnow()
+    user_id = actor.user_id
+    now = clock.utcnow()
     stamp = _timestamp(now)
     session = db.session
     if plan.services_written:
@@ -899,8 +902,7 @@ def apply_plan(
             audit_rows.append(
                 _audit_row(
                     stamp,
-                    user_id,
-                    remote_addr,
+                    actor,
                     state.service_id,
                     "create",
                     "patient",
@@ -935,8 +937,7 @@ def apply_plan(
             audit_rows.append(
                 _audit_row(
                     stamp,
-                    user_id,
-                    remote_addr,
+                    actor,
                     state.service_id,
                     "update",
                     "patient",
@@ -982,8 +983,7 @@ def apply_plan(
             audit_rows.append(
                 _audit_row(
                     stamp,
-                    user_id,
-                    remote_addr,
+                    actor,
                     service_id,
                     "create",
                     "episode",
@@ -1008,8 +1008,7 @@ def apply_plan(
             audit_rows.append(
                 _audit_row(
                     stamp,
-                    user_id,
-                    remote_addr,
+                    actor,
                     service_id,
                     "update",
                     "episode",
@@ -1061,8 +1060,7 @@ def apply_plan(
     audit_rows.append(
         _audit_row(
             stamp,
-            user_id,
-            remote_addr,
+            actor,
             job.service_id,
             "import",
             "import_job",
@@ -1141,14 +1139,13 @@ def _link_refractures(added_ids: list[int]) -> None:
 
 def import_file(
     path: Path,
+    actor: Actor,
     *,
     service: Service | None,
-    user_id: int | None,
     file_name: str | None = None,
     keep_valid: bool = False,
     dry_run: bool = False,
     max_bytes: int | None = None,
-    remote_addr: str | None = None,
     job: ImportJob | None = None,
     on_refusal: Callable[[Refusal], None] | None = None,
     progress: Callable[[int, int], None] | None = None,
@@ -1174,9 +1171,8 @@ def import_file(
         try:
             apply_plan(
                 plan,
-                user_id=user_id,
+                actor,
                 service_id=service.id if service is not None else None,
-                remote_addr=remote_addr,
                 job=job,
             )
         except IntegrityError as error:

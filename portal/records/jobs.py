@@ -22,6 +22,9 @@ from flask import Flask
 from sqlalchemy import select, update
 from sqlalchemy.exc import OperationalError
 
+from portal import clock
+from portal.audit import events as audit
+from portal.audit.actor import Actor
 from portal.extensions import db
 from portal.models import ImportJob, Service
 from portal.records import csv_files as csv_reading
@@ -101,11 +104,11 @@ def expire_unapplied(now: datetime) -> int:
 
 
 def receive_upload(
+    actor: Actor,
     stream: IO[bytes],
     file_name: str,
     *,
     service: Service,
-    user_id: int,
     folder: Path,
     max_bytes: int,
 ) -> ImportJob:
@@ -133,10 +136,10 @@ def receive_upload(
     if not service.active:
         path.unlink(missing_ok=True)
         raise FileRefused(f"Service {service.code} is inactive: its records cannot be changed")
-    expire_unapplied(datetime.utcnow())
+    expire_unapplied(clock.utcnow())
     job = ImportJob(
         service_id=service.id,
-        user_id=user_id,
+        user_id=actor.user_id,
         runner=this_process(),  # start() runs it in this process
         file_name=file_name[:255],
         file_sha256=facts.sha256,
@@ -148,6 +151,7 @@ def receive_upload(
     )
     db.session.add(job)
     db.session.flush()
+    audit.record(actor, "upload", job, detail=f"{job.file_name} (sha256 {job.file_sha256})")
     return job
 
 
@@ -176,29 +180,24 @@ def start(
     job_id: int,
     *,
     apply: bool,
-    user_id: int | None = None,
-    remote_addr: str | None = None,
+    actor: Actor,
 ) -> None:
-    """Check (apply=False) or check and write (apply=True) a job in a background thread.
-
-    `user_id` is who applies it (audited as the author of the changes), `remote_addr` where from.
-    """
+    """Check (apply=False) or check and write (apply=True) a job in a background thread, as
+    `actor` (who uploaded or applies it: the author of the changes in the audit trail)."""
     thread = threading.Thread(
         target=_run,
-        args=(app, job_id, apply, user_id, remote_addr),
+        args=(app, job_id, apply, actor),
         name=f"import-job-{job_id}",
         daemon=True,
     )
     thread.start()
 
 
-def _run(
-    app: Flask, job_id: int, apply: bool, user_id: int | None, remote_addr: str | None
-) -> None:
+def _run(app: Flask, job_id: int, apply: bool, actor: Actor) -> None:
     with app.app_context():
         try:
             if apply:
-                _apply(app, job_id, user_id, remote_addr)
+                _apply(app, job_id, actor)
             else:
                 _check(app, job_id)
         except Exception as error:  # the job must not stay "running" forever
@@ -218,7 +217,7 @@ def _fail(job_id: int, message: str) -> None:
 def _mark_failed(job: ImportJob, message: str) -> None:
     job.status = "failed"
     job.error = message
-    job.finished_at = datetime.utcnow()
+    job.finished_at = clock.utcnow()
     _forget_file(job)
 
 
@@ -260,18 +259,17 @@ def _set_preview(job: ImportJob, report: record_import.ImportReport) -> None:
     job.report = report.as_dict()
 
 
-def _apply(app: Flask, job_id: int, user_id: int | None, remote_addr: str | None) -> None:
+def _apply(app: Flask, job_id: int, actor: Actor) -> None:
     job = db.session.get(ImportJob, job_id)
     service = db.session.get(Service, job.service_id)
     try:
         report = record_import.import_file(
             Path(job.stored_path),
+            actor,
             service=service,
-            user_id=user_id if user_id is not None else job.user_id,
             file_name=job.file_name,
             keep_valid=job.keep_valid,
             max_bytes=app.config["IMPORT_MAX_BYTES"],
-            remote_addr=remote_addr,
             job=job,
             progress=_progress_writer(job_id),
         )
@@ -297,7 +295,7 @@ def _apply(app: Flask, job_id: int, user_id: int | None, remote_addr: str | None
     db.session.commit()
 
 
-def request_apply(job: ImportJob, *, keep_valid: bool) -> bool:
+def request_apply(actor: Actor, job: ImportJob, *, keep_valid: bool) -> bool:
     """Move a previewed job to "applying"; False when it is not waiting for that."""
     table = ImportJob.__table__
     # One conditional UPDATE, so two clicks (or two workers) cannot start it twice.
@@ -313,14 +311,19 @@ def request_apply(job: ImportJob, *, keep_valid: bool) -> bool:
         )
     )
     db.session.expire(job)
-    return result.rowcount == 1
+    if result.rowcount != 1:
+        return False
+    audit.record(actor, "apply_requested", job, detail="rows that pass" if keep_valid else "all")
+    return True
 
 
-def discard(job: ImportJob) -> None:
+def discard(actor: Actor, job: ImportJob) -> None:
     """Drop a previewed (or failed) import and its file."""
     if job.status in RUNNING:
         return
-    job.status = "discarded" if job.status != "applied" else job.status
+    if job.status != "applied":
+        job.status = "discarded"
+        audit.record(actor, "discard", job)
     _forget_file(job)
 
 

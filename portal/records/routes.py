@@ -17,17 +17,16 @@ from flask import (
 )
 from flask_login import current_user
 
-from portal.access import require_current_service, require_writable, switch_service
-from portal.extensions import db
+from portal.access import require_current_service, switch_service
+from portal.extensions import db, limiter
 from portal.models import ImportJob
 from portal.records import export as record_export
 from portal.records import jobs as import_jobs
 from portal.records.csv_files import FileRefused, size_text
 from portal.records.forms import ApplyForm, DiscardForm, UploadForm
-from portal.security import is_htmx, roles_required
+from portal.security import current_actor, is_htmx, require, requires
 
 bp = Blueprint("records", __name__)
-IMPORTERS = ("clinician", "lead")
 # Room for the multipart envelope around a file that is just under the limit.
 _ENVELOPE = 64 * 1024
 
@@ -68,16 +67,21 @@ def _page(form: UploadForm, error: str | None = None, status: int = 200):
 
 
 @bp.get("/")
-@roles_required(*IMPORTERS)
+@requires("import_records")
 def index():
     return _page(UploadForm())
 
 
 @bp.post("/import")
-@roles_required(*IMPORTERS)
+@requires("import_records")
+@limiter.limit(
+    lambda: current_app.config["UPLOAD_RATE_LIMIT"],
+    scope="upload",
+    error_message="Too many uploads from this address. Wait a minute and try again.",
+)
 def upload():
     service = require_current_service()
-    require_writable(service)
+    require("import_records", service)
     limit = current_app.config["IMPORT_MAX_BYTES"]
     if (request.content_length or 0) > limit + _ENVELOPE:
         return _page(
@@ -93,17 +97,17 @@ def upload():
         return _page(form, "Choose a CSV file to import", 422)
     try:
         job = import_jobs.receive_upload(
+            current_actor(),
             upload.stream,
             upload.filename,
             service=service,
-            user_id=current_user.id,
             folder=Path(current_app.instance_path) / "imports",
             max_bytes=limit,
         )
     except FileRefused as error:
         return _page(form, str(error), 422)
     db.session.commit()
-    import_jobs.start(current_app._get_current_object(), job.id, apply=False)
+    import_jobs.start(current_app._get_current_object(), job.id, apply=False, actor=current_actor())
     return redirect(url_for("records.job", job_id=job.id), 303)
 
 
@@ -130,13 +134,13 @@ def _job_context(job: ImportJob) -> dict:
 
 
 @bp.get("/import/<int:job_id>")
-@roles_required(*IMPORTERS)
+@requires("import_records")
 def job(job_id: int):
     return render_template("records/job.html", **_job_context(_job(job_id)))
 
 
 @bp.get("/import/<int:job_id>/progress")
-@roles_required(*IMPORTERS)
+@requires("import_records")
 def progress(job_id: int):
     """The status fragment the job page polls (with X-Background-Request: 1) while it runs."""
     job = _job(job_id)
@@ -146,43 +150,38 @@ def progress(job_id: int):
 
 
 @bp.post("/import/<int:job_id>/apply")
-@roles_required(*IMPORTERS)
+@requires("import_records")
 def apply(job_id: int):
     job = _job(job_id)
-    require_writable(require_current_service())
+    require("import_records", require_current_service())
     form = ApplyForm()
     if not form.validate_on_submit():
         abort(400)
-    if import_jobs.request_apply(job, keep_valid=form.mode.data == "valid"):
+    actor = current_actor()
+    if import_jobs.request_apply(actor, job, keep_valid=form.mode.data == "valid"):
         db.session.commit()
-        import_jobs.start(
-            current_app._get_current_object(),
-            job.id,
-            apply=True,
-            user_id=current_user.id,
-            remote_addr=request.remote_addr,
-        )
+        import_jobs.start(current_app._get_current_object(), job.id, apply=True, actor=actor)
     return redirect(url_for("records.job", job_id=job.id), 303)
 
 
 @bp.post("/import/<int:job_id>/discard")
-@roles_required(*IMPORTERS)
+@requires("import_records")
 def discard(job_id: int):
     job = _job(job_id)
     if not DiscardForm().validate_on_submit():
         abort(400)
-    import_jobs.discard(job)
+    import_jobs.discard(current_actor(), job)
     db.session.commit()
     return redirect(url_for("records.index"), 303)
 
 
 @bp.get("/export.csv")
-@roles_required("lead")
+@requires("export_patient_data")
 def export():
     """The current service's episodes as canonical CSV (a lead's: dataset.md, roles)."""
     service = require_current_service()
     count = record_export.count_episodes(service)
-    record_export.record_export(service, count, via="page")
+    record_export.record_export(current_actor(), service, count, via="page")
     db.session.commit()
     response = Response(stream_with_context(record_export.export_csv(service)), mimetype="text/csv")
     response.headers["Content-Disposition"] = f'attachment; filename="{service.code}-episodes.csv"'

@@ -6,7 +6,9 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
+from portal import clock
 from portal.accounts import users as accounts
+from portal.audit.actor import Actor
 from portal.models import AuditEvent, User
 from tests.conftest import TEST_PASSWORD, sign_in
 
@@ -58,7 +60,7 @@ def test_repeated_failures_slow_the_account_down_then_let_it_in(client, make_use
     assert user.failed_login_count >= free
     # A few more failures ago, so the wait (32 s) outlasts a slow test machine.
     user.failed_login_count = free + 5
-    user.last_failed_login_at = datetime.utcnow()
+    user.last_failed_login_at = clock.utcnow()
     db.session.commit()
     # Even the right password waits while the account is slowed down.
     response = client.post("/auth/sign-in", data={"email": user.email, "password": TEST_PASSWORD})
@@ -66,7 +68,7 @@ def test_repeated_failures_slow_the_account_down_then_let_it_in(client, make_use
     assert b"Too many failed attempts" in response.data
     # Not a permanent lock-out: once the wait has passed the right password works.
     db.session.refresh(user)
-    user.last_failed_login_at = datetime.utcnow() - timedelta(hours=1)
+    user.last_failed_login_at = clock.utcnow() - timedelta(hours=1)
     db.session.commit()
     response = client.post("/auth/sign-in", data={"email": user.email, "password": TEST_PASSWORD})
     assert response.status_code == 302
@@ -175,7 +177,9 @@ def test_password_change_refuses_weak_and_wrong_current(signed_in):
 
 def test_one_time_link_sets_password_once(app, client, db, make_service):
     service = make_service()
-    user = accounts.create_user("new.nurse@nhs.test", "New Nurse", "clinician", [service])
+    user = accounts.create_user(
+        Actor.command_line(), "new.nurse@nhs.test", "New Nurse", "clinician", [service]
+    )
     token = accounts.issue_setup_token(user, 72)
     db.session.commit()
     page = client.get(f"/auth/set-password/{token}")
@@ -194,9 +198,9 @@ def test_one_time_link_sets_password_once(app, client, db, make_service):
 
 
 def test_expired_link_refused(client, db, make_service):
-    user = accounts.create_user("late@nhs.test", "Late", "admin", [])
+    user = accounts.create_user(Actor.command_line(), "late@nhs.test", "Late", "admin", [])
     token = accounts.issue_setup_token(user, 72)
-    user.setup_token_expires_at = datetime.utcnow() - timedelta(minutes=1)
+    user.setup_token_expires_at = clock.utcnow() - timedelta(minutes=1)
     db.session.commit()
     assert client.get(f"/auth/set-password/{token}").status_code == 404
 

@@ -7,6 +7,7 @@ import base64
 
 from sqlalchemy import func, select
 
+from portal.audit.actor import Actor
 from tests.conftest import sign_in as _sign_in
 
 
@@ -69,7 +70,7 @@ def test_rotating_the_device_key_changes_it_and_is_audited(
 
     user = make_user(services=[make_service()])
     before = device_keys.device_key(user, app.secret_key)
-    assert device_keys.rotate_device_key(user, "laptop lost on ward 7") == 1
+    assert device_keys.rotate_device_key(Actor.command_line(), user, "laptop lost on ward 7") == 1
     db.session.commit()
     after = device_keys.device_key(user, app.secret_key)
     assert after.generation == 1

@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from portal import clock
+from portal.audit.actor import Actor
 from tests.records_csv import csv_text, later_row, nhs_number, row
 
 SAMPLES = Path("/work/shared/samples")
@@ -379,7 +381,7 @@ def test_same_episode_twice_in_one_file(runner, db, brd, tmp_path):
 def test_deleted_episode_key_is_refused(runner, db, brd, tmp_path):
     run_import(runner, write(tmp_path, csv_text([row()])))
     episode = episodes(db)[0]
-    episode.deleted_at = datetime.utcnow()
+    episode.deleted_at = clock.utcnow()
     db.session.commit()
     result = run_import(runner, write(tmp_path, csv_text([row(smoker="Never")]), "d.csv"))
     assert result.exit_code == 1
@@ -506,7 +508,7 @@ def test_export_format_order_and_neutralising(runner, db, brd, tmp_path):
     ]
     assert run_import(runner, write(tmp_path, csv_text(rows))).exit_code == 0
     episode = episodes(db)[-1]  # the 2024-04-01 one
-    episode.deleted_at = datetime.utcnow()
+    episode.deleted_at = clock.utcnow()
     db.session.commit()
     result = runner.invoke(args=["records", "export", "--service", "brd"])
     assert result.exit_code == 0, result.stderr
@@ -624,7 +626,7 @@ def test_records_changed_after_the_check_write_nothing(app, db, brd, tmp_path):
 
     path = tmp_path / "first.csv"
     path.write_text(csv_text([row()]))
-    record_import.import_file(path, service=brd, user_id=None)
+    record_import.import_file(path, Actor.command_line(), service=brd)
     db.session.commit()
     path.write_text(csv_text([row(smoker="Never")]))
     plan = record_import.check_file(path, service=brd)
@@ -633,7 +635,7 @@ def test_records_changed_after_the_check_write_nothing(app, db, brd, tmp_path):
     db.session.commit()
     events = count(db, AuditEvent)
     with pytest.raises(record_import.StaleRecords):
-        record_import.apply_plan(plan, user_id=None)
+        record_import.apply_plan(plan, Actor.command_line())
     db.session.rollback()
     plan.close()
     db.session.expire_all()
@@ -685,7 +687,7 @@ def test_episode_added_after_the_check_writes_nothing(app, db, brd, tmp_path, mo
     path.write_text(csv_text([row(), row(nhs_number=nhs_number(2))]))
     real_apply = record_import.apply_plan
 
-    def a_nurse_saves_first(plan, **kwargs):
+    def a_nurse_saves_first(plan, actor, **kwargs):
         # A nurse adds the first patient's episode between the check and the write.
         db.session.rollback()
         patient = Patient(
@@ -705,11 +707,11 @@ def test_episode_added_after_the_check_writes_nothing(app, db, brd, tmp_path, mo
             )
         )
         db.session.commit()
-        return real_apply(plan, **kwargs)
+        return real_apply(plan, actor, **kwargs)
 
     monkeypatch.setattr(record_import, "apply_plan", a_nurse_saves_first)
     with pytest.raises(record_import.StaleRecords):
-        record_import.import_file(path, service=brd, user_id=None)
+        record_import.import_file(path, Actor.command_line(), service=brd)
     db.session.rollback()
     assert count(db, Episode) == 1  # the nurse's, and nothing of the file
     assert count(db, Patient) == 1

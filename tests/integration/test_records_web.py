@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from portal import clock
 from tests.conftest import sign_in
 from tests.records_csv import csv_text, nhs_number, row
 
@@ -285,7 +286,6 @@ def test_unexpected_failure_ends_the_job_and_logs_no_patient_data(
 
 
 def _job(db, service, user, status, *, runner=None, stored_path=None, created_at=None):
-    from datetime import datetime
 
     from portal.models import ImportJob
 
@@ -299,7 +299,7 @@ def _job(db, service, user, status, *, runner=None, stored_path=None, created_at
         processed_rows=400,
         runner=runner,
         stored_path=stored_path,
-        created_at=created_at or datetime.utcnow(),
+        created_at=created_at or clock.utcnow(),
     )
     db.session.add(job)
     db.session.commit()
@@ -364,7 +364,7 @@ def test_the_process_that_accepts_a_job_is_named_its_runner(signed_in, db):
 
 
 def test_uploads_never_applied_are_deleted_after_a_week(signed_in, db, tmp_path):
-    from datetime import datetime, timedelta
+    from datetime import timedelta
 
     from portal.models import ImportJob
     from portal.records import jobs as import_jobs
@@ -380,7 +380,7 @@ def test_uploads_never_applied_are_deleted_after_a_week(signed_in, db, tmp_path)
         user,
         "previewed",
         stored_path=str(old_file),
-        created_at=datetime.utcnow() - week - timedelta(minutes=1),
+        created_at=clock.utcnow() - week - timedelta(minutes=1),
     )
     new = _job(
         db,
@@ -388,7 +388,7 @@ def test_uploads_never_applied_are_deleted_after_a_week(signed_in, db, tmp_path)
         user,
         "previewed",
         stored_path=str(new_file),
-        created_at=datetime.utcnow() - week + timedelta(minutes=5),
+        created_at=clock.utcnow() - week + timedelta(minutes=5),
     )
 
     wait_for(db, job_id_of(upload(client, csv_text([row()]).encode())))  # any upload tidies up

@@ -9,6 +9,7 @@ import uuid
 import pytest
 
 from kpis.cache import FigureCache, MemoryStore, RedisStore, cache_key
+from portal import clock
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
@@ -99,7 +100,7 @@ def test_two_apps_share_figures_through_redis(app, fixture_services, client):
     )
     with other.app_context():
         cache = kpi_figures.figure_cache()
-        report = kpi_figures.benchmarks(2024, kpi_figures.today())
+        report = kpi_figures.benchmarks(2024, clock.today())
         assert [r.code for r in report.rows] == ["AAA", "BBB"]
         assert cache.misses == 0 and cache.hits == 1
         from portal.extensions import db

@@ -6,7 +6,7 @@ from datetime import date, timedelta
 
 import pytest
 
-from tests.conftest import CSRFClient, _test_config
+from tests.conftest import TEST_TODAY, CSRFClient, _test_config
 from tests.integration.journey.conftest import nhs_number as _nhs_number
 
 
@@ -60,7 +60,7 @@ def world(db, make_service, make_user):
         episode = Episode(
             service_id=service.id,
             patient_id=patient.id,
-            fracture_date=date.today() - timedelta(days=40),
+            fracture_date=TEST_TODAY - timedelta(days=40),
             fracture_sites="Wrist",
         )
         db.session.add(episode)

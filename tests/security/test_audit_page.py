@@ -9,6 +9,7 @@ from datetime import date, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
+from portal import clock
 from tests.conftest import sign_in
 from tests.security.routes import all_routes
 
@@ -17,6 +18,7 @@ from tests.security.routes import all_routes
 def trail(db, make_service, make_user):
     """Two services, a patient in each, and audit events of both."""
     from portal.audit import events as audit
+    from portal.audit.actor import Actor
     from portal.models import AuditEvent, Patient
 
     brd = make_service("BRD")
@@ -30,10 +32,14 @@ def trail(db, make_service, make_user):
         )
         db.session.add(patient)
         db.session.flush()
-        audit.record("create", patient, {"nhs_number": (None, nhs)}, user=nurse)
-        audit.record("view", patient, user=nurse)
+        audit.record(
+            Actor.for_user(nurse, "10.0.0.1"), "create", patient, {"nhs_number": (None, nhs)}
+        )
+        audit.record(Actor.for_user(nurse, "10.0.0.1"), "view", patient)
         patients[service.code] = patient
-    old = audit.record("export", user=nurse_brd, service_id=brd.id, detail="records export")
+    old = audit.record(
+        Actor.for_user(nurse_brd, "10.0.0.1"), "export", service_id=brd.id, detail="records export"
+    )
     db.session.get(AuditEvent, old).at = datetime(2025, 1, 15, 10, 0)
     db.session.commit()
     return brd, oth, patients
@@ -84,7 +90,7 @@ def test_filters(client, make_user, trail):
     assert _rows(client.get("/audit/?user=nurse.oth")) == 2
     patient = patients["OTH"]
     assert _rows(client.get(f"/audit/?entity_type=patient&entity_id={patient.id}")) == 2
-    today = datetime.utcnow().date()
+    today = clock.utcnow().date()
     assert _rows(client.get("/audit/?date_from=2025-01-01&date_to=2025-01-31")) == 1
     assert _rows(client.get(f"/audit/?date_from={today + timedelta(days=1)}")) == 0
     refused = client.get("/audit/?date_from=2025-02-01&date_to=2025-01-01")
@@ -96,12 +102,17 @@ def test_filters(client, make_user, trail):
 
 def test_paged(client, make_user, db, make_service):
     from portal.audit import events as audit
+    from portal.audit.actor import Actor
 
     service = make_service("PGD")
     lead = make_user(role="lead", services=[service])
     for n in range(120):
         audit.record(
-            "view", service_id=service.id, entity_type="patient", entity_id=n + 1, user=lead
+            Actor.for_user(lead, None),
+            "view",
+            service_id=service.id,
+            entity_type="patient",
+            entity_id=n + 1,
         )
     db.session.commit()
     sign_in(client, lead)
@@ -114,16 +125,17 @@ def test_paged(client, make_user, db, make_service):
 
 def test_entries_are_escaped(client, make_user, db, make_service):
     from portal.audit import events as audit
+    from portal.audit.actor import Actor
 
     service = make_service("XSS")
     lead = make_user(role="lead", services=[service])
     audit.record(
+        Actor.for_user(lead, None),
         "update",
         service_id=service.id,
         entity_type="episode",
         entity_id=1,
         changes={"notes": ("", "<script>alert(1)</script>")},
-        user=lead,
         detail="<img src=x onerror=alert(1)>",
     )
     db.session.commit()

@@ -12,6 +12,7 @@ from datetime import date
 import pytest
 from sqlalchemy import create_engine, func, select, text
 
+from portal.audit.actor import Actor
 from tests.conftest import TEST_PASSWORD
 from tests.security.databases import BACKENDS, figures_of, fresh_database, migrated_app
 
@@ -25,13 +26,26 @@ def _fill(app) -> None:
     from portal.models import Patient
 
     with app.app_context():
-        brd = service_directory.add_service("BRD", "Bradford FLS", "England", "1200")
-        car = service_directory.add_service("CAR", "Cardiff FLS", "Wales", "800")
-        accounts.create_user("lead@nhs.test", "Lead", "lead", [brd], password=TEST_PASSWORD)
-        accounts.create_user(
-            "nurse@nhs.test", "Nurse", "clinician", [brd, car], password=TEST_PASSWORD
+        brd = service_directory.add_service(
+            Actor.command_line(), "BRD", "Bradford FLS", "England", "1200"
         )
-        accounts.create_user("waiting@nhs.test", "Not yet set", "clinician", [car])
+        car = service_directory.add_service(
+            Actor.command_line(), "CAR", "Cardiff FLS", "Wales", "800"
+        )
+        accounts.create_user(
+            Actor.command_line(), "lead@nhs.test", "Lead", "lead", [brd], password=TEST_PASSWORD
+        )
+        accounts.create_user(
+            Actor.command_line(),
+            "nurse@nhs.test",
+            "Nurse",
+            "clinician",
+            [brd, car],
+            password=TEST_PASSWORD,
+        )
+        accounts.create_user(
+            Actor.command_line(), "waiting@nhs.test", "Not yet set", "clinician", [car]
+        )
         for n in range(40):
             patient = Patient(
                 service_id=(brd if n % 2 else car).id,
@@ -41,7 +55,9 @@ def _fill(app) -> None:
                 postcode="BD1 1AA",
             )
             db.session.add(patient)
-            audit.record("create", patient, {"nhs_number": (None, patient.nhs_number)})
+            audit.record(
+                Actor.command_line(), "create", patient, {"nhs_number": (None, patient.nhs_number)}
+            )
         db.session.commit()
 
 
@@ -62,7 +78,9 @@ def _sign_in_works(app, email: str) -> bool:
     from portal.extensions import db
 
     with app.app_context():
-        result = accounts.authenticate(email, TEST_PASSWORD, free=5, max_seconds=900)
+        result = accounts.authenticate(
+            Actor.visitor("127.0.0.1"), email, TEST_PASSWORD, free=5, max_seconds=900
+        )
         db.session.rollback()
         db.engine.dispose()
         return result.user is not None

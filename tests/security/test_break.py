@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import io
 import re
-from datetime import date, timedelta
+from datetime import timedelta
 
 import pytest
 from werkzeug.datastructures import MultiDict
 
-from tests.conftest import sign_in
+from tests.conftest import TEST_TODAY, sign_in
 from tests.integration.journey.conftest import nhs_number, registration
 from tests.security.routes import all_routes, get_routes, state_changing_routes
 
@@ -35,7 +35,7 @@ def without(tables: dict, *names: str) -> dict:
 def _form_for(route, values) -> MultiDict:
     """Plausible data for a route, so a refusal is the CSRF check and not an empty form."""
     if route.endpoint == "journey.register_patient":
-        return registration(nhs_number(77), date.today() - timedelta(days=10))
+        return registration(nhs_number(77), TEST_TODAY - timedelta(days=10))
     form = MultiDict(
         {
             "reason": "entered on the wrong patient",
@@ -130,7 +130,7 @@ def test_fields_a_user_may_not_set_are_ignored_on_registration(client, db, world
     user = make_user(role="clinician", services=[mine])
     other = make_user(role="clinician", services=[theirs])
     sign_in(client, user)
-    form = registration(nhs_number(55), date.today() - timedelta(days=5))
+    form = registration(nhs_number(55), TEST_TODAY - timedelta(days=5))
     for name, value in {
         "service_id": theirs.id,
         "service": "OTH",
@@ -248,7 +248,7 @@ def test_xss_in_text_fields_is_escaped_where_shown(app, client, db, world, make_
     lead = make_user(role="lead", services=[mine])
     sign_in(client, lead)
     # Registration: every text input carries the payload; the refusal shows what was typed.
-    form = registration(nhs_number(66), date.today() - timedelta(days=3))
+    form = registration(nhs_number(66), TEST_TODAY - timedelta(days=3))
     for key in list(form.keys()):
         # submission_id and version are controls of the save, not data (a new record has none).
         if key not in ("submission_id", "version", "fracture_sites"):

@@ -35,10 +35,9 @@ def test_sign_in_is_limited_per_address(limited_app):
     assert client.get("/auth/sign-in", environ_base={"REMOTE_ADDR": "10.1.1.1"}).status_code == 200
 
 
-def test_every_rate_limited_route_is_in_the_blueprint_the_limiter_checks(limited_app):
-    """The limiter's check runs only for the auth blueprint (extensions.py): a limit set on a
-    route anywhere else, or on the whole application, would never be counted."""
-    from portal.extensions import RATE_LIMITED_BLUEPRINT, limiter
+def test_the_portal_declares_its_limits_on_routes_only(limited_app):
+    """Sign-in, the second factor and uploads carry limits; nothing limits the whole app."""
+    from portal.extensions import limiter
 
     app = limited_app()
     limited = {
@@ -46,57 +45,63 @@ def test_every_rate_limited_route_is_in_the_blueprint_the_limiter_checks(limited
         for endpoint, view in app.view_functions.items()
         if getattr(view, "__wrapper-limiter-instance", None) is not None  # limiter.limit(...)
     }
-    assert limited == {"auth.sign_in", "auth.second_factor"}
-    assert {endpoint.split(".")[0] for endpoint in limited} == {RATE_LIMITED_BLUEPRINT}
+    assert limited == {"auth.sign_in", "auth.second_factor", "records.upload"}
     assert limiter.limit_manager.application_limits == []
     assert limiter.limit_manager.default_limits == []
 
 
-def test_the_limiters_hooks_run_only_in_the_rate_limited_blueprint(limited_app):
-    """Flask-Limiter hooks every request; the portal moves its three hooks (the check, the
-    headers, the release) to the blueprint where the limits are (extensions.confine_limiter)."""
-    from portal.extensions import RATE_LIMITED_BLUEPRINT, _belongs_to_limiter
+def test_a_limit_declared_on_any_route_is_counted(limited_app):
+    """Flask-Limiter is used as documented: a limit on a route of any blueprint holds."""
+    from flask import Blueprint
 
-    app = limited_app()
-    for hooks in (app.before_request_funcs, app.after_request_funcs, app.teardown_request_funcs):
-        assert not [hook for hook in hooks.get(None, []) if _belongs_to_limiter(hook)]
-        assert (
-            len([hook for hook in hooks[RATE_LIMITED_BLUEPRINT] if _belongs_to_limiter(hook)]) == 1
-        )
-
-
-def test_a_request_elsewhere_skips_the_limiter_check(limited_app, monkeypatch):
     from portal.extensions import limiter
 
-    checked = []
-    monkeypatch.setattr(
-        limiter.limit_manager, "resolve_limits", lambda *a: checked.append(a) or ([], [])
-    )
-    client = limited_app().test_client()
-    client.get("/health")
-    client.get("/benchmarks")
-    assert checked == []
-    client.get("/auth/sign-in")
-    assert checked
+    extra = Blueprint("extra", __name__)
+
+    @extra.get("/extra/limited")
+    @limiter.limit("2 per minute")
+    def limited():
+        return "ok"
+
+    app = limited_app()
+    app.register_blueprint(extra)
+    # Public for this test only, so the limit (not sign-in) decides the answer.
+    from portal import security
+
+    security.PUBLIC_ENDPOINTS.add("extra.limited")
+    try:
+        client = app.test_client()
+        assert [client.get("/extra/limited").status_code for _ in range(3)] == [200, 200, 429]
+    finally:
+        security.PUBLIC_ENDPOINTS.discard("extra.limited")
 
 
 def test_limits_are_off_in_the_default_suite(client):
     assert set(_sign_in_attempts(client, 25, "10.1.1.3")) == {200}
 
 
-def test_uploads_are_limited_per_address_whatever_the_route(limited_app):
-    client = limited_app(UPLOAD_RATE_LIMIT="3 per minute").test_client()
+def test_uploads_are_limited_per_address(limited_app, make_service, make_user):
+    from tests.conftest import sign_in
 
-    def upload(address):
+    app = limited_app(UPLOAD_RATE_LIMIT="3 per minute")
+    nurse = make_user(role="clinician", services=[make_service()])
+
+    def upload(client, address):
         return client.post(
-            "/auth/sign-in",
-            data={**WRONG, "file": (io.BytesIO(b"nhs_number\n"), "records.csv")},
+            "/records/import",
+            data={"file": (io.BytesIO(b"nhs_number\n"), "records.csv")},
             content_type="multipart/form-data",
             environ_base={"REMOTE_ADDR": address},
-        ).status_code
+        )
 
-    assert [upload("10.2.2.2") for _ in range(4)] == [200, 200, 200, 429]
-    assert upload("10.2.2.3") == 200
+    first, second = app.test_client(), app.test_client()
+    sign_in(first, nurse)
+    sign_in(second, nurse)
+    answers = [upload(first, "10.2.2.2") for _ in range(4)]
+    assert [a.status_code for a in answers[:3]] != [429] * 3
+    assert answers[3].status_code == 429
+    assert "Too many uploads from this address" in answers[3].get_data(as_text=True)
+    assert upload(second, "10.2.2.3").status_code != 429
 
 
 def _redis_or_skip() -> None:

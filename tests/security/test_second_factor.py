@@ -12,6 +12,7 @@ import pyotp
 import pytest
 from sqlalchemy import select
 
+from portal.audit.actor import Actor
 from tests.conftest import TEST_PASSWORD
 
 
@@ -26,7 +27,7 @@ def _enrol(client, now: datetime) -> tuple[str, list[str]]:
     assert b"/auth/two-factor/qr.svg" in page.data
     key = re.search(r'class="portal-secret">([A-Z2-7 ]+)<', page.get_data(as_text=True))
     secret = key.group(1).replace(" ", "")
-    with mock.patch("portal.security._now", return_value=now):
+    with mock.patch("portal.clock.now", return_value=now):
         done = client.post("/auth/two-factor", data={"code": _code(secret, now)})
     assert done.status_code == 200, done.get_data(as_text=True)[:500]
     codes = re.findall(r"<code>([A-Z2-9]{5}-[A-Z2-9]{5})</code>", done.get_data(as_text=True))
@@ -85,7 +86,7 @@ def test_sign_in_with_totp_starts_session_only_after_the_code(app, client, make_
     page = client.get("/auth/second-factor")
     assert page.status_code == 200
     later = now + timedelta(seconds=60)
-    with mock.patch("portal.security._now", return_value=later):
+    with mock.patch("portal.clock.now", return_value=later):
         done = client.post("/auth/second-factor", data={"code": _code(secret, later)})
     assert done.status_code == 302
     assert client.get("/").status_code == 200
@@ -103,7 +104,7 @@ def test_a_reused_totp_code_is_refused(client, make_user, db):
     client.post("/auth/sign-out")
     later = now + timedelta(seconds=90)
     code = _code(secret, later)
-    with mock.patch("portal.security._now", return_value=later):
+    with mock.patch("portal.clock.now", return_value=later):
         _password_step(client, user)
         assert client.post("/auth/second-factor", data={"code": code}).status_code == 302
         client.post("/auth/sign-out")
@@ -113,7 +114,7 @@ def test_a_reused_totp_code_is_refused(client, make_user, db):
     assert b"Enter a correct security code" in again.data
     assert client.get("/").status_code == 302
     # The enrolment code's step, and any earlier step, is refused too.
-    with mock.patch("portal.security._now", return_value=later):
+    with mock.patch("portal.clock.now", return_value=later):
         old = client.post("/auth/second-factor", data={"code": _code(secret, now)})
     assert b"Enter a correct security code" in old.data
 
@@ -161,7 +162,7 @@ def test_clinician_may_turn_it_off_admin_may_not(client, make_user, db):
     now = datetime.now(UTC)
     secret, _ = _enrol(client, now)
     later = now + timedelta(seconds=60)
-    with mock.patch("portal.security._now", return_value=later):
+    with mock.patch("portal.clock.now", return_value=later):
         client.post("/auth/two-factor/remove", data={"code": _code(secret, later)})
     db.session.refresh(clinician)
     assert clinician.totp_secret is None
@@ -170,7 +171,7 @@ def test_clinician_may_turn_it_off_admin_may_not(client, make_user, db):
     admin = make_user(role="admin", second_factor=False)
     sign_in(client, admin)
     secret, _ = _enrol(client, now)
-    with mock.patch("portal.security._now", return_value=later):
+    with mock.patch("portal.clock.now", return_value=later):
         refused = client.post("/auth/two-factor/remove", data={"code": _code(secret, later)})
     assert refused.status_code == 403
     db.session.refresh(admin)
@@ -227,7 +228,7 @@ def test_pending_second_factor_expires(client, make_user):
     _enrol(client, datetime.now(UTC))
     client.post("/auth/sign-out")
     _password_step(client, user)
-    with mock.patch("portal.security._now", return_value=datetime.now(UTC) + timedelta(minutes=6)):
+    with mock.patch("portal.clock.now", return_value=datetime.now(UTC) + timedelta(minutes=6)):
         response = client.get("/auth/second-factor")
     assert response.status_code == 302 and "/auth/sign-in" in response.headers["Location"]
 
@@ -241,7 +242,7 @@ def test_admin_password_reset_removes_the_second_factor(client, make_user, db):
     _enrol(client, datetime.now(UTC))
     db.session.refresh(user)
     assert user.totp_secret is not None
-    accounts.reset_password(user, 24)
+    accounts.reset_password(Actor.command_line(), user, 24)
     db.session.commit()
     assert user.totp_secret is None
 
@@ -264,13 +265,13 @@ def test_replacing_the_app_needs_a_current_code(client, make_user, db):
     assert refused.status_code == 302
     assert b"portal-secret" not in client.get("/auth/two-factor").data
     later = now + timedelta(seconds=60)
-    with mock.patch("portal.security._now", return_value=later):
+    with mock.patch("portal.clock.now", return_value=later):
         client.post("/auth/two-factor/restart", data={"code": _code(secret, later)})
     page = client.get("/auth/two-factor").get_data(as_text=True)
     new_secret = re.search(r'class="portal-secret">([A-Z2-7 ]+)<', page).group(1).replace(" ", "")
     assert new_secret != secret
     even_later = later + timedelta(seconds=60)
-    with mock.patch("portal.security._now", return_value=even_later):
+    with mock.patch("portal.clock.now", return_value=even_later):
         client.post("/auth/two-factor", data={"code": _code(new_secret, even_later)})
     db.session.expire_all()
     assert db.session.get(type(user), user.id).totp_secret == new_secret

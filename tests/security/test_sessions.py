@@ -29,7 +29,7 @@ class Clock:
 @pytest.fixture
 def clock():
     clock = Clock()
-    with mock.patch("portal.security._now", clock):
+    with mock.patch("portal.clock.now", clock):
         yield clock
 
 

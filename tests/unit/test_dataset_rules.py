@@ -25,7 +25,6 @@ from portal.journey.rules import (
     parse_values,
     stage_status,
     stage_windows,
-    today_in_london,
 )
 
 TODAY = date(2025, 6, 1)
@@ -202,8 +201,14 @@ def test_29_february_of_a_leap_year_is_a_date():
     assert parse_value("date_of_birth", "29/02/1944") == date(1944, 2, 29)
 
 
-def test_today_is_london_date():
-    assert today_in_london() == datetime.now(ZoneInfo("Europe/London")).date()
+def test_today_is_the_date_in_london(clock):
+    """At 23:30 UTC on 30 June it is already 1 July in London (British Summer Time)."""
+    from portal import clock as portal_clock
+
+    clock.move_to(datetime(2026, 6, 30, 23, 30, tzinfo=ZoneInfo("UTC")))
+    assert portal_clock.today() == date(2026, 7, 1)
+    clock.move_to(datetime(2026, 12, 31, 23, 30, tzinfo=ZoneInfo("UTC")))  # GMT: still 2026
+    assert portal_clock.today() == date(2026, 12, 31)
 
 
 # Numbers -------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from datetime import date
 import pytest
 from werkzeug.datastructures import MultiDict
 
-from portal.journey import records as journey
+from portal.journey import forms as journey
 
 
 def test_date_parts_join_and_refuse_with_the_field_named():

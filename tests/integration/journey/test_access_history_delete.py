@@ -3,17 +3,17 @@ history and the audit of views, delete and restore."""
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import timedelta
 
 import pytest
 from werkzeug.datastructures import MultiDict
 
-from tests.conftest import sign_in
+from tests.conftest import TEST_TODAY, sign_in
 
 from .conftest import HTMX, date_inputs, nhs_number, registration
 from .test_stages import post_stage, stage_answers
 
-F = date.today() - timedelta(days=300)
+F = TEST_TODAY - timedelta(days=300)
 
 ROUTES = [
     ("GET", "/patients/{patient}"),
@@ -207,38 +207,3 @@ def test_inactive_service_is_read_only(client, make_service, make_user, db):
         post_stage(client, episode, "treatment", stage_answers("treatment", F)).status_code == 403
     )
     assert client.get("/patients/new").status_code == 403
-
-
-def test_a_stage_save_reads_the_episode_as_the_orm_does(editor, register, db):
-    """A stage save reads its episode, patient and service with one Core statement: the same
-    value in every column as the ORM's instances, and the same 404 for a deleted episode."""
-    from werkzeug.exceptions import NotFound
-
-    from portal.access import get_stored_episode
-    from portal.models import Episode
-
-    client, user, _ = editor
-    episode = register(nhs_number(53), F)
-    assert (
-        post_stage(client, episode, "assessment", stage_answers("assessment", F)).status_code == 200
-    )
-    db.session.expire_all()
-    orm = db.session.get(Episode, episode.id)
-    with client.application.test_request_context():
-        from flask_login import login_user
-
-        login_user(user)
-        stored = get_stored_episode(episode.id)
-        for mine, theirs in (
-            (stored, orm),
-            (stored.patient, orm.patient),
-            (stored.service, orm.service),
-        ):
-            columns = type(theirs).__table__.c.keys()
-            assert {key: getattr(mine, key) for key in columns} == {
-                key: getattr(theirs, key) for key in columns
-            }
-        orm.deleted_at = orm.updated_at
-        db.session.commit()
-        with pytest.raises(NotFound):
-            get_stored_episode(episode.id)

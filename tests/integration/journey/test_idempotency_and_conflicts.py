@@ -4,14 +4,17 @@ field by field, 409 with both values when two people changed the same field."""
 from __future__ import annotations
 
 import uuid
-from datetime import date, timedelta
+from datetime import timedelta
 
 from werkzeug.datastructures import MultiDict
+
+from portal.audit.actor import Actor
+from tests.conftest import TEST_TODAY
 
 from .conftest import HTMX, nhs_number, registration, section_form, two_renders
 from .test_stages import post_stage, stage_answers
 
-F = date.today() - timedelta(days=200)
+F = TEST_TODAY - timedelta(days=200)
 
 
 def _counts(db):
@@ -215,7 +218,7 @@ def test_changes_recorded_without_a_version_make_every_difference_a_conflict(edi
     mine = section_form(page, "stage-treatment")
     changes = audit.apply_changes(episode, {"calcium_vitd": "No"})
     db.session.flush()
-    audit.record("update", episode, changes)
+    audit.record(Actor.command_line(), "update", episode, changes)
     db.session.commit()
     mine["calcium_vitd"] = "Yes"
     assert (
@@ -251,8 +254,9 @@ def _spy(monkeypatch, module, name):
 def test_a_copy_of_a_saved_stage_meets_the_unique_constraint_and_answers_the_first_outcome(
     editor, register, db, monkeypatch
 ):
-    """A ready save does not look its submission up first: a copy of one already saved meets the
-    unique constraint with its first write, is rolled back whole, and answers the first outcome."""
+    """A ready save keeps its submission before it writes anything else: a copy of one already
+    saved meets the unique constraint with that first write, is rolled back whole, and answers the
+    first outcome."""
     from portal.journey import submissions
     from portal.models import AuditEvent, Submission
 
@@ -282,7 +286,7 @@ def test_a_replay_planned_before_its_original_committed_answers_the_original(
     """The replay was planned while the original was not yet committed (so the patient did not
     exist yet); its submission then meets the original's in the unique constraint. It answers
     the original's outcome, writes nothing, and is not refused as 'already registered'."""
-    from portal.journey import records as journey
+    from portal.journey import plans as journey
     from portal.journey import submissions
 
     client, _, _ = editor
@@ -309,37 +313,29 @@ def test_a_replay_planned_before_its_original_committed_answers_the_original(
 def test_a_stage_replay_that_read_the_episode_before_its_original_committed_shows_it_saved(
     editor, register, db, monkeypatch
 ):
-    """A stage save reads its episode with Core (a stored row, not an ORM instance the rollback
-    would expire). A replay that read it before its original committed meets the original in
-    the unique constraint, reads the episode again and answers the section as the original
-    saved it: its values and its version, never the row it read first."""
-    import copy
+    """A replay planned on the episode as it was before its original committed meets the
+    original in the unique constraint, is rolled back, and answers the section as the original
+    saved it: its values and its version, never the record it planned on."""
     import re
 
-    from portal.journey import routes
+    from portal.journey import plans as journey
 
     client, _, _ = editor
     episode = register(nhs_number(47), F)
-    read = routes.get_stored_episode
-    reads, before_the_original = [], []
+    real = journey.plan_stage
+    plans = []
 
-    def stored_episode(episode_id):
-        record = read(episode_id)
-        reads.append(record.version)
-        if not before_the_original:
-            before_the_original.append(copy.copy(record))  # as the replay would have read it
-        elif len(reads) == 2:
-            return before_the_original[0]
-        return record
+    def planned_early(*args, **kwargs):
+        plans.append(real(*args, **kwargs))
+        return plans[0]  # the replay's plan is the one made before the original was saved
 
-    monkeypatch.setattr(routes, "get_stored_episode", stored_episode)
+    monkeypatch.setattr(journey, "plan_stage", planned_early)
     form = stage_answers("treatment", F)
     form["submission_id"], form["version"], form["calcium_vitd"] = str(uuid.uuid4()), "1", "No"
     first = post_stage(client, episode, "treatment", form)
-    assert first.status_code == 200 and before_the_original[0].version == 1
+    assert first.status_code == 200 and plans[0].outcome == "ready"
     again = post_stage(client, episode, "treatment", form)
     assert again.status_code == 200
-    assert reads == [1, 2, 2]  # the original's read, the replay's (answered stale), once more
     section = again.get_data(as_text=True)
     assert re.search(r'name="version" value="2"', section)
     assert re.search(r'name="calcium_vitd"[^>]*value="No" checked', section)
@@ -416,7 +412,7 @@ def _commit_another_save(db, episode_id: int, changes: dict, *, audited: bool) -
 
 def _lose_the_version_race(monkeypatch, db, episode_id: int, changes: dict, *, audited: bool):
     """Make the next stage save meet another save committed between its plan and its write."""
-    from portal.journey import records as journey
+    from portal.journey import plans as journey
 
     real = journey.plan_stage
     plans = []
@@ -488,7 +484,7 @@ def test_an_update_after_a_pending_change_of_the_same_record_starts_from_its_new
 
     episode = register(nhs_number(46), F)  # registered by the signed-in editor
     episode.calcium_vitd = "No"  # pending: the ORM moves the version to 2 when it flushes it
-    versions.record_update(episode, {"bone_therapy": "Risedronate"})
+    versions.record_update(Actor.command_line(), episode, {"bone_therapy": "Risedronate"})
     db.session.commit()
     db.session.expire_all()
     saved = db.session.get(Episode, episode.id)

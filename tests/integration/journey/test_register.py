@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import timedelta
+
+from tests.conftest import TEST_TODAY
 
 from .conftest import HTMX, nhs_number, registration
 
-TODAY_ISH = date.today() - timedelta(days=30)
+TODAY_ISH = TEST_TODAY - timedelta(days=30)
 
 
 def test_find_accepts_spaces_and_dashes_and_offers_registration(editor, db):

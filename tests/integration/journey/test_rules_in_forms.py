@@ -9,11 +9,13 @@ from datetime import date, timedelta
 import pytest
 from werkzeug.datastructures import MultiDict
 
+from tests.conftest import TEST_TODAY
+
 from .conftest import HTMX, date_inputs, nhs_number, registration, with_values
 from .test_stages import post_stage, stage_answers
 
 F = date(2024, 3, 12)  # the fracture of every episode here
-TODAY = date.today()
+TODAY = TEST_TODAY
 
 
 def _d(name, day):

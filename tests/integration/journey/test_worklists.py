@@ -3,11 +3,12 @@ sorting, filtering, paging, and the counts on the home page."""
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 
 import pytest
 
-from portal.journey.rules import today_in_london
+from portal import clock
+from tests.conftest import TEST_TODAY
 
 from .conftest import nhs_number
 
@@ -36,7 +37,7 @@ def add_episode(db):
     counter = iter(range(1000, 100000))
 
     def make(service, days_ago: int, *, dead=False, deleted=False, **fields):
-        today = today_in_london()
+        today = TEST_TODAY
         fracture = today - timedelta(days=days_ago)
         patient = Patient(
             service_id=service.id,
@@ -59,7 +60,7 @@ def add_episode(db):
             service_id=service.id,
             patient_id=patient.id,
             fracture_date=fracture,
-            deleted_at=datetime.utcnow() if deleted else None,
+            deleted_at=clock.utcnow() if deleted else None,
             **values,
         )
         db.session.add(episode)
@@ -72,7 +73,7 @@ def add_episode(db):
 def _members(key, service, **filters):
     from portal.journey import worklists
 
-    page = worklists.page(worklists.WORKLISTS[key], service, today_in_london(), **filters)
+    page = worklists.page(worklists.WORKLISTS[key], service, TEST_TODAY, **filters)
     return {row.episode_id: row for row in page.rows}
 
 
@@ -125,7 +126,7 @@ def test_answered_deceased_and_deleted_never_appear(make_service, add_episode):
 def test_assessment_and_dxa_lists_from_day_zero(make_service, add_episode):
     service = make_service()
     fresh = add_episode(service, 0, assessment_date=None)
-    dxa_done = add_episode(service, 10, dxa_status="Recommended", dxa_date=today_in_london())
+    dxa_done = add_episode(service, 10, dxa_status="Recommended", dxa_date=TEST_TODAY)
     dxa_waiting = add_episode(service, 10, dxa_status="Recommended", dxa_date=None)
     assert fresh.id in _members("awaiting-assessment", service)
     assert set(_members("dxa-not-done", service)) == {dxa_waiting.id}
@@ -218,8 +219,8 @@ def test_worklists_read_a_service_in_stored_order_not_by_months(db, make_service
 
     event.listen(db.engine, "before_cursor_execute", keep)
     try:
-        worklists.counts(service, today_in_london())
-        worklists.page(worklists.WORKLISTS["awaiting-assessment"], service, today_in_london())
+        worklists.counts(service, TEST_TODAY)
+        worklists.page(worklists.WORKLISTS["awaiting-assessment"], service, TEST_TODAY)
     finally:
         event.remove(db.engine, "before_cursor_execute", keep)
     assert len(statements) >= 2

@@ -1,0 +1,78 @@
+"""A record's history, read back from the audit trail, and views of patients' records (which
+are themselves audited: security.md)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import select
+
+from kpis import dataset as ds
+from portal.audit import events as audit
+from portal.audit.actor import Actor
+from portal.extensions import db
+from portal.journey import versions
+from portal.journey.rules import uk_date
+from portal.models import AuditEvent, Episode, Patient
+
+
+@dataclass(frozen=True)
+class HistoryLine:
+    at: datetime
+    who: str
+    action: str
+    record: str
+    field: str
+    old: str
+    new: str
+
+
+def _shown(name: str, value: Any) -> str:
+    """An audited value as people read it (dates day/month/year)."""
+    if value is None or value == "":
+        return "(empty)"
+    if name in ds.DATE_FIELDS:
+        try:
+            return uk_date(date.fromisoformat(str(value)))
+        except ValueError:
+            return str(value)
+    return str(value)
+
+
+def history(episode: Episode) -> list[HistoryLine]:
+    """Every change of the episode and of its patient, newest first: who, when, field, old -> new."""
+    events = db.session.scalars(
+        select(AuditEvent)
+        .where(
+            ((AuditEvent.entity_type == "episode") & (AuditEvent.entity_id == episode.id))
+            | ((AuditEvent.entity_type == "patient") & (AuditEvent.entity_id == episode.patient_id))
+        )
+        .where(AuditEvent.changes.is_not(None))
+        .order_by(AuditEvent.at.desc(), AuditEvent.id.desc())
+    )
+    lines: list[HistoryLine] = []
+    for event in events:
+        who = event.user.display_name if event.user is not None else (event.operator or "system")
+        record = "Patient" if event.entity_type == "patient" else "Episode"
+        for name, (old, new) in (event.changes or {}).items():
+            if name == versions.VERSION_KEY:
+                continue
+            lines.append(
+                HistoryLine(
+                    event.at,
+                    who,
+                    event.action,
+                    record,
+                    ds.LABELS.get(name, name.replace("_", " ").capitalize()),
+                    _shown(name, old),
+                    _shown(name, new),
+                )
+            )
+    return lines
+
+
+def record_view(actor: Actor, patient: Patient) -> None:
+    """Opening a patient's record is itself audited (security.md)."""
+    audit.record(actor, "view", patient)
