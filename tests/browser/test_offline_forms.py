@@ -75,7 +75,7 @@ def nhs_number() -> str:
 
 
 def ready(page) -> None:
-    """offline.js has read the device (drafts restored, status shown, first send tried)."""
+    """The offline script has read the device (drafts restored, status shown, first send tried)."""
     page.wait_for_function(
         "() => document.documentElement.dataset.offlineReady === 'yes'", timeout=15000
     )
@@ -491,7 +491,7 @@ def test_a_draft_comes_back_after_reload_and_can_be_discarded(context, server):
 
 
 def device_records(page) -> dict[str, int]:
-    """What offline.js keeps in this browser: items, keys, and the service worker's page cache."""
+    """What the offline script keeps in this browser: items, keys, the service worker's pages."""
     return page.evaluate(
         """async () => {
             const db = await new Promise((resolve, reject) => {
