@@ -4,6 +4,8 @@
 //   htmx.min.js            htmx 2.0.x, unchanged
 //   nhsuk.css              NHS.UK frontend compiled from its Sass without the web font (see nhsuk.scss)
 //   nhsuk-frontend.min.js  NHS.UK frontend components (an ES module; js/nhsuk-init.js starts it)
+//   offline.js             the portal's offline-tolerant forms: js/offline/*.js with idb, bundled
+//                          by esbuild into one ES module (base.html loads it)
 //   assets/images/...      every image nhsuk.css refers to, plus the favicons base.html links
 //
 // The build fails if the stylesheet would ask anything of another origin or of a file that is not
@@ -13,6 +15,7 @@ import { createRequire } from "node:module";
 import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
+import * as esbuild from "esbuild";
 import * as sass from "sass";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
@@ -69,6 +72,21 @@ function buildStylesheet() {
   return images;
 }
 
+function buildOfflineScript() {
+  // One file, so a page makes one request and the service worker keeps one. An ES module: strict
+  // mode, and deferred in document order like the portal's other scripts. Not minified: it is
+  // the portal's own code, read in the browser's tools when a ward reports a problem.
+  esbuild.buildSync({
+    entryPoints: [join(root, "portal", "static", "js", "offline", "main.js")],
+    outfile: join(vendor, "offline.js"),
+    bundle: true,
+    format: "esm",
+    charset: "utf8",
+    banner: { js: "// Built by scripts/build-assets.mjs from portal/static/js/offline/ and idb: do not edit." },
+    logLevel: "warning",
+  });
+}
+
 function main() {
   rmSync(vendor, { recursive: true, force: true });
   mkdirSync(vendor, { recursive: true });
@@ -77,6 +95,8 @@ function main() {
 
   const nhsukJs = readFileSync(join(nhsukDir, "nhsuk-frontend.min.js"), "utf8");
   writeFileSync(join(vendor, "nhsuk-frontend.min.js"), stripSourceMap(nhsukJs));
+
+  buildOfflineScript();
 
   const images = buildStylesheet();
   for (const name of [...images, ...PAGE_IMAGES]) {
@@ -88,6 +108,8 @@ function main() {
   const versions = {
     "htmx.org": require("htmx.org/package.json").version,
     "nhsuk-frontend": require("nhsuk-frontend/package.json").version,
+    idb: require("idb/package.json").version,
+    esbuild: esbuild.version,
     sass: sass.info.split(/\s+/)[1],
   };
   writeFileSync(join(vendor, "versions.json"), JSON.stringify(versions, null, 2) + "\n");

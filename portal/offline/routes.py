@@ -1,8 +1,8 @@
 """The server's part of offline-tolerant forms (spec/offline.md).
 
 - `/device-key`: the signed-in user's AES-GCM key for drafts and waiting submissions, never cached.
-- `/waiting`: "Waiting on this device", a shell with no patient data that offline.js fills in from
-  IndexedDB.
+- `/waiting`: "Waiting on this device", a shell with no patient data that the offline script
+  (static/js/offline/, built into static/vendor/offline.js) fills in from IndexedDB.
 - `/offline`: what the service worker shows when a page that needs the network is opened offline.
 - `/sw.js`: the service worker, served from the root so that its scope is the whole portal.
 """
@@ -37,9 +37,11 @@ bp = Blueprint("offline", __name__)
 # that does not exist in this app is left out.
 BLANK_FORM_ENDPOINTS = ("journey.register_patient",)
 
-# Static files the service worker keeps: the portal's own and the vendored ones.
+# Static files the service worker keeps: the portal's own and the vendored ones. Not the offline
+# script's sources: pages load their bundle, vendor/offline.js (scripts/build-assets.mjs).
 _PRECACHED_DIRECTORIES = ("js", "css", "vendor")
 _PRECACHED_SUFFIXES = (".js", ".css", ".svg", ".png", ".ico")
+_NOT_PRECACHED = ("js/offline/",)
 
 
 @bp.get("/device-key")
@@ -58,7 +60,7 @@ def device_key():
 
 @bp.get("/waiting")
 def waiting():
-    """The list of drafts and waiting submissions kept on this device (filled by offline.js)."""
+    """The list of drafts and waiting submissions kept on this device (filled by the script)."""
     return render_template("offline/waiting.html")
 
 
@@ -127,11 +129,12 @@ def _stamp(static_folder: Path) -> tuple[tuple[str, int, int], ...]:
         if not root.is_dir():
             continue
         for path in sorted(root.rglob("*")):
+            name = path.relative_to(static_folder).as_posix()
             if path.is_file() and path.suffix in _PRECACHED_SUFFIXES:
+                if name.startswith(_NOT_PRECACHED):
+                    continue
                 stat = path.stat()
-                stamp.append(
-                    (path.relative_to(static_folder).as_posix(), stat.st_size, stat.st_mtime_ns)
-                )
+                stamp.append((name, stat.st_size, stat.st_mtime_ns))
     return tuple(stamp)
 
 

@@ -157,7 +157,7 @@ def _live_server(tmp_path_factory) -> Iterator[LiveServer]:
 
     from portal import create_app
 
-    if not (VENDOR / "nhsuk.css").exists() or not (VENDOR / "htmx.min.js").exists():
+    if not all((VENDOR / name).exists() for name in ("nhsuk.css", "htmx.min.js", "offline.js")):
         unavailable(f"front-end assets not built in {VENDOR}: run `npm ci && npm run build`")
 
     instance = tmp_path_factory.mktemp("live-instance")

@@ -40,6 +40,7 @@ def test_sign_in_page_has_the_nhs_look_and_stays_on_its_own_origin(page, page_lo
         "/static/vendor/nhsuk.css",
         "/static/vendor/htmx.min.js",
         "/static/vendor/nhsuk-frontend.min.js",
+        "/static/vendor/offline.js",
         "/static/css/portal.css",
         "/static/js/portal.js",
         "/static/js/nhsuk-init.js",
@@ -58,6 +59,8 @@ def test_sign_in_page_has_the_nhs_look_and_stays_on_its_own_origin(page, page_lo
     assert {"js-enabled", "nhsuk-frontend-supported"} <= set(classes)
     assert page.locator("header[data-nhsuk-header-init]").count() == 1
     assert page.evaluate("() => window.htmx.version").startswith("2.0.")
+    # The offline bundle (js/offline/ with idb) ran under the CSP and read the device.
+    page.wait_for_function("() => document.documentElement.dataset.offlineReady === 'yes'")
 
 
 def test_signed_in_admin_page_renders_header_account_and_navigation(page, page_log, live_server):

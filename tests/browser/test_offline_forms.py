@@ -75,7 +75,7 @@ def nhs_number() -> str:
 
 
 def ready(page) -> None:
-    """offline.js has read the device (drafts restored, status shown, first send tried)."""
+    """The offline script has read the device (drafts restored, status shown, first send tried)."""
     page.wait_for_function(
         "() => document.documentElement.dataset.offlineReady === 'yes'", timeout=15000
     )
@@ -491,7 +491,7 @@ def test_a_draft_comes_back_after_reload_and_can_be_discarded(context, server):
 
 
 def device_records(page) -> dict[str, int]:
-    """What offline.js keeps in this browser: items, keys, and the service worker's page cache."""
+    """What the offline script keeps in this browser: items, keys, the service worker's pages."""
     return page.evaluate(
         """async () => {
             const db = await new Promise((resolve, reject) => {
@@ -760,3 +760,82 @@ def test_a_new_service_worker_version_never_strands_a_draft(context, server):
     ready(page)
     assert "Unsaved changes restored" in page.locator("[data-offline-notice=restored]").inner_text()
     assert assessment(page).locator("#height_cm").input_value() == "149"
+
+
+# What an earlier release made on the device, with the browser's own APIs: the database layout
+# and a draft sealed as it sealed them (AES-GCM under the user's device key, the user and item id
+# as associated data).
+OLD_DATABASE = """() => new Promise((resolve, reject) => {
+    const request = indexedDB.open('fls-portal-offline', 1);
+    request.onupgradeneeded = () => {
+        request.result.createObjectStore('keys', {keyPath: 'user'});
+        request.result.createObjectStore('items', {keyPath: 'id'}).createIndex('user', 'user');
+    };
+    request.onsuccess = () => { request.result.close(); resolve(); };
+    request.onerror = () => reject(request.error);
+})"""
+
+OLD_DRAFT = """async ({height}) => {
+    const form = document.querySelector("form[data-offline-form$='-assessment']");
+    const fields = [];
+    new FormData(form).forEach((value, name) => {
+        if (name !== 'csrf_token') fields.push([name, name === 'height_cm' ? height : value]);
+    });
+    const answer = await (await fetch('/device-key', {headers: {Accept: 'application/json'}})).json();
+    const base64 = answer.key.replace(/-/g, '+').replace(/_/g, '/');
+    const raw = Uint8Array.from(atob(base64 + '='.repeat((4 - base64.length % 4) % 4)), (c) => c.charCodeAt(0));
+    const key = await crypto.subtle.importKey('raw', raw, {name: 'AES-GCM'}, false, ['encrypt']);
+    const id = crypto.randomUUID();
+    const user = String(answer.user);
+    const payload = {
+        formKey: form.dataset.offlineForm, pageUrl: location.pathname, action: form.getAttribute('hx-post'),
+        title: 'Assessment', fields, submissionId: form.querySelector('[name=submission_id]').value,
+    };
+    const iv = crypto.getRandomValues(new Uint8Array(12));
+    const data = await crypto.subtle.encrypt(
+        {name: 'AES-GCM', iv, additionalData: new TextEncoder().encode('fls-portal|' + user + '|' + id)},
+        key, new TextEncoder().encode(JSON.stringify(payload)));
+    const now = Date.now();
+    const record = {id, user, kind: 'draft', state: 'draft', createdAt: now, updatedAt: now,
+                    attempts: 0, nextAttemptAt: 0, iv, data, generation: answer.generation};
+    const db = await new Promise((resolve) => {
+        const request = indexedDB.open('fls-portal-offline');
+        request.onsuccess = () => resolve(request.result);
+    });
+    const layout = {
+        version: db.version,
+        stores: [...db.objectStoreNames],
+        keyPaths: [...db.objectStoreNames].map((name) => db.transaction(name).objectStore(name).keyPath),
+        indexes: [...db.transaction('items').objectStore('items').indexNames],
+    };
+    await new Promise((resolve, reject) => {
+        const tx = db.transaction('items', 'readwrite');
+        tx.objectStore('items').put(record);
+        tx.oncomplete = resolve;
+        tx.onerror = () => reject(tx.error);
+    });
+    db.close();
+    return layout;
+}"""
+
+
+def test_a_draft_kept_by_an_earlier_release_is_restored(context, server):
+    first = context.new_page()
+    first.goto("/static/css/portal.css")  # this origin, without the offline script
+    first.evaluate(OLD_DATABASE)
+    first.close()
+    page, episode = alice_on_new_episode(context)
+    layout = page.evaluate(OLD_DRAFT, {"height": "171"})
+    # The script opened the database as it was: the same version, stores, keys and index.
+    assert layout == {
+        "version": 1,
+        "stores": ["items", "keys"],
+        "keyPaths": ["id", "user"],
+        "indexes": ["user"],
+    }
+
+    page.reload()
+    ready(page)
+    assert "Unsaved changes restored" in page.locator("[data-offline-notice=restored]").inner_text()
+    assert assessment(page).locator("#height_cm").input_value() == "171"
+    assert server.scalar("SELECT height_cm FROM episodes WHERE id = :id", id=episode) is None

@@ -3,7 +3,7 @@
 //  - sends the CSRF token with every htmx request;
 //  - moves focus to the error summary or the saved message after a page load or an htmx swap;
 //  - shows and hides conditional fields (data-show-when) without inline script.
-// The offline outbox lives in offline.js.
+// The offline outbox lives in js/offline/ (bundled into vendor/offline.js).
 (function () {
   "use strict";
 

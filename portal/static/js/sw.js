@@ -3,7 +3,7 @@
 //
 // Within the spec's limits: versioned caches; the static assets, the offline page and blank forms
 // (no patient data in them) only, never a page that shows patient data; caches are removed at
-// sign-out by offline.js. Drafts and waiting saves live in IndexedDB, which a new version of this
+// sign-out by the offline script (js/offline/page.js). Drafts and waiting saves live in IndexedDB, which a new version of this
 // worker never touches, so an update never strands a draft.
 /* global PORTAL_SW */
 "use strict";
@@ -102,7 +102,7 @@ async function page(request, url) {
 self.addEventListener("fetch", (event) => {
   const request = event.request;
   if (request.method !== "GET") {
-    return; // saves go to the network; offline.js keeps them when it cannot be reached
+    return; // saves go to the network; the offline script keeps them when it cannot be reached
   }
   const url = new URL(request.url);
   if (url.origin !== self.location.origin) {
