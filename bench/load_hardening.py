@@ -1,8 +1,10 @@
-"""Load test: simulated FLS nurses against gunicorn on 127.0.0.1 with PostgreSQL.
+"""Load test: simulated FLS nurses against gunicorn on 127.0.0.1 with PostgreSQL or SQLite.
 
-    python bench/load_hardening.py [--nurses 50] [--seconds 60] [--workers 4] [--threads 8]
+    python bench/load_hardening.py [--database postgresql|sqlite] [--nurses 50] [--seconds 60]
+        [--think 2] [--workers 4] [--threads 8]
 
-A fresh PostgreSQL database (TEST_POSTGRES_URL's server) is migrated and seeded with one service,
+A fresh database (PostgreSQL: on TEST_POSTGRES_URL's server; SQLite: a file in a temporary
+folder, served by sync workers as the README advises) is migrated and seeded with one service,
 the nurses and 20 episodes per nurse. gunicorn serves wsgi:app behind PORTAL_TRUST_PROXY=1, and
 each nurse comes from their own X-Forwarded-For address, as behind the hospital's proxy. Every
 nurse signs in before the timed part. Then, for `--seconds`, each one in turn opens the worklists,
@@ -20,17 +22,20 @@ import http.client
 import os
 import random
 import re
+import shutil
 import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
 from collections import defaultdict
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -43,8 +48,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def create_database() -> tuple[str, str, str]:
+def create_database(backend: str) -> tuple[str, str, str]:
+    """(admin URL, database name, URL) of a fresh database of `backend`."""
     from sqlalchemy import create_engine, text
+
+    if backend == "sqlite":
+        folder = Path(tempfile.mkdtemp(prefix="fls-load-"))
+        return "", str(folder), f"sqlite:///{folder / 'portal.db'}"
 
     admin_url = os.environ.get(
         "TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -60,6 +70,10 @@ def create_database() -> tuple[str, str, str]:
 def drop_database(admin_url: str, name: str) -> None:
     from sqlalchemy import create_engine, text
 
+    if not admin_url:  # SQLite: the temporary folder
+        shutil.rmtree(name, ignore_errors=True)
+        return
+
     engine = create_engine(admin_url, isolation_level="AUTOCOMMIT")
     with engine.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
@@ -68,10 +82,10 @@ def drop_database(admin_url: str, name: str) -> None:
 
 def seed(url: str, nurses: int, episodes_each: int) -> list[tuple[str, list[int]]]:
     """One service, `nurses` clinicians and their episodes; returns (email, episode ids)."""
+    from argon2 import PasswordHasher
     from flask_migrate import upgrade
 
     from portal import create_app
-    from portal.accounts.users import hash_password
     from portal.extensions import db
     from portal.models import Episode, Patient, Service, User
 
@@ -89,8 +103,8 @@ def seed(url: str, nurses: int, episodes_each: int) -> list[tuple[str, list[int]
         )
         db.session.add(service)
         db.session.flush()
-        hashed = hash_password(PASSWORD)
-        today = date.today()
+        hashed = PasswordHasher().hash(PASSWORD)
+        today = datetime.now(ZoneInfo("Europe/London")).date()
         serial = 0
         for n in range(nurses):
             user = User(
@@ -284,6 +298,7 @@ def percentile(values: list[float], p: float) -> float:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--database", choices=("postgresql", "sqlite"), default="postgresql")
     parser.add_argument("--nurses", type=int, default=50)
     parser.add_argument("--seconds", type=int, default=60)
     parser.add_argument("--episodes", type=int, default=20, help="episodes per nurse")
@@ -297,7 +312,9 @@ def main() -> int:
     )
     args = parser.parse_args()
 
-    admin_url, name, url = create_database()
+    admin_url, name, url = create_database(args.database)
+    # SQLite takes one writer at a time: sync workers, as the README's production notes say.
+    worker_class = "sync" if args.database == "sqlite" else "gthread"
     server = None
     try:
         print(f"seeding {args.nurses} nurses x {args.episodes} episodes ...", file=sys.stderr)
@@ -308,7 +325,7 @@ def main() -> int:
             "DATABASE_URL": url,
             "SECRET_KEY": "load-" + uuid.uuid4().hex,
             "PORTAL_TRUST_PROXY": "1",
-            "PORTAL_INSTANCE_PATH": str(Path("/tmp") / f"fls-load-{name}"),
+            "PORTAL_INSTANCE_PATH": tempfile.mkdtemp(prefix="fls-load-instance-"),
         }
         server = subprocess.Popen(
             [
@@ -318,9 +335,9 @@ def main() -> int:
                 "-w",
                 str(args.workers),
                 "-k",
-                "gthread",
+                worker_class,
                 "--threads",
-                str(args.threads),
+                str(args.threads if worker_class == "gthread" else 1),
                 "-b",
                 f"127.0.0.1:{port}",
                 "--log-level",
@@ -368,8 +385,9 @@ def main() -> int:
     errors = [e for n in nurses for e in n.errors]
     reconnects = sum(n.reconnects for n in nurses)
     print(
-        f"nurses {args.nurses}, {args.seconds}s, think {args.think}s, "
-        f"gunicorn {args.workers}x{args.threads} gthread"
+        f"{args.database}: nurses {args.nurses}, {args.seconds}s, think {args.think}s, "
+        f"gunicorn {args.workers} {worker_class} workers"
+        + (f" x {args.threads} threads" if worker_class == "gthread" else "")
     )
     print(
         f"requests {len(everything)}, {len(everything) / elapsed:.1f} per second, "

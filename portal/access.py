@@ -6,6 +6,8 @@ A record of a service the user does not belong to answers 404 for every verb, ad
 
 from __future__ import annotations
 
+from typing import NoReturn
+
 from flask import abort, g, session
 from flask_login import current_user
 from sqlalchemy import select
@@ -33,9 +35,9 @@ def current_service() -> Service | None:
 
 
 def switch_service(service_id: int) -> Service:
-    if service_id not in current_user.service_ids:
-        _not_found("switch to a service the user does not belong to")
     service = db.session.get(Service, service_id)
+    if service is None or service_id not in current_user.service_ids:
+        _not_found("switch to a service the user does not belong to")
     session["service_id"] = service.id
     g.current_service = service
     return service
@@ -48,7 +50,7 @@ def require_current_service() -> Service:
     return service
 
 
-def _not_found(reason: str):
+def _not_found(reason: str) -> NoReturn:
     from portal.security import deny
 
     deny(reason, status=404)

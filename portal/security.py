@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from functools import wraps
-from typing import Any
+from typing import Any, NoReturn
 
 from flask import Flask, abort, current_app, g, jsonify, redirect, request, session, url_for
 from flask_login import current_user, logout_user
@@ -276,7 +276,8 @@ def requires(action: str):
             require(action)
             return view(*args, **kwargs)
 
-        wrapped.allowed_roles = policy.ACTIONS[action]  # read by the role x route test
+        # Read by allowed_roles and the role x route tests.
+        setattr(wrapped, "allowed_roles", policy.ACTIONS[action])  # noqa: B010
         return wrapped
 
     return decorator
@@ -287,7 +288,7 @@ def allowed_roles(app: Flask, endpoint: str) -> tuple[str, ...] | None:
     return getattr(app.view_functions.get(endpoint), "allowed_roles", None)
 
 
-def deny(reason: str, status: int = 403):
+def deny(reason: str, status: int = 403) -> NoReturn:
     """Audit a permission denial, then abort."""
     events.record(
         current_actor(), "permission_denied", detail=f"{request.method} {request.path}: {reason}"

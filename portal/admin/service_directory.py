@@ -6,6 +6,7 @@ import csv
 import io
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import select
 
@@ -141,7 +142,7 @@ def import_services(actor: Actor, text: str) -> ServiceImportReport:
         if not any(cell.strip() for cell in row):
             continue
         cells = dict(zip(header, row, strict=False))
-        values = {}
+        values: dict[str, Any] = {}
         for column, cleaner in (
             ("code", clean_code),
             ("name", clean_name),

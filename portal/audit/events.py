@@ -8,12 +8,14 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
+from sqlalchemy import insert
+
 from portal import clock
 from portal.audit.actor import Actor
 from portal.extensions import db
 from portal.models import AuditEvent
 
-_EVENTS = AuditEvent.__table__
+_EVENTS = insert(AuditEvent)
 
 
 def plain(value: Any) -> Any:
@@ -27,7 +29,7 @@ def plain(value: Any) -> Any:
 
 def entity_type_of(entity: Any) -> str:
     """The name the trail gives a record's kind: its table's, in the singular."""
-    return entity.__tablename__.rstrip("s")
+    return str(entity.__tablename__).rstrip("s")
 
 
 def event_row(
@@ -89,7 +91,8 @@ def record(
         ),
         detail=detail,
     )
-    return db.session.execute(_EVENTS.insert(), row).inserted_primary_key[0]
+    event_id: int = db.session.execute(_EVENTS.returning(AuditEvent.id), row).scalar_one()
+    return event_id
 
 
 def record_many(rows: Iterable[dict[str, Any]]) -> int:
@@ -97,7 +100,7 @@ def record_many(rows: Iterable[dict[str, Any]]) -> int:
     how many were written."""
     batch = list(rows)
     if batch:
-        db.session.execute(_EVENTS.insert(), batch)
+        db.session.execute(_EVENTS, batch)
     return len(batch)
 
 

@@ -31,8 +31,8 @@ def index():
             date_from=form.date_from.data,
             date_to=form.date_to.data,
         )
-    page_number = request.args.get("page", "1")
-    page_number = int(page_number) if page_number.isdigit() else 1
+    asked = request.args.get("page", "1")
+    page_number = int(asked) if asked.isdigit() else 1
     try:
         page = audit_trail.search(
             current_user._get_current_object(), current_service(), filters, page_number

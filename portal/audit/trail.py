@@ -139,4 +139,6 @@ def search(
         .distinct()
         .order_by(AuditEvent.entity_type)
     ).all()
-    return AuditPage(rows, total, page, pages, scope, list(actions), list(entity_types))
+    return AuditPage(
+        rows, total, page, pages, scope, list(actions), [t for t in entity_types if t is not None]
+    )

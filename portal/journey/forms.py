@@ -6,9 +6,12 @@ to values (a werkzeug MultiDict or anything with `get` and `getlist`): no Flask 
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from werkzeug.datastructures import MultiDict
+
+if TYPE_CHECKING:
+    from portal.journey.versions import Conflict
 
 from kpis import dataset as ds
 from portal.journey.rules import ValueProblem, format_value, parse_value
@@ -34,10 +37,8 @@ APPLIES_WHEN = {
 YOURS, THEIRS, CHOOSE = "yours::", "theirs::", "choose::"
 
 
-class FormData(Protocol):
-    def get(self, key: str, default: Any = None) -> Any: ...
-
-    def getlist(self, key: str) -> list[Any]: ...
+# A posted form (werkzeug's MultiDict: request.form is an ImmutableMultiDict, one of them).
+FormData = MultiDict[str, str]
 
 
 def field_of(input_name: str) -> str:
@@ -83,9 +84,9 @@ def read_form(fields: tuple[str, ...], form: FormData) -> tuple[dict[str, Any], 
     return values, errors
 
 
-def form_inputs(fields: tuple[str, ...], values: dict[str, Any] | Any) -> MultiDict:
+def form_inputs(fields: tuple[str, ...], values: dict[str, Any] | Any) -> MultiDict[str, str]:
     """The inputs a form shows for stored values (a record or a dict), as the browser posts them."""
-    inputs: MultiDict = MultiDict()
+    inputs: MultiDict[str, str] = MultiDict()
     for name in fields:
         value = values.get(name) if isinstance(values, dict) else getattr(values, name)
         inputs.setlist(name, [])
@@ -102,17 +103,17 @@ def form_inputs(fields: tuple[str, ...], values: dict[str, Any] | Any) -> MultiD
     return inputs
 
 
-def resolve_conflict_form(form: FormData) -> MultiDict:
+def resolve_conflict_form(form: FormData) -> MultiDict[str, str]:
     """The form a conflict view posts, with each field taken from the side the user picked.
 
     A field with no pick keeps the stored value ("theirs"): nothing is overwritten silently.
     """
-    resolved: MultiDict = MultiDict()
+    resolved: MultiDict[str, str] = MultiDict()
     picks: dict[str, str] = {}
-    for name, value in form.items(multi=True):  # type: ignore[attr-defined]
+    for name, value in form.items(multi=True):
         if name.startswith(CHOOSE):
             picks[name[len(CHOOSE) :]] = YOURS if value == "yours" else THEIRS
-    for name, value in form.items(multi=True):  # type: ignore[attr-defined]
+    for name, value in form.items(multi=True):
         if name.startswith(CHOOSE):
             continue
         for prefix in (YOURS, THEIRS):
@@ -126,7 +127,9 @@ def resolve_conflict_form(form: FormData) -> MultiDict:
     return resolved
 
 
-def conflict_inputs(fields: tuple[str, ...], values: dict[str, Any], conflicts: list) -> MultiDict:
+def conflict_inputs(
+    fields: tuple[str, ...], values: dict[str, Any], conflicts: list[Conflict]
+) -> MultiDict[str, str]:
     """Hidden inputs of a conflict view: merged values, and both candidates of each conflict."""
     conflicting = {conflict.field: conflict for conflict in conflicts}
     inputs = form_inputs(tuple(name for name in fields if name not in conflicting), values)

@@ -93,7 +93,9 @@ def plan_registration(service: Service, form: FormData, today: date) -> Plan:
     return Plan("ready", values=values)
 
 
-def _episode_on(patient: Patient, fracture_date: date, other_than: int | None = None):
+def _episode_on(
+    patient: Patient, fracture_date: date, other_than: int | None = None
+) -> Episode | None:
     return db.session.scalar(
         select(Episode).where(
             Episode.patient_id == patient.id,

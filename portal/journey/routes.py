@@ -123,7 +123,10 @@ def register_patient():
     )
     db.session.commit()
     if result.outcome == saving.SAVED:
-        return _go(result.outcome_url, "Patient registered. Record the rest of the journey below.")
+        return _go(
+            result.outcome_url or url_for("journey.find_patient"),
+            "Patient registered. Record the rest of the journey below.",
+        )
     if result.outcome == saving.REPLAYED:
         return _go(result.outcome_url or url_for("journey.find_patient"), None)
     if result.outcome == saving.EXISTING:
@@ -218,7 +221,10 @@ def new_episode(patient_id: int):
     )
     db.session.commit()
     if result.outcome == saving.SAVED:
-        return _go(result.outcome_url, "New fracture episode added.")
+        return _go(
+            result.outcome_url or url_for("journey.patient", patient_id=record.id),
+            "New fracture episode added.",
+        )
     if result.outcome == saving.REPLAYED:
         return _go(result.outcome_url or url_for("journey.patient", patient_id=record.id), None)
     if result.outcome == saving.EXISTING:

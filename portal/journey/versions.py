@@ -34,7 +34,7 @@ class Conflict:
 
 def same(a: Any, b: Any) -> bool:
     """Two stored values are the same once written the way the audit trail writes them."""
-    return audit.plain(a) == audit.plain(b)
+    return bool(audit.plain(a) == audit.plain(b))
 
 
 def changed_since(entity: Any, base_version: int) -> dict[str, Any] | None:
@@ -54,12 +54,13 @@ def changed_since(entity: Any, base_version: int) -> dict[str, Any] | None:
         )
         .order_by(AuditEvent.id)
     )
-    steps: list[tuple[int, int, dict]] = []
+    steps: list[tuple[int, int, dict[str, Any]]] = []
     for event in events:
-        versions = (event.changes or {}).get(VERSION_KEY)
+        changes = event.changes or {}
+        versions = changes.get(VERSION_KEY)
         if not versions or versions[1] is None or versions[1] <= base_version:
             continue
-        steps.append((versions[0] or 0, versions[1], event.changes))
+        steps.append((int(versions[0] or 0), int(versions[1]), changes))
     steps.sort(key=lambda step: step[1])
     reached = base_version
     base_values: dict[str, Any] = {}

@@ -94,7 +94,7 @@ WORKLISTS: dict[str, Worklist] = {
     )
 }
 
-SORTS = {
+SORTS: dict[str, Any] = {
     "fracture_date": Episode.fracture_date,
     "nhs_number": Patient.nhs_number,
 }
@@ -134,7 +134,7 @@ def _day(today: date, days: int) -> date:
 def _live_in(service: Service) -> list[ColumnElement[bool]]:
     """A service's live episodes, read through `ix_episodes_service_id` in the order they are
     stored (see kpis.sql.unindexed: a worklist reads all of them, not a run of months)."""
-    return [Episode.service_id == service.id, unindexed(Episode.deleted_at).is_(None)]
+    return [Episode.service_id == service.id, unindexed(Episode.__table__.c.deleted_at).is_(None)]
 
 
 def _membership(worklist: Worklist, service: Service, today: date) -> list[ColumnElement[bool]]:
@@ -206,7 +206,7 @@ def choices(values: Mapping[str, str], *, posted: bool) -> dict[str, Any]:
         sort, _, order = values["resort"].partition(":")
     wanted_page = values.get("goto") if posted and values.get("goto") else values.get("page", "1")
     try:
-        page_number = int(wanted_page)
+        page_number = int(wanted_page or "1")
     except ValueError:
         page_number = 1
     return dict(
@@ -311,7 +311,7 @@ class Count:
 
 def counts(service: Service, today: date) -> list[Count]:
     """How many episodes each worklist holds, and how many of them are overdue, in one query."""
-    columns = []
+    columns: list[ColumnElement[Any] | None] = []
     base = [*_live_in(service), Patient.date_of_death.is_(None)]
     for worklist in WORKLISTS.values():
         member = and_(*_membership(worklist, service, today)[3:])

@@ -47,7 +47,9 @@ _NOT_PRECACHED = ("js/offline/",)
 @bp.get("/device-key")
 def device_key():
     """The signed-in user's device key (raw AES-256 key, base64url); only ever to that user."""
-    key = device_keys.device_key(current_user._get_current_object(), current_app.secret_key)
+    key = device_keys.device_key(
+        current_user._get_current_object(), current_app.config["SECRET_KEY"]
+    )
     response = jsonify(
         user=key.user_id,
         generation=key.generation,
@@ -74,7 +76,7 @@ def offline_page():
 @bp.get("/sw.js")
 def service_worker():
     """The service worker script with this release's cache version and file lists."""
-    static_folder = Path(current_app.static_folder)
+    static_folder = Path(current_app.static_folder or "static")
     assets, version = _static_assets(static_folder, _stamp(static_folder))
     settings = {
         "version": version,
@@ -116,7 +118,7 @@ def _blank_form_urls() -> list[str]:
         if endpoint not in current_app.view_functions:
             continue
         rules = [r for r in current_app.url_map.iter_rules(endpoint) if not r.arguments]
-        if rules and "GET" in rules[0].methods:
+        if rules and "GET" in (rules[0].methods or ()):
             urls.append(url_for(endpoint))
     return urls
 
