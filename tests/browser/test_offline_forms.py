@@ -839,3 +839,31 @@ def test_a_draft_kept_by_an_earlier_release_is_restored(context, server):
     assert "Unsaved changes restored" in page.locator("[data-offline-notice=restored]").inner_text()
     assert assessment(page).locator("#height_cm").input_value() == "171"
     assert server.scalar("SELECT height_cm FROM episodes WHERE id = :id", id=episode) is None
+
+
+def test_sign_out_says_so_when_the_device_cannot_delete_what_it_keeps(context, server):
+    """Clearing is tried twice; when both fail the user is told, before the session ends, that
+    the encrypted work is still on this computer, and signs out from that warning."""
+    page, episode = alice_on_new_episode(context)
+    controlled(page)
+    assessment(page).locator("#weight_kg").fill("61")
+    page.wait_for_timeout(1000)
+    # The browser refuses every deletion from now on (a broken profile, a locked database).
+    page.evaluate(
+        """() => {
+            IDBObjectStore.prototype.delete = function () {
+                throw new DOMException('refused', 'UnknownError');
+            };
+        }"""
+    )
+    page.click("#sign-out-form button")
+    page.locator("[data-offline-sign-out]").wait_for()
+    page.click("[data-offline-confirm-sign-out]")
+    warning = page.locator("[data-offline-not-cleared]")
+    warning.wait_for()
+    assert "could not delete your unsent work" in warning.inner_text()
+    assert "/episodes/" in page.url  # the session ends only once the user has read it
+    assert server.scalar("SELECT count(*) FROM audit_events WHERE action = 'sign_out'") == 0
+    warning.get_by_role("button", name="Sign out").click()
+    page.wait_for_url(re.compile(r"/auth/sign-in"))
+    assert server.scalar("SELECT count(*) FROM audit_events WHERE action = 'sign_out'") == 1

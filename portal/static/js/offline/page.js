@@ -343,14 +343,19 @@ export function onSignOut(event) {
   }
   event.preventDefault();
   const user = state.user;
+  function submit() {
+    form.setAttribute("data-offline-cleared", "yes");
+    form.submit();
+  }
+  function clear() {
+    return user && state.signedIn ? signOutClearing(user) : clearCaches(false);
+  }
   function leave() {
-    const done = user && state.signedIn ? signOutClearing(user) : clearCaches(false);
-    done
-      .catch(() => null)
-      .then(() => {
-        form.setAttribute("data-offline-cleared", "yes");
-        form.submit();
-      });
+    // Patient data must not stay on a shared computer: a failed clearing is tried once more,
+    // and if it fails again the user is told before the session ends, not left unaware.
+    clear()
+      .catch(() => clear())
+      .then(submit, () => warnNotCleared(submit));
   }
   if (!state.key) {
     leave();
@@ -366,8 +371,26 @@ export function onSignOut(event) {
   });
 }
 
+function warnNotCleared(submit) {
+  const main = document.getElementById("maincontent") || document.body;
+  const box = element("div", {
+    class: "nhsuk-warning-callout",
+    role: "alertdialog",
+    "aria-labelledby": "offline-not-cleared-title",
+    "data-offline-not-cleared": "",
+    tabindex: "-1",
+  });
+  box.appendChild(element("h2", { class: "nhsuk-warning-callout__label", id: "offline-not-cleared-title" }, "This browser could not delete your unsent work"));
+  box.appendChild(element("p", { class: "nhsuk-body" }, "What this device keeps for you stays encrypted, but it is still here. Sign out, then close every window of this browser before you leave the computer."));
+  const signOut = element("button", { type: "button", class: "nhsuk-button nhsuk-button--warning" }, "Sign out");
+  signOut.addEventListener("click", submit);
+  box.appendChild(signOut);
+  main.insertBefore(box, main.firstChild);
+  box.focus();
+}
+
 function askBeforeSignOut(counts, leave) {
-  const main = document.getElementById("maincontent");
+  const main = document.getElementById("maincontent") || document.body;
   const old = document.querySelector("[data-offline-sign-out]");
   if (old) {
     old.remove();

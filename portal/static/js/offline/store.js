@@ -30,6 +30,15 @@ function openDb() {
         event.target.close();
         dbPromise = null;
       },
+      terminated() {
+        // The browser closed the connection (site data cleared, storage pressure): the next
+        // read or write opens it again instead of failing until the page is reloaded.
+        dbPromise = null;
+      },
+    });
+    // An open that failed (private mode, a full disk) is tried again at the next use.
+    dbPromise.catch(() => {
+      dbPromise = null;
     });
   }
   return dbPromise;

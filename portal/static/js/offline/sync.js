@@ -584,7 +584,9 @@ function sendRound(manual) {
                 return null;
               }
               if (!manual && item.nextAttemptAt > Date.now()) {
-                held[key] = true;
+                if (key) {
+                  held[key] = true;
+                }
                 retries = true;
                 return null;
               }
@@ -596,7 +598,9 @@ function sendRound(manual) {
                     if (next === "stop") {
                       stop = true;
                     } else if (next === "hold") {
-                      held[key] = true;
+                      if (key) {
+                        held[key] = true;
+                      }
                       retries = true;
                     }
                   })
