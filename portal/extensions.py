@@ -12,7 +12,9 @@ from htmx_flask import Htmx
 
 from portal.models.base import Base
 
-db = SQLAlchemy(model_class=Base)
+# What a request has just written is what its answer shows: committing does not make the page
+# read every record again (the session is the request's alone, and ends with it).
+db = SQLAlchemy(model_class=Base, session_options={"expire_on_commit": False})
 migrate = Migrate()
 login_manager = LoginManager()
 csrf = CSRFProtect()
