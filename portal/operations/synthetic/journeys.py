@@ -202,6 +202,31 @@ def _treatment(rng: random.Random, profile: ServiceProfile, e: Row, male: bool) 
     return first_choice if first_choice in ds.DRUGS else None
 
 
+def _took_place(
+    rng: random.Random,
+    e: Row,
+    stage: str,
+    window: tuple[int, int],
+    rate: float,
+    assessed: date,
+    limit: date,
+    late_days: int = 0,
+) -> bool:
+    """Whether a follow-up (`stage` "followup16" or "followup52") took place, in its window or up to
+    `late_days` after. One that did not is answered (No or Not known) once its window has closed,
+    and left empty while it may still happen."""
+    fracture = e["fracture_date"]
+    opens, closes = window
+    contact = fracture + timedelta(days=rng.randint(opens, closes + late_days))
+    if rng.random() < rate and assessed <= contact <= limit:
+        e[f"{stage}_done"] = "Yes"
+        e[f"{stage}_date"] = contact
+        return True
+    if fracture + timedelta(days=closes) < limit:
+        e[f"{stage}_done"] = pick(rng, {"No": 85, "Not known": 15})
+    return False
+
+
 def _followup16(
     rng: random.Random,
     profile: ServiceProfile,
@@ -211,34 +236,25 @@ def _followup16(
     assessed: date,
     limit: date,
 ) -> None:
-    """The 12-16 week contact: answered once its window has passed or it took place."""
-    fracture = e["fracture_date"]
-    opens, closes = ds.FOLLOWUP16_WINDOW_DAYS
-    window_end = fracture + timedelta(days=closes)
-    contact = fracture + timedelta(days=rng.randint(opens, closes + LATE_CONTACT_DAYS))
-    if rng.random() < profile.followup16_rate and contact <= limit and contact >= assessed:
-        e["followup16_done"] = "Yes"
-        e["followup16_date"] = contact
-        stays = 0.8 * (0.85 if male else 1)
-        if drug:
-            e["therapy16"] = (
-                drug
-                if rng.random() < stays
-                else pick(
-                    rng, {"Not started": 50, "Informed decline": 30, "No longer appropriate": 20}
-                )
-            )
-        else:
-            e["therapy16"] = pick(
-                rng, {"Not started": 70, "Referred for clinical opinion": 15, "Not known": 15}
-            )
-        e["strength_balance16"] = (
-            "Yes"
-            if rng.random() < profile.strength_rate
-            else pick(rng, {"No": 80, "Not known": 20})
+    """The 12-16 week contact: still on the drug recommended, less often for men."""
+    window = ds.FOLLOWUP16_WINDOW_DAYS
+    rate = profile.followup16_rate
+    if not _took_place(rng, e, "followup16", window, rate, assessed, limit, LATE_CONTACT_DAYS):
+        return
+    stays = 0.8 * (0.85 if male else 1)
+    if drug:
+        e["therapy16"] = (
+            drug
+            if rng.random() < stays
+            else pick(rng, {"Not started": 50, "Informed decline": 30, "No longer appropriate": 20})
         )
-    elif window_end < limit:
-        e["followup16_done"] = pick(rng, {"No": 85, "Not known": 15})
+    else:
+        e["therapy16"] = pick(
+            rng, {"Not started": 70, "Referred for clinical opinion": 15, "Not known": 15}
+        )
+    e["strength_balance16"] = (
+        "Yes" if rng.random() < profile.strength_rate else pick(rng, {"No": 80, "Not known": 20})
+    )
 
 
 def _followup52(
@@ -251,30 +267,24 @@ def _followup52(
     limit: date,
 ) -> None:
     """The 12-month follow-up (48-56 weeks): still on the drug started, less often for men."""
-    fracture = e["fracture_date"]
-    opens, closes = ds.FOLLOWUP52_WINDOW_DAYS
-    window_end = fracture + timedelta(days=closes)
-    contact = fracture + timedelta(days=rng.randint(opens, closes))
-    if rng.random() < profile.followup52_rate and contact <= limit and contact >= assessed:
-        e["followup52_done"] = "Yes"
-        e["followup52_date"] = contact
-        adherent = 0.65 * (0.8 if male else 1)
-        started = e["therapy16"] in ds.DRUGS if e["therapy16"] else bool(drug)
-        if started and rng.random() < adherent:
-            e["therapy52"] = e["therapy16"] if e["therapy16"] in ds.DRUGS else drug
-        else:
-            e["therapy52"] = pick(
-                rng,
-                {
-                    "Not started": 40,
-                    "No longer appropriate": 25,
-                    "Informed decline": 25,
-                    "Not known": 10,
-                },
-            )
-        e["refracture"] = pick(rng, {"No": 92, "Yes": 3, "Not known": 5})
-    elif window_end < limit:
-        e["followup52_done"] = pick(rng, {"No": 85, "Not known": 15})
+    window = ds.FOLLOWUP52_WINDOW_DAYS
+    if not _took_place(rng, e, "followup52", window, profile.followup52_rate, assessed, limit):
+        return
+    adherent = 0.65 * (0.8 if male else 1)
+    started = e["therapy16"] in ds.DRUGS if e["therapy16"] else bool(drug)
+    if started and rng.random() < adherent:
+        e["therapy52"] = e["therapy16"] if e["therapy16"] in ds.DRUGS else drug
+    else:
+        e["therapy52"] = pick(
+            rng,
+            {
+                "Not started": 40,
+                "No longer appropriate": 25,
+                "Informed decline": 25,
+                "Not known": 10,
+            },
+        )
+    e["refracture"] = pick(rng, {"No": 92, "Yes": 3, "Not known": 5})
 
 
 def generate(
