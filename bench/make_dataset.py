@@ -4,7 +4,7 @@
 
 The database is PATH (an SQLite file) or else DATABASE_URL. Its schema is first brought to the
 newest migration (as `flask db upgrade`); it must hold no data yet. Rows come from the same
-generator as `flask demo` (portal/operations/synthetic.py), so they have its realistic spread and
+generator as `flask demo` (portal/operations/synthetic/), so they have its realistic spread and
 keep every rule of spec/dataset.md; every patient and episode gets its `create` audit event.
 Prints the time taken; a progress bar shows on a terminal.
 """

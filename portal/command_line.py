@@ -5,11 +5,13 @@ when it is a terminal."""
 from __future__ import annotations
 
 import sys
+from contextlib import AbstractContextManager
 from typing import NoReturn
 
 import click
 
 from portal.extensions import db
+from portal.operations.progress import ProgressBar, quiet
 
 
 def refuse(message: str) -> NoReturn:
@@ -19,19 +21,8 @@ def refuse(message: str) -> NoReturn:
     sys.exit(1)
 
 
-def progress_bar(total: int, label: str):
+def progress_bar(total: int, label: str) -> AbstractContextManager[ProgressBar]:
     """A progress bar on standard error when it is a terminal; silent otherwise (cli.md)."""
     if sys.stderr.isatty():
         return click.progressbar(length=total, label=label, file=sys.stderr)
-    return _Silent()
-
-
-class _Silent:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-    def update(self, n: int) -> None:
-        pass
+    return quiet(total, label)

@@ -30,18 +30,21 @@ from sqlalchemy.engine import URL, make_url
 
 from portal import clock
 from portal.models import Base, User
+from portal.operations.progress import Progress, quiet
 
 MANIFEST = "manifest.json"
 SQLITE_MEMBER = "database.sqlite3"
 POSTGRES_MEMBER = "database.pgdump"
 FORMAT_VERSION = 1
 
-# progress(total, label) -> a context manager with update(n): portal.command_line.progress_bar's shape.
-Progress = Callable[[int, str], Any]
-
 
 class BackupError(RuntimeError):
     """A backup or restore that could not be done or did not check out; the message says why."""
+
+
+# A backup's manifest.json; a table's figures: {"rows": int, "sha256": str}.
+Manifest = dict[str, Any]
+TableFigures = dict[str, dict[str, Any]]
 
 
 @dataclass
@@ -53,21 +56,6 @@ class RestoreReport:
 
 
 MIGRATIONS_DIRECTORY = Path(__file__).resolve().parents[2] / "migrations"
-
-
-class _Silent:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-    def update(self, n: int) -> None:
-        pass
-
-
-def _quiet(total: int, label: str) -> _Silent:
-    return _Silent()
 
 
 # --- figures of a database --------------------------------------------------------------------
@@ -83,12 +71,12 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def table_figures(connection: Connection, progress: Progress = _quiet) -> dict[str, dict]:
+def table_figures(connection: Connection, progress: Progress = quiet) -> TableFigures:
     """Row count and a SHA-256 of the rows (in primary-key order) of every table of the schema,
     over the columns the database has (a database at an older revision lacks the newer ones)."""
     inspector = inspect(connection)
     tables = [t for t in Base.metadata.sorted_tables if inspector.has_table(t.name)]
-    figures: dict[str, dict] = {}
+    figures: TableFigures = {}
     with progress(len(tables), "Checking tables") as bar:
         for table in tables:
             present = {column["name"] for column in inspector.get_columns(table.name)}
@@ -109,17 +97,19 @@ def table_figures(connection: Connection, progress: Progress = _quiet) -> dict[s
 
 def users_who_can_sign_in(connection: Connection) -> int:
     """Active users holding an Argon2 password hash."""
-    return connection.scalar(
+    count = connection.scalar(
         select(func.count())
         .select_from(User.__table__)
         .where(User.__table__.c.active.is_(True), User.__table__.c.password_hash.like("$argon2%"))
     )
+    return count or 0
 
 
 def schema_revision(connection: Connection) -> str | None:
     if not inspect(connection).has_table("alembic_version"):
         return None
-    return connection.scalar(text("SELECT version_num FROM alembic_version"))
+    revision: str | None = connection.scalar(text("SELECT version_num FROM alembic_version"))
+    return revision
 
 
 def holds_data(connection: Connection) -> bool:
@@ -131,7 +121,7 @@ def holds_data(connection: Connection) -> bool:
     return False
 
 
-def _manifest(connection: Connection, backend: str, progress: Progress) -> dict:
+def _manifest(connection: Connection, backend: str, progress: Progress) -> Manifest:
     return {
         "format": FORMAT_VERSION,
         "backend": backend,
@@ -157,18 +147,24 @@ def _libpq_url(url: URL) -> str:
 
 def backend_of(url: URL) -> str:
     if url.get_backend_name() == "sqlite":
-        if not url.database or url.database == ":memory:":
-            raise BackupError("an in-memory SQLite database cannot be backed up or restored")
+        _sqlite_file(url)
         return "sqlite"
     if url.get_backend_name() == "postgresql":
         return "postgresql"
     raise BackupError(f"backups of {url.get_backend_name()} databases are not supported")
 
 
+def _sqlite_file(url: URL) -> str:
+    """The file of an SQLite URL; an in-memory database has none."""
+    if not url.database or url.database == ":memory:":
+        raise BackupError("an in-memory SQLite database cannot be backed up or restored")
+    return url.database
+
+
 # --- create -----------------------------------------------------------------------------------
 
 
-def create(database_url: str, path: Path, progress: Progress = _quiet) -> dict:
+def create(database_url: str, path: Path, progress: Progress = quiet) -> Manifest:
     """Write a backup of the database to `path` (a tar file); returns its manifest."""
     url = make_url(database_url)
     backend = backend_of(url)
@@ -204,7 +200,7 @@ def _sqlite_copy(
     with progress(max(total, 1), label) as bar:
         done = [0]
 
-        def step(status, remaining, pages):
+        def step(status: int, remaining: int, pages: int) -> None:
             copied = pages - remaining
             bar.update(max(0, copied - done[0]))
             done[0] = copied
@@ -212,8 +208,8 @@ def _sqlite_copy(
         source.backup(target, pages=1024, progress=step)
 
 
-def _create_sqlite(url: URL, work_dir: Path, progress: Progress) -> tuple[str, dict]:
-    source_path = Path(url.database)
+def _create_sqlite(url: URL, work_dir: Path, progress: Progress) -> tuple[str, Manifest]:
+    source_path = Path(_sqlite_file(url))
     if not source_path.exists():
         raise BackupError(f"{source_path}: no such database")
     copy_path = work_dir / SQLITE_MEMBER
@@ -236,7 +232,7 @@ def _create_sqlite(url: URL, work_dir: Path, progress: Progress) -> tuple[str, d
     return SQLITE_MEMBER, manifest
 
 
-def _create_postgres(url: URL, work_dir: Path, progress: Progress) -> tuple[str, dict]:
+def _create_postgres(url: URL, work_dir: Path, progress: Progress) -> tuple[str, Manifest]:
     if shutil.which("pg_dump") is None:
         raise BackupError("pg_dump is not installed (Debian package postgresql-client)")
     dump_path = work_dir / POSTGRES_MEMBER
@@ -270,7 +266,7 @@ def _create_postgres(url: URL, work_dir: Path, progress: Progress) -> tuple[str,
 # --- restore ----------------------------------------------------------------------------------
 
 
-def read_manifest(path: Path) -> dict:
+def read_manifest(path: Path) -> Manifest:
     path = Path(path)
     if not path.is_file():
         raise BackupError(f"{path}: no such backup file")
@@ -279,7 +275,8 @@ def read_manifest(path: Path) -> dict:
             member = archive.extractfile(MANIFEST)
             if member is None:
                 raise KeyError(MANIFEST)
-            return json.loads(member.read())
+            manifest: Manifest = json.loads(member.read())
+            return manifest
     except (tarfile.TarError, KeyError, json.JSONDecodeError) as error:
         raise BackupError(f"{path} is not a portal backup ({error})") from None
 
@@ -290,7 +287,7 @@ def restore(
     *,
     force: bool,
     upgrade: Callable[[], None],
-    progress: Progress = _quiet,
+    progress: Progress = quiet,
 ) -> RestoreReport:
     """Restore `path` into the database, then check it against the backup's manifest.
 
@@ -372,7 +369,7 @@ def _advance_data_versions(database_url: str, versions_before: dict[int, int]) -
         engine.dispose()
 
 
-def _check_sqlite_copy(copy: Path, manifest: dict, progress: Progress) -> None:
+def _check_sqlite_copy(copy: Path, manifest: Manifest, progress: Progress) -> None:
     """Check the copy before it replaces anything."""
     engine = create_engine(f"sqlite:///{copy}")
     try:
@@ -386,7 +383,7 @@ def _check_sqlite_copy(copy: Path, manifest: dict, progress: Progress) -> None:
 
 def _restore_sqlite(url: URL, copy: Path, progress: Progress) -> None:
     source = sqlite3.connect(copy)
-    target = sqlite3.connect(url.database, timeout=30)
+    target = sqlite3.connect(_sqlite_file(url), timeout=30)
     try:
         # The backup API replaces the target's content as one step under its lock.
         _sqlite_copy(source, target, progress, "Restoring database")
@@ -419,7 +416,7 @@ def _restore_postgres(url: URL, dump: Path) -> None:
         raise BackupError(f"pg_restore failed: {result.stderr.strip()}")
 
 
-def _compare(found: dict[str, dict], expected: dict[str, dict], *, checksums: bool = True) -> None:
+def _compare(found: TableFigures, expected: TableFigures, *, checksums: bool = True) -> None:
     for name, figures in expected.items():
         if name not in found:
             raise BackupError(f"table {name} is missing after the restore")
@@ -432,7 +429,7 @@ def _compare(found: dict[str, dict], expected: dict[str, dict], *, checksums: bo
 
 
 def verify(
-    database_url: str, manifest: dict, revision_before: str | None, progress: Progress = _quiet
+    database_url: str, manifest: Manifest, revision_before: str | None, progress: Progress = quiet
 ) -> RestoreReport:
     """Schema at head, row counts (and, at the same revision, checksums) as recorded, and the
     users who could sign in when the backup was taken still can."""

@@ -17,6 +17,7 @@ from portal.audit.actor import Actor
 from portal.extensions import db
 from portal.models import Patient, Service, User
 from portal.operations import synthetic
+from portal.operations.progress import Progress
 
 # Three and a half years of fractures, so the oldest have finished their 12-month follow-up.
 YEARS = 3
@@ -97,7 +98,7 @@ def _add_users(actor: Actor, services: dict[str, Service]) -> list[tuple[User, s
     return users
 
 
-def fill(actor: Actor, today: date | None = None, progress=None) -> str:
+def fill(actor: Actor, today: date | None = None, progress: Progress | None = None) -> str:
     """Add the demo to an empty database (flushes; the caller commits) and return the text the
     CLI prints: what was added and how each demo user signs in."""
     today = today or clock.today()

@@ -13,6 +13,7 @@ from flask.cli import AppGroup
 from portal.audit.actor import Actor
 from portal.command_line import progress_bar, refuse
 from portal.extensions import db
+from portal.operations.progress import ProgressBar
 
 records_cli = AppGroup("records", help="Import and export fracture episodes as CSV.")
 
@@ -48,15 +49,16 @@ def records_import(file: Path, service_code: str | None, keep_valid: bool, dry_r
         click.echo(str(refusal), err=True)
 
     with ExitStack() as stack:
-        bar = []
+        bar: ProgressBar | None = None
+        shown = 0
 
         def progress(rows_done: int, total: int) -> None:
+            nonlocal bar, shown
             # The bar is made at the first chunk, when the number of rows is known.
-            if not bar:
-                bar.append(stack.enter_context(progress_bar(total, "Importing")))
-                bar.append(0)
-            bar[0].update(rows_done - bar[1])
-            bar[1] = rows_done
+            if bar is None:
+                bar = stack.enter_context(progress_bar(total, "Importing"))
+            bar.update(rows_done - shown)
+            shown = rows_done
 
         try:
             report = record_import.import_file(
