@@ -6,8 +6,11 @@ columns it reads here. tests/unit/test_kpi_schema.py holds these names against t
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import Boolean, Date, DateTime, Integer, String, column, table
 from sqlalchemy.sql.expression import TableClause
+from sqlalchemy.types import TypeEngine
 
 from kpis.dataset import AUDITED_FIELDS
 
@@ -23,7 +26,7 @@ _DATES = {
 _INTEGERS = {"id", "service_id", "patient_id", "expected_caseload", "data_version"}
 
 
-def _type(name: str):
+def _type(name: str) -> type[TypeEngine[Any]]:
     if name in _DATES:
         return Date
     if name in _INTEGERS:

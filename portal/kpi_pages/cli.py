@@ -31,10 +31,11 @@ kpis_cli = AppGroup("kpis", help="FLS-DB key performance indicators.")
 )
 def export(start: str, end: str, as_of: str | None, service_code: str | None) -> None:
     """Write the KPI figures as CSV to standard output."""
+    from portal.kpi_pages import choices
     from portal.kpi_pages import figures as kpi_figures
 
     try:
-        request = kpi_figures.export_request(start, end, as_of, service_code)
-    except kpi_figures.KpiRequestError as error:
+        request = choices.export_request(start, end, as_of, service_code)
+    except choices.KpiRequestError as error:
         refuse(str(error))
     click.echo(kpi_figures.export_csv(request), nl=False)

@@ -10,7 +10,9 @@ from kpis.charts import FORMATS
 from kpis.definitions import BAND_WORDS, KPI_BY_NUMBER, KPIS
 from kpis.periods import Period
 from portal import clock
+from portal.kpi_pages import choices
 from portal.kpi_pages import figures as kpi_figures
+from portal.kpi_pages.caching import cached_fragment
 
 bp = Blueprint("public", __name__)
 
@@ -18,7 +20,7 @@ CONTENT_TYPES = {"svg": "image/svg+xml", "png": "image/png"}
 
 
 def _year() -> int:
-    years = kpi_figures.years()
+    years = choices.years()
     text = request.args.get("year", "")
     if not text:
         return years[1] if len(years) > 1 else years[0]  # the last whole year
@@ -33,9 +35,9 @@ def _year() -> int:
 
 def _subject(code: str):
     """A service by code, or None for the national chart (`ALL`)."""
-    if code.upper() == kpi_figures.NATIONAL:
+    if code.upper() == choices.NATIONAL:
         return None
-    service = kpi_figures.find_service(code)
+    service = choices.find_service(code)
     if service is None:
         abort(404)
     return service
@@ -71,9 +73,9 @@ def benchmarks():
     what = {"page": "benchmarks_table", "year": year, "sort": sort, "desc": descending}
     return render_template(
         "public/benchmarks.html",
-        table=Markup(kpi_figures.cached_fragment(what, as_of, table)),
+        table=Markup(cached_fragment(what, as_of, table)),
         year=year,
-        years=kpi_figures.years(),
+        years=choices.years(),
         sort=sort,
         descending=descending,
         kpis=KPIS,
@@ -82,7 +84,7 @@ def benchmarks():
 
 @bp.get("/<int:year>.csv")
 def benchmarks_csv(year: int):
-    if year not in kpi_figures.years():
+    if year not in choices.years():
         abort(404)
     report = kpi_figures.benchmarks(year, clock.today())
     return Response(
@@ -104,7 +106,7 @@ def run_chart(code: str, number: int):
         chart=chart,
         code=code.upper(),
         year=year,
-        years=kpi_figures.years(),
+        years=choices.years(),
     )
 
 
