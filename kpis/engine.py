@@ -24,6 +24,7 @@ from kpis.counting import (
     load_services,
 )
 from kpis.definitions import GREEN, KPI, KPIS, NONE, RED, SUPPRESS_BELOW
+from kpis.funnel import Funnel, Point, funnel
 from kpis.numbers import format_denominator, format_value, percent
 from kpis.periods import Month, Period
 
@@ -110,7 +111,8 @@ def service_figures(counts: Counts, caseload: int, months: int) -> list[Figure]:
     return figures
 
 
-# KPIs 3-11: the counts of each one's numerator and denominator.
+# KPIs 3-11 (the proportions of patients that funnel plots compare): the counts of each one's
+# numerator and denominator.
 PROPORTIONS: dict[int, tuple[str, str]] = {
     3: ("k3_num", "cohort"),
     4: ("k4_num", "k4_den"),
@@ -319,3 +321,26 @@ def monthly_series(
     }
     groups = monthly_groups(conn, period, as_of, service_id)
     return series_from_groups(groups, kpi_number, period, caseloads, service_id)
+
+
+# --- funnel plots -------------------------------------------------------------------------------
+
+
+def funnel_points(
+    kpi_number: int, counts: dict[int, Counts], infos: dict[int, ServiceInfo]
+) -> list[Point]:
+    """Each service's numerator and denominator of one KPI 3-11, for those (active or not) with a
+    denominator of at least 1, in ascending order of code."""
+    numerator, denominator = PROPORTIONS[kpi_number]
+    points = [
+        Point(infos[sid].code, group[numerator], group[denominator])
+        for sid, group in counts.items()
+        if sid in infos and group[denominator] >= 1
+    ]
+    return sorted(points, key=lambda p: p.code)
+
+
+def kpi_funnel(conn: Connection, kpi_number: int, period: Period, as_of: date) -> Funnel:
+    """The funnel plot of one KPI 3-11 over a period, every service a point."""
+    counts = {sid: c for (sid, _), c in aggregate(conn, period, as_of).items()}
+    return funnel(funnel_points(kpi_number, counts, load_services(conn)))

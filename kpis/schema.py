@@ -22,6 +22,7 @@ _DATES = {
     "dxa_date",
     "followup16_date",
     "date_of_death",
+    "date_of_birth",
 }
 _INTEGERS = {"id", "service_id", "patient_id", "expected_caseload", "data_version"}
 
@@ -39,7 +40,15 @@ def _type(name: str) -> type[TypeEngine[Any]]:
 
 
 SERVICE_COLUMNS = ("id", "code", "name", "nation", "expected_caseload", "active", "data_version")
-PATIENT_COLUMNS = ("id", "service_id", "sex", "postcode", "care_home_resident", "date_of_death")
+PATIENT_COLUMNS = (
+    "id",
+    "service_id",
+    "date_of_birth",
+    "sex",
+    "postcode",
+    "care_home_resident",
+    "date_of_death",
+)
 EPISODE_COLUMNS = (
     "id",
     "service_id",

@@ -115,6 +115,40 @@ def counts_by_service(
     return result
 
 
+def per_service(
+    what: dict[str, Any],
+    compute: Callable[[set[int] | None], dict[int, T]],
+    versions: Versions | None = None,
+) -> dict[int, T | None]:
+    """Every service's value of `what` (None for a service without data), each kept under that
+    service's own data version: after a change in one service only that one is computed again.
+    `compute(scope)` computes the values of the services in `scope` (None: every service) in one
+    go and leaves out those without data."""
+    cache = figure_cache()
+    versions = versions if versions is not None else data_versions()
+    where = _database()
+    keys = {
+        sid: _key(what | {"service": sid}, {sid: version}, where)
+        for sid, version in versions.items()
+    }
+    result: dict[int, T | None] = {}
+    missing: set[int] = set()
+    for sid, key in keys.items():
+        found, value = cache.lookup(key)
+        if found:
+            result[sid] = value
+        else:
+            missing.add(sid)
+    if missing:
+        # Every service in one pass when most are missing, else the missing ones only.
+        fresh = compute(None if len(missing) * 2 > len(versions) else missing)
+        for sid in missing:
+            value = fresh.get(sid)
+            cache.put(keys[sid], value)
+            result[sid] = value
+    return result
+
+
 def service_infos() -> dict[int, counting.ServiceInfo]:
     with db.engine.connect() as conn:
         return counting.load_services(conn)

@@ -146,3 +146,14 @@ def _int(text: str | None, default: int) -> int:
         return int(text) if text else default
     except ValueError:
         return default
+
+
+FUNNEL_KPIS = range(3, 12)  # the proportions of patients: KPIs 3 to 11
+
+
+def funnel_kpi(text: str) -> int:
+    """A KPI a funnel plot can be drawn for (3 to 11), from what was typed."""
+    value = text.strip()
+    if not re.fullmatch(r"[+-]?\d+", value) or int(value) not in FUNNEL_KPIS:
+        raise KpiRequestError(f"--kpi {text!r}: funnel plots are for KPIs 3 to 11")
+    return int(value)
