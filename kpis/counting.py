@@ -53,7 +53,7 @@ def _flag(condition: ColumnElement[Any]) -> ColumnElement[Any]:
     return func.count().filter(condition)
 
 
-def _has_site(site: str) -> ColumnElement[Any]:
+def has_site(site: str) -> ColumnElement[Any]:
     """fracture_sites (`;`-joined) holds exactly this site."""
     sites = literal(";") + func.coalesce(episodes.c.fracture_sites, "") + literal(";")
     return sites.like(f"%;{site};%")
@@ -97,14 +97,14 @@ def count_columns(as_of: date) -> tuple[ColumnElement[Any], ...]:
     alive16 = _alive_at(DUE_AT_16_WEEKS_DAYS)
     alive52 = _alive_at(DUE_AT_52_WEEKS_DAYS)
     k5_den = and_(due90, e.dxa_status == "Recommended")
-    k8_den = and_(not_(_has_site("Hip")), due16, alive16)
+    k8_den = and_(not_(has_site("Hip")), due16, alive16)
     k9_den = and_(aom, due16, alive16)
     k11_den = and_(aom, due52, alive52)
     columns = [
         func.count().label("cohort"),
         _flag(due16).label("due16"),
         _flag(due52).label("due52"),
-        _flag(_has_site("Spine")).label("k3_num"),
+        _flag(has_site("Spine")).label("k3_num"),
         _flag(due90).label("k4_den"),
         _flag(and_(due90, _within(e.assessment_date, DUE_AT_90_DAYS))).label("k4_num"),
         _flag(k5_den).label("k5_den"),
@@ -148,10 +148,12 @@ def counts_query(
     as_of: date,
     service_ids: Iterable[int] | None = None,
     by_month: bool = False,
+    part: ColumnElement[Any] | None = None,
 ) -> Select[Any]:
     """The one aggregate statement: the counts of live episodes whose fracture_date lies in one
     of the periods (which must not overlap), grouped by service, by period when there are several
-    (a CASE bucket: one pass for a period and the one before it), and by fracture month."""
+    (a CASE bucket: one pass for a period and the one before it), by fracture month, and by
+    the part of a split (kpis.splits)."""
     ordered = sorted(range(len(periods)), key=lambda i: periods[i].start)
     for before, after in zip(ordered, ordered[1:], strict=False):
         if periods[after].start <= periods[before].end:
@@ -165,6 +167,8 @@ def counts_query(
         keys.append(bucket.label("bucket"))
     if by_month:
         keys.append(month_key(fracture_date).label("month"))
+    if part is not None:
+        keys.append(part.label("part"))  # a split: sex, age band, care home or fracture site
     conditions: list[ColumnElement[Any]] = [
         episodes.c.deleted_at.is_(None),
         # The overall range first, so that an index on (service_id, fracture_date) is searched

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Date, String
+from sqlalchemy import Date, Integer, String
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import ColumnElement, FunctionElement, literal_column
@@ -88,3 +88,33 @@ def _unindexed_default(element: Any, compiler: SQLCompiler, **kw: Any) -> str:
 def _unindexed_sqlite(element: Any, compiler: SQLCompiler, **kw: Any) -> str:
     (column,) = list(element.clauses)
     return f"+{compiler.process(column, **kw)}"
+
+
+class age_at(FunctionElement[Any]):
+    """Whole years from a date of birth to a day, comparing month and day (dataset.md: someone
+    born on 29 February turns a year older on 1 March in a year without one)."""
+
+    type = Integer()
+    inherit_cache = True
+    name = "age_at"
+
+    def __init__(self, born: ColumnElement[Any], day: ColumnElement[Any]) -> None:
+        super().__init__(born, day)
+
+
+@compiles(age_at)
+def _age_at_default(element: Any, compiler: SQLCompiler, **kw: Any) -> str:
+    born, day = (compiler.process(c, **kw) for c in element.clauses)
+    return (
+        f"(CAST(EXTRACT(YEAR FROM {day}) AS INTEGER) - CAST(EXTRACT(YEAR FROM {born}) AS INTEGER)"
+        f" - CASE WHEN to_char({day}, 'MM-DD') < to_char({born}, 'MM-DD') THEN 1 ELSE 0 END)"
+    )
+
+
+@compiles(age_at, "sqlite")
+def _age_at_sqlite(element: Any, compiler: SQLCompiler, **kw: Any) -> str:
+    born, day = (compiler.process(c, **kw) for c in element.clauses)
+    return (
+        f"(CAST(substr({day}, 1, 4) AS INTEGER) - CAST(substr({born}, 1, 4) AS INTEGER)"
+        f" - (substr({day}, 6, 5) < substr({born}, 6, 5)))"
+    )

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
-from kpis import engine, export
+from kpis import engine, export, plots
 from kpis.definitions import KPI, KPI_BY_NUMBER
 from kpis.funnel import (
     ABOVE_95,
@@ -19,6 +19,7 @@ from kpis.funnel import (
     FunnelPoint,
     funnel,
 )
+from kpis.funnel_chart import FunnelChart
 from kpis.periods import Period
 from portal.extensions import db
 from portal.kpi_pages.caching import cached, counts_by_service, data_versions, service_infos
@@ -82,3 +83,62 @@ def positions(service_code: str, period: Period, as_of: date) -> list[Position]:
         point = next((p for p in plot.points if p.point.code == service_code), None)
         result.append(Position(KPI_BY_NUMBER[number], point, plot))
     return result
+
+
+def funnel_chart(
+    kpi_number: int, period: Period, as_of: date, highlight: str | None, public: bool
+) -> FunnelChart:
+    """The funnel plot as a page shows it: signed-in users see every point with their service
+    highlighted; the public page draws only services with a denominator of 5 or more."""
+    plot = kpi_funnel(kpi_number, period, as_of)
+    return FunnelChart(KPI_BY_NUMBER[kpi_number], period, plot, highlight, public)
+
+
+def funnel_image(
+    kpi_number: int, period: Period, as_of: date, highlight: str | None, public: bool, fmt: str
+) -> bytes:
+    """The funnel plot drawn as SVG or PNG, once per change of the data."""
+    what = {
+        "page": "funnel_image",
+        "kpi": kpi_number,
+        "period": str(period),
+        "as_of": as_of,
+        "highlight": highlight,
+        "public": public,
+        "format": fmt,
+    }
+    chart = funnel_chart(kpi_number, period, as_of, highlight, public)
+    return cached(what, lambda: plots.to_bytes(plots.draw_funnel(chart), fmt))
+
+
+@dataclass(frozen=True)
+class Signal:
+    """An alert or alarm of the outlier policy: a service beyond a limit on one KPI."""
+
+    service_code: str
+    service_name: str
+    kpi: KPI
+    point: FunnelPoint
+    level: str  # alert or alarm
+
+    @property
+    def words(self) -> str:
+        return FLAG_WORDS[self.point.flag]
+
+
+def signals(services: list[tuple[str, str]], period: Period, as_of: date) -> list[Signal]:
+    """The alerts (beyond 95%) and alarms (beyond 99.8%) of the given services, (code, name), on
+    each KPI 3-11 over the period: alarms first, then by service and KPI."""
+    found = []
+    for number in FUNNEL_KPIS:
+        plot = kpi_funnel(number, period, as_of)
+        by_code = {p.point.code: p for p in plot.points}
+        for code, name in services:
+            point = by_code.get(code)
+            if point is None:
+                continue
+            if point.flag in ALARMS:
+                found.append(Signal(code, name, KPI_BY_NUMBER[number], point, "alarm"))
+            elif point.flag in ALERTS:
+                found.append(Signal(code, name, KPI_BY_NUMBER[number], point, "alert"))
+    return sorted(found, key=lambda s: (s.level != "alarm", s.service_code, s.kpi.number))

@@ -65,6 +65,15 @@ def full_report(period: Period, as_of: date) -> Report:
     return cached(what, compute, versions)
 
 
+def empty_row(service: Service, period: Period) -> Row:
+    """A service's row without an episode in the period."""
+    info = counting.ServiceInfo(
+        service.id, service.code, service.name, service.expected_caseload, service.data_version
+    )
+    figures = engine.service_figures(engine.EMPTY_COUNTS, service.expected_caseload, period.months)
+    return Row(info, figures, 0)
+
+
 def _service_row(report: Report, service: Service) -> Row:
     row = report.row_for(service.id)
     if row is not None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
-from kpis import counting, export, outcomes
+from kpis import counting, export, outcomes, plots
 from kpis.outcomes import FollowUp, OutcomeFigure
 from kpis.periods import Period
 from portal.extensions import db
@@ -61,6 +61,23 @@ class ServiceOutcomes:
     at_risk: list[tuple[int, int]]
     national_at_risk: list[tuple[int, int]]
 
+    def text_alternative(self) -> str:
+        """The curve in words: the two refracture measures of the service and nationally."""
+        parts = [
+            f"Cumulative incidence of another fracture after the first, {self.service_name} "
+            f"(solid line) and every service (dotted line), {self.period.label()}."
+        ]
+        for line in self.lines:
+            if line.figure.measure.kind != "refracture":
+                continue
+            mine = "no data" if line.figure.value is None else f"{line.figure.value_text}%"
+            theirs = "no data" if line.national.value is None else f"{line.national.value_text}%"
+            parts.append(
+                f"{line.figure.measure.label}: {mine} ({line.figure.events} fractures, "
+                f"{line.figure.at_risk} still at risk), national {theirs}."
+            )
+        return " ".join(parts)
+
 
 AT_RISK_DAYS = (0, 91, 182, 365, 547, 730)
 
@@ -94,3 +111,42 @@ def service_outcomes(service: Service, period: Period, as_of: date) -> ServiceOu
 def national_follow_up(period: Period, as_of: date) -> FollowUp:
     """The national pool of index patients."""
     return outcomes.pooled(g for g in follow_ups(period, as_of).values() if g is not None)
+
+
+CURVE_DAYS = 730  # the curve runs to the 24-month horizon
+
+
+def curve_image(service: Service, period: Period, as_of: date, fmt: str) -> bytes:
+    """The cumulative incidence of refracture of a service and nationally, drawn once per change
+    of the data."""
+
+    def draw() -> bytes:
+        groups = follow_ups(period, as_of)
+        own = groups.get(service.id) or FollowUp()
+        national = outcomes.pooled(g for g in groups.values() if g is not None)
+        figure = plots.draw_incidence(
+            f"Another fracture after the first: {service.name}, {period.label()}",
+            [
+                (service.name, outcomes.curve(own, CURVE_DAYS)),
+                ("National", outcomes.curve(national, CURVE_DAYS)),
+            ],
+            CURVE_DAYS,
+        )
+        return plots.to_bytes(figure, fmt)
+
+    what = {
+        "page": "incidence_image",
+        "service": service.id,
+        "period": str(period),
+        "as_of": as_of,
+        "format": fmt,
+    }
+    return cached(what, draw)
+
+
+def service_csv(service: Service, period: Period, as_of: date) -> str:
+    """A service's four measures and the national ones, in the columns of the export."""
+    groups = follow_ups(period, as_of)
+    own = groups.get(service.id) or FollowUp()
+    national = outcomes.pooled(g for g in groups.values() if g is not None)
+    return export.outcomes_csv(period, [(service.code, own), (NATIONAL, national)])
