@@ -2,7 +2,8 @@
 the national value, with 95% and 99.8% limits that widen as a service's denominator shrinks.
 
 The target p0, the values and the flags' comparisons are exact (fractions). The binomial
-distribution function comes from scipy.stats.binom in floating point: the limits are drawn and
+distribution function comes from scipy (scipy.special.bdtr, the function behind
+scipy.stats.binom.cdf, on a whole table at once) in floating point: the limits are drawn and
 printed to two decimals, and the interpolated limit is continuous where F(r) meets the tail
 probability, so a last-bit error moves no printed limit. The flags are categories, so a tail
 probability within a hair of its threshold is decided again in whole numbers (`_exact_tail`).
@@ -17,8 +18,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
+from typing import Any
 
-from scipy.stats import binom
+import numpy as np
+from scipy.special import bdtr, bdtrc
 
 from kpis.definitions import SUPPRESS_BELOW
 from kpis.numbers import round_half_up
@@ -111,28 +114,33 @@ class Funnel:
 # --- exact binomial limits ----------------------------------------------------------------------
 
 
-def _cdf(r: int, n: int, p: float) -> float:
-    """F(r) of Binomial(n, p); F(-1) = 0."""
-    if r < 0:
-        return 0.0
-    return float(binom.cdf(r, n, p))
+def _cdf_table(n: int, p: float) -> Any:
+    """F(0), ..., F(n) of Binomial(n, p), in one vectorised call."""
+    return bdtr(np.arange(n + 1), n, p)
+
+
+def _limit(cdf: Any, n: int, tail: float) -> float:
+    """r = the smallest whole number with F(r) >= a; alpha = (F(r) - a) / (F(r) - F(r - 1)),
+    F(-1) = 0; limit = (r - alpha) / n, clipped to [0, 1]."""
+    r = min(int(np.searchsorted(cdf, tail, side="left")), n)
+    upper = float(cdf[r])
+    lower = float(cdf[r - 1]) if r > 0 else 0.0
+    alpha = (upper - tail) / (upper - lower) if upper > lower else 0.0
+    return min(1.0, max(0.0, (r - alpha) / n))
+
+
+def binomial_limits(n: int, p0: Fraction, tails: Sequence[float]) -> list[float]:
+    """The exact binomial limits of Binomial(n, p0) for several tail probabilities, from one
+    table of its distribution function. Every limit equals p0 when p0 is 0 or 1."""
+    if p0 in (0, 1):
+        return [float(p0)] * len(tails)
+    cdf = _cdf_table(n, float(p0))
+    return [_limit(cdf, n, tail) for tail in tails]
 
 
 def binomial_limit(n: int, p0: Fraction, tail: float) -> float:
-    """r = the smallest whole number with F(r) >= a; alpha = (F(r) - a) / (F(r) - F(r - 1));
-    limit = (r - alpha) / n, clipped to [0, 1]. Every limit equals p0 when p0 is 0 or 1."""
-    if p0 in (0, 1):
-        return float(p0)
-    p = float(p0)
-    r = int(binom.ppf(tail, n, p))
-    # ppf is the inverse of the cdf up to rounding: step to the smallest r with F(r) >= a.
-    while r > 0 and _cdf(r - 1, n, p) >= tail:
-        r -= 1
-    while _cdf(r, n, p) < tail and r < n:
-        r += 1
-    upper, lower = _cdf(r, n, p), _cdf(r - 1, n, p)
-    alpha = (upper - tail) / (upper - lower) if upper > lower else 0.0
-    return min(1.0, max(0.0, (r - alpha) / n))
+    """One exact binomial limit (see binomial_limits)."""
+    return binomial_limits(n, p0, [tail])[0]
 
 
 # --- over-dispersion ----------------------------------------------------------------------------
@@ -181,12 +189,7 @@ def limits(n: int, p0: Fraction, tau2: float) -> Limits:
             adjusted_limit(n, p0, tau2, -Z_998),
             adjusted_limit(n, p0, tau2, Z_998),
         )
-    return Limits(
-        binomial_limit(n, p0, TAILS_95[0]),
-        binomial_limit(n, p0, TAILS_95[1]),
-        binomial_limit(n, p0, TAILS_998[0]),
-        binomial_limit(n, p0, TAILS_998[1]),
-    )
+    return Limits(*binomial_limits(n, p0, (*TAILS_95, *TAILS_998)))
 
 
 # --- flags --------------------------------------------------------------------------------------
@@ -204,7 +207,10 @@ def _exact_tail(point: Point, p0: Fraction, upper: bool) -> Fraction:
 def _tail_at_most(point: Point, p0: Fraction, upper: bool, threshold: float) -> bool:
     """Whether the point's tail probability is at most the threshold (0.001 or 0.025)."""
     n, y, p = point.denominator, point.numerator, float(p0)
-    tail = float(binom.sf(y - 1, n, p)) if upper else float(binom.cdf(y, n, p))
+    if upper:
+        tail = 1.0 if y == 0 else float(bdtrc(y - 1, n, p))  # P(X >= y) = P(X > y - 1)
+    else:
+        tail = float(bdtr(y, n, p))
     if abs(tail - threshold) > TIE_MARGIN * threshold:
         return tail <= threshold
     return _exact_tail(point, p0, upper) <= Fraction(str(threshold))
