@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import math
+import textwrap
 from collections.abc import Sequence
 from fractions import Fraction
 
@@ -40,6 +41,11 @@ def to_bytes(figure: Figure, fmt: str) -> bytes:
             buffer, metadata={"Date": None}
         )
     return buffer.getvalue()
+
+
+def _title(figure: Figure, title: str) -> None:
+    """The title across the whole figure, wrapped, so a long service name is never cut off."""
+    figure.suptitle(textwrap.fill(title, 90), x=0.01, ha="left", fontsize=15)
 
 
 def draw_funnel(chart: FunnelChart) -> Figure:
@@ -119,7 +125,7 @@ def draw_funnel(chart: FunnelChart) -> Figure:
     axes.set_xlabel("Denominator (patients)", fontsize=15)
     axes.set_ylabel("Per cent", fontsize=15)
     axes.tick_params(labelsize=13)
-    axes.set_title(chart.title, fontsize=16, loc="left")
+    _title(figure, chart.title)
     axes.grid(color="#d8dde0", linewidth=1)
     axes.spines[["top", "right"]].set_visible(False)
     axes.legend(fontsize=11, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
@@ -156,7 +162,7 @@ def draw_incidence(
     axes.tick_params(axis="y", labelsize=13)
     axes.set_xlabel("Months since the fracture", fontsize=15)
     axes.set_ylabel("Per cent with another fracture", fontsize=15)
-    axes.set_title(title, fontsize=16, loc="left")
+    _title(figure, title)
     axes.grid(color="#d8dde0", linewidth=1)
     axes.spines[["top", "right"]].set_visible(False)
     axes.legend(fontsize=12, loc="upper left", frameon=False)
@@ -194,7 +200,7 @@ def draw_split(
     axes.set_xlim(0, 100)
     axes.set_xlabel("Per cent", fontsize=14)
     axes.tick_params(axis="x", labelsize=12)
-    axes.set_title(title, fontsize=15, loc="left")
+    _title(figure, title)
     axes.grid(axis="x", color="#d8dde0", linewidth=1)
     axes.spines[["top", "right"]].set_visible(False)
     axes.legend(fontsize=11, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
