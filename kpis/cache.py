@@ -72,9 +72,10 @@ class RedisStore:
         import redis
 
         try:
-            return self._client.get(key)
+            value = self._client.get(key)
         except redis.RedisError:
             return None  # Redis away: compute rather than fail the page
+        return value if isinstance(value, bytes) else None
 
     def set(self, key: str, value: bytes) -> None:
         import redis

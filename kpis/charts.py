@@ -35,6 +35,8 @@ def _band_regions(chart: RunChart, top: float) -> list[tuple[float, float, str]]
     if chart.kpi.number == 1 and chart.subject != "National":
         return []
     green_from = banding.green_above if banding.green_above is not None else banding.green_from
+    if green_from is None:
+        return []
     regions = []
     amber_from = banding.amber_from
     red_top = float(amber_from if amber_from is not None else green_from)
@@ -121,8 +123,10 @@ def render(chart: RunChart, fmt: str) -> bytes:
     figure = draw(chart)
     buffer = io.BytesIO()
     if fmt == "png":
-        FigureCanvasAgg(figure).print_png(buffer)
+        FigureCanvasAgg(figure).print_png(buffer)  # type: ignore[no-untyped-call]
     else:
         # No date in the SVG, so the same chart renders to the same bytes.
-        FigureCanvasSVG(figure).print_svg(buffer, metadata={"Date": None})
+        FigureCanvasSVG(figure).print_svg(  # type: ignore[no-untyped-call]
+            buffer, metadata={"Date": None}
+        )
     return buffer.getvalue()

@@ -268,3 +268,9 @@ MAXIMUM_AGE = 115
 ASSESSMENT_DUE_DAYS = 90
 FOLLOWUP16_WINDOW_DAYS = (84, 112)
 FOLLOWUP52_WINDOW_DAYS = (336, 392)
+
+# The KPIs' due dates (kpis.md, "Terms"): a step is due once fracture_date + N days <= as_of. The
+# 16- and 52-week ones are the ends of the follow-up windows above (112 days, 392 days).
+DUE_AT_90_DAYS = ASSESSMENT_DUE_DAYS
+DUE_AT_16_WEEKS_DAYS = FOLLOWUP16_WINDOW_DAYS[1]
+DUE_AT_52_WEEKS_DAYS = FOLLOWUP52_WINDOW_DAYS[1]

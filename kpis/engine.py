@@ -1,241 +1,35 @@
-"""KPI figures computed in the database (spec/kpis.md).
+"""KPI figures from counts (spec/kpis.md).
 
-One aggregate query counts, per service (and per fracture month for run charts), every numerator
-and denominator the 11 KPIs need, plus the missing counts of the 17 audited fields. Python then
-turns those few rows of counts into exact values and bands: no loop ever runs over episodes.
-The same SQLAlchemy Core statement runs on SQLite and PostgreSQL.
+kpis.counting counts, in one aggregate query, every numerator and denominator; this module turns
+those few rows of counts into exact values and bands, the national row and the month-by-month
+series: no loop ever runs over episodes.
 """
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from fractions import Fraction
 
-from sqlalchemy import Date, and_, case, func, literal, not_, or_, select
 from sqlalchemy.engine import Connection
-from sqlalchemy.sql.expression import ColumnElement
 
 from kpis import dataset
+from kpis.counting import (
+    COUNT_NAMES,
+    FIELD_COUNTED_IN,
+    Counts,
+    ServiceInfo,
+    aggregate,
+    load_services,
+)
 from kpis.definitions import GREEN, KPI, KPIS, NONE, RED, SUPPRESS_BELOW
+from kpis.funnel import Funnel, Point, funnel
 from kpis.numbers import format_denominator, format_value, percent
-from kpis.periods import DueCutoffs, Month, Period
-from kpis.schema import episodes, patients, services
-from kpis.sql import month_key, plus_days
+from kpis.periods import Month, Period
 
-# Which episodes each audited field is counted in (KPI 1): the cohort, or those due at 16/52 weeks.
-FIELD_COUNTED_IN = {name: "cohort" for name in dataset.AUDITED_FIELDS} | {
-    "followup16_done": "due16",
-    "strength_balance16": "due16",
-    "followup52_done": "due52",
-}
 # A service meets KPI 1 when fewer than this many counted fields are more than 20% missing.
 KPI1_MAX_FAILING = 5
-
-
-@dataclass(frozen=True)
-class ServiceInfo:
-    """What the engine needs to know of a service."""
-
-    id: int
-    code: str
-    name: str
-    expected_caseload: int
-    data_version: int
-    active: bool = True
-
-
-# --- the aggregate query ------------------------------------------------------------------------
-
-
-def _flag(condition: ColumnElement) -> ColumnElement:
-    """How many rows meet the condition: `count(*) FILTER (WHERE ...)` (SQLite 3.30+ and
-    PostgreSQL), which skips the rows that do not, where SUM(CASE ...) adds a 0 for each."""
-    return func.count().filter(condition)
-
-
-def _has_site(site: str) -> ColumnElement:
-    """fracture_sites (`;`-joined) holds exactly this site."""
-    sites = literal(";") + func.coalesce(episodes.c.fracture_sites, "") + literal(";")
-    return sites.like(f"%;{site};%")
-
-
-def _holds_drug(value: ColumnElement, outcomes: Sequence[str]) -> ColumnElement:
-    """A therapy field holds a drug: answered, and not one of the non-drug outcomes."""
-    return and_(value.is_not(None), value != "", value.not_in(outcomes))
-
-
-def _missing(name: str) -> ColumnElement:
-    source = patients if name in ("sex", "postcode", "care_home_resident") else episodes
-    value = source.c[name]
-    if isinstance(value.type, Date):
-        return value.is_(None)
-    return or_(value.is_(None), value == "")
-
-
-def _within(day: ColumnElement, days: int) -> ColumnElement:
-    """0 <= d(day) <= days."""
-    fracture_date = episodes.c.fracture_date
-    return and_(day.is_not(None), day >= fracture_date, day <= plus_days(fracture_date, days))
-
-
-def _alive_at(days: int) -> ColumnElement:
-    """Not died before fracture_date + days."""
-    death = patients.c.date_of_death
-    return or_(death.is_(None), death >= plus_days(episodes.c.fracture_date, days))
-
-
-@functools.lru_cache(maxsize=64)
-def count_columns(as_of: date) -> tuple[ColumnElement, ...]:
-    """Every count the KPIs need, as labelled filtered counts (built once per as-of
-    date: SQL expressions are immutable, and building them costs more than running a small query)."""
-    due = DueCutoffs(as_of)
-    e = episodes.c
-    due90 = e.fracture_date <= due.due90
-    due16 = e.fracture_date <= due.due16
-    due52 = e.fracture_date <= due.due52
-    aom = _holds_drug(e.bone_therapy, dataset.THERAPY_OUTCOMES)
-    alive16 = _alive_at(112)
-    alive52 = _alive_at(392)
-    k5_den = and_(due90, e.dxa_status == "Recommended")
-    k8_den = and_(not_(_has_site("Hip")), due16, alive16)
-    k9_den = and_(aom, due16, alive16)
-    k11_den = and_(aom, due52, alive52)
-    columns = [
-        func.count().label("cohort"),
-        _flag(due16).label("due16"),
-        _flag(due52).label("due52"),
-        _flag(_has_site("Spine")).label("k3_num"),
-        _flag(due90).label("k4_den"),
-        _flag(and_(due90, _within(e.assessment_date, 90))).label("k4_num"),
-        _flag(k5_den).label("k5_den"),
-        _flag(and_(k5_den, _within(e.dxa_date, 90))).label("k5_num"),
-        _flag(or_(e.falls_assessed == "Yes", e.falls_referred == "Yes")).label("k6_num"),
-        _flag(aom).label("k7_num"),
-        _flag(k8_den).label("k8_den"),
-        _flag(and_(k8_den, e.strength_balance16 == "Yes")).label("k8_num"),
-        _flag(k9_den).label("k9_den"),
-        _flag(and_(k9_den, e.followup16_done == "Yes", _within(e.followup16_date, 112))).label(
-            "k9_num"
-        ),
-        _flag(and_(k9_den, e.therapy16.in_(dataset.DRUGS))).label("k10_num"),
-        _flag(k11_den).label("k11_den"),
-        _flag(and_(k11_den, e.therapy52.in_(dataset.DRUGS))).label("k11_num"),
-    ]
-    for name in dataset.AUDITED_FIELDS:
-        counted_in = FIELD_COUNTED_IN[name]
-        missing = _missing(name)
-        if counted_in == "due16":
-            missing = and_(due16, missing)
-        elif counted_in == "due52":
-            missing = and_(due52, missing)
-        columns.append(_flag(missing).label(f"missing_{name}"))
-    return tuple(columns)
-
-
-COUNT_NAMES = (
-    "cohort due16 due52 k3_num k4_den k4_num k5_den k5_num k6_num k7_num k8_den k8_num "
-    "k9_den k9_num k10_num k11_den k11_num"
-).split() + [f"missing_{name}" for name in dataset.AUDITED_FIELDS]
-
-
-Counts = dict[str, int]
-
-
-def counts_query(
-    periods: Sequence[Period],
-    as_of: date,
-    service_ids: Iterable[int] | None = None,
-    by_month: bool = False,
-):
-    """The one aggregate statement: the counts of live episodes whose fracture_date lies in one
-    of the periods (which must not overlap), grouped by service, by period when there are several
-    (a CASE bucket: one pass for a period and the one before it), and by fracture month."""
-    ordered = sorted(range(len(periods)), key=lambda i: periods[i].start)
-    for before, after in zip(ordered, ordered[1:], strict=False):
-        if periods[after].start <= periods[before].end:
-            raise ValueError("periods overlap: count them one at a time")
-    fracture_date = episodes.c.fracture_date
-    keys: list[ColumnElement] = [episodes.c.service_id.label("service_id")]
-    if len(periods) > 1:
-        bucket = case(
-            *[(fracture_date <= periods[i].end, i) for i in ordered[:-1]], else_=ordered[-1]
-        )
-        keys.append(bucket.label("bucket"))
-    if by_month:
-        keys.append(month_key(fracture_date).label("month"))
-    conditions: list[ColumnElement] = [
-        episodes.c.deleted_at.is_(None),
-        # The overall range first, so that an index on (service_id, fracture_date) is searched
-        # for it (an OR of ranges is not), then each period.
-        fracture_date >= min(p.start for p in periods),
-        fracture_date <= max(p.end for p in periods),
-        or_(*[and_(fracture_date >= p.start, fracture_date <= p.end) for p in periods]),
-    ]
-    if service_ids is not None:
-        conditions.append(episodes.c.service_id.in_(sorted(set(service_ids))))
-    return (
-        select(*keys, *count_columns(as_of))
-        .select_from(episodes.join(patients, patients.c.id == episodes.c.patient_id))
-        .where(*conditions)
-        .group_by(*keys)
-    )
-
-
-def aggregate_periods(
-    conn: Connection,
-    periods: Sequence[Period],
-    as_of: date,
-    service_ids: Iterable[int] | None = None,
-    by_month: bool = False,
-) -> dict[tuple[int, int, str | None], Counts]:
-    """Counts for periods that do not overlap, in one pass over the episodes:
-    {(service_id, index of the period, "YYYY-MM" or None): {count name: value}}."""
-    result: dict[tuple[int, int, str | None], Counts] = {}
-    query = counts_query(periods, as_of, service_ids, by_month)
-    for row in conn.execute(query).mappings():
-        month = row["month"] if by_month else None
-        bucket = int(row["bucket"]) if len(periods) > 1 else 0
-        result[(row["service_id"], bucket, month)] = {
-            name: int(row[name] or 0) for name in COUNT_NAMES
-        }
-    return result
-
-
-def aggregate(
-    conn: Connection,
-    period: Period,
-    as_of: date,
-    service_ids: Iterable[int] | None = None,
-    by_month: bool = False,
-) -> dict[tuple[int, str | None], Counts]:
-    """The counts of one period: {(service_id, "YYYY-MM" or None): {count name: value}}."""
-    groups = aggregate_periods(conn, [period], as_of, service_ids, by_month)
-    return {(sid, month): counts for (sid, _, month), counts in groups.items()}
-
-
-def load_services(
-    conn: Connection, service_ids: Iterable[int] | None = None
-) -> dict[int, ServiceInfo]:
-    """The services, by id."""
-    s = services.c
-    query = select(s.id, s.code, s.name, s.expected_caseload, s.data_version, s.active)
-    if service_ids is not None:
-        query = query.where(s.id.in_(sorted(set(service_ids))))
-    return {
-        row.id: ServiceInfo(
-            row.id,
-            row.code,
-            row.name,
-            row.expected_caseload,
-            row.data_version or 0,
-            bool(row.active),
-        )
-        for row in conn.execute(query)
-    }
-
 
 # --- from counts to figures ---------------------------------------------------------------------
 
@@ -317,7 +111,8 @@ def service_figures(counts: Counts, caseload: int, months: int) -> list[Figure]:
     return figures
 
 
-# KPIs 3-11: the counts of each one's numerator and denominator.
+# KPIs 3-11 (the proportions of patients that funnel plots compare): the counts of each one's
+# numerator and denominator.
 PROPORTIONS: dict[int, tuple[str, str]] = {
     3: ("k3_num", "cohort"),
     4: ("k4_num", "k4_den"),
@@ -497,8 +292,8 @@ def series_from_groups(
         if service_id is None or sid == service_id:
             by_month.setdefault(month or "", []).append((counts, caseloads.get(sid, 0)))
     points = []
-    for month in period.each_month():
-        members = by_month.get(month.key, [])
+    for each in period.each_month():
+        members = by_month.get(each.key, [])
         if service_id is None:
             figure = national_figures(members, 1, only=kpi_number)[kpi_number - 1]
         else:
@@ -507,7 +302,7 @@ def series_from_groups(
             figure = service_figures(counts, caseloads.get(service_id, 0), 1)[kpi_number - 1]
         if figure.denominator == 0:
             continue
-        points.append(MonthPoint(month, figure.numerator, figure.denominator, figure.value))
+        points.append(MonthPoint(each, figure.numerator, figure.denominator, figure.value))
     return points
 
 
@@ -526,3 +321,26 @@ def monthly_series(
     }
     groups = monthly_groups(conn, period, as_of, service_id)
     return series_from_groups(groups, kpi_number, period, caseloads, service_id)
+
+
+# --- funnel plots -------------------------------------------------------------------------------
+
+
+def funnel_points(
+    kpi_number: int, counts: dict[int, Counts], infos: dict[int, ServiceInfo]
+) -> list[Point]:
+    """Each service's numerator and denominator of one KPI 3-11, for those (active or not) with a
+    denominator of at least 1, in ascending order of code."""
+    numerator, denominator = PROPORTIONS[kpi_number]
+    points = [
+        Point(infos[sid].code, group[numerator], group[denominator])
+        for sid, group in counts.items()
+        if sid in infos and group[denominator] >= 1
+    ]
+    return sorted(points, key=lambda p: p.code)
+
+
+def kpi_funnel(conn: Connection, kpi_number: int, period: Period, as_of: date) -> Funnel:
+    """The funnel plot of one KPI 3-11 over a period, every service a point."""
+    counts = {sid: c for (sid, _), c in aggregate(conn, period, as_of).items()}
+    return funnel(funnel_points(kpi_number, counts, load_services(conn)))

@@ -7,6 +7,8 @@ from calendar import monthrange
 from dataclasses import dataclass
 from datetime import date, timedelta
 
+from kpis.dataset import DUE_AT_16_WEEKS_DAYS, DUE_AT_52_WEEKS_DAYS, DUE_AT_90_DAYS
+
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
 
 
@@ -134,12 +136,12 @@ class DueCutoffs:
 
     @property
     def due90(self) -> date:
-        return self.as_of - timedelta(days=90)
+        return self.as_of - timedelta(days=DUE_AT_90_DAYS)
 
     @property
     def due16(self) -> date:
-        return self.as_of - timedelta(days=112)
+        return self.as_of - timedelta(days=DUE_AT_16_WEEKS_DAYS)
 
     @property
     def due52(self) -> date:
-        return self.as_of - timedelta(days=392)
+        return self.as_of - timedelta(days=DUE_AT_52_WEEKS_DAYS)

@@ -33,6 +33,11 @@ class ChartMonth:
         return self.value is None
 
 
+def _value(month: ChartMonth) -> Fraction:
+    """A shown month's value (shown months have one)."""
+    return month.value if month.value is not None else Fraction(0)
+
+
 @dataclass
 class RunChart:
     kpi: KPI
@@ -67,8 +72,8 @@ class RunChart:
         kind = "p-chart" if self.is_p_chart else "run chart"
         if not shown:
             return f"{self.title}, {self.period.label()}: no month has figures to show."
-        low = min(shown, key=lambda m: m.value)
-        high = max(shown, key=lambda m: m.value)
+        low = min(shown, key=_value)
+        high = max(shown, key=_value)
         parts = [
             f"{kind.capitalize()} of {self.title}, {self.period.label()}, {len(shown)} months shown.",
             f"Lowest {format_value(low.value)}% in {low.month.label()}, highest "
@@ -99,7 +104,7 @@ class RunChart:
                     "month": m.month.key,
                     "numerator": "" if m.suppressed else str(m.numerator),
                     "denominator": "fewer than 5"
-                    if m.suppressed
+                    if m.denominator is None
                     else format_denominator(m.denominator),
                     "value": "" if m.suppressed else format_value(m.value),
                     "lower_limit": "" if m.lower is None else f"{m.lower:.1f}",
@@ -162,7 +167,7 @@ def build(
                 nat,
             )
         )
-    rules = anhoej([p.value for p in shown])
+    rules = anhoej([p.value for p in shown if p.value is not None])
     # A p-chart's centre line is p-bar; a plain run chart's is its median.
     centre = chart.centre if chart is not None else rules.median
     return RunChart(kpi, subject, period, months, centre, rules, public, national is not None)

@@ -6,8 +6,11 @@ columns it reads here. tests/unit/test_kpi_schema.py holds these names against t
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import Boolean, Date, DateTime, Integer, String, column, table
 from sqlalchemy.sql.expression import TableClause
+from sqlalchemy.types import TypeEngine
 
 from kpis.dataset import AUDITED_FIELDS
 
@@ -19,11 +22,12 @@ _DATES = {
     "dxa_date",
     "followup16_date",
     "date_of_death",
+    "date_of_birth",
 }
 _INTEGERS = {"id", "service_id", "patient_id", "expected_caseload", "data_version"}
 
 
-def _type(name: str):
+def _type(name: str) -> type[TypeEngine[Any]]:
     if name in _DATES:
         return Date
     if name in _INTEGERS:
@@ -36,7 +40,15 @@ def _type(name: str):
 
 
 SERVICE_COLUMNS = ("id", "code", "name", "nation", "expected_caseload", "active", "data_version")
-PATIENT_COLUMNS = ("id", "service_id", "sex", "postcode", "care_home_resident", "date_of_death")
+PATIENT_COLUMNS = (
+    "id",
+    "service_id",
+    "date_of_birth",
+    "sex",
+    "postcode",
+    "care_home_resident",
+    "date_of_death",
+)
 EPISODE_COLUMNS = (
     "id",
     "service_id",

@@ -102,7 +102,7 @@ class RunRules:
         return words
 
 
-def anhoej(values: Sequence[float | Fraction]) -> RunRules:
+def anhoej(values: Sequence[Fraction]) -> RunRules:
     """Longest run and number of crossings of the median, months on the median left out."""
     if not values:
         return RunRules(None, 0, 0, 0, 0, 0)

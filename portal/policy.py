@@ -30,6 +30,8 @@ ACTIONS: dict[str, tuple[str, ...]] = {
     "manage_services": (ADMIN,),
     # KPI figures (never patient data) of every service, not only one's own.
     "see_every_service_figures": (ADMIN,),
+    # Each service's hip fractures a year (NHFD), for the missed-patients estimate.
+    "record_hip_fractures": (ADMIN,),
 }
 # Actions that change a service's records: refused while the service is inactive.
 CHANGES_RECORDS = frozenset(

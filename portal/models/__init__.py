@@ -4,6 +4,7 @@ from portal.models.accounts import RecoveryCode, User, user_services
 from portal.models.audit import AuditEvent
 from portal.models.base import Base
 from portal.models.clinical import Episode, Patient
+from portal.models.hip_fractures import HipFractureCount
 from portal.models.imports import ImportJob
 from portal.models.service import Service
 from portal.models.submissions import Submission
@@ -12,6 +13,7 @@ __all__ = [
     "AuditEvent",
     "Base",
     "Episode",
+    "HipFractureCount",
     "ImportJob",
     "Patient",
     "RecoveryCode",

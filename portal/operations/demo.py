@@ -51,6 +51,13 @@ LEADS = {
     "BCU": "Eleri Jones",
     "BEL": "Ciara McCann",
 }
+# About 8% die within a year and 3% break another bone within a year (synthetic.generate spreads
+# deaths over 20-900 days and second fractures over 120-900 days).
+DEATH_RATE = 0.2
+REFRACTURE_RATE = 0.1
+# Hip fractures a year (NHFD) as a share of the expected caseload / 5, by service, for the
+# missed-patients estimate; BEL's are not recorded, so the benchmarks show "not yet known".
+HIP_FRACTURE_SHARE = {"LTH": 1.05, "NBT": 1.2, "ULH": 1.3, "CAV": 0.95, "BCU": 1.1}
 CLINICIANS = {
     "LTH": "Aisha Patel",
     "NBT": "Ben Carter",
@@ -131,6 +138,10 @@ def fill(actor: Actor, today: date | None = None, progress: Progress | None = No
         today,
         episodes,
         today,
+        # More deaths and second fractures than the benchmark data set, so that the outcome
+        # pages (refracture at 12 and 24 months, mortality) show realistic figures.
+        death_rate=DEATH_RATE,
+        refracture_rate=REFRACTURE_RATE,
     )
     written = synthetic.write(
         actor, db.session, rows, total=episodes, progress=progress, deleted_by=leads
@@ -140,9 +151,20 @@ def fill(actor: Actor, today: date | None = None, progress: Progress | None = No
         f"{written.episodes} episodes ({written.deleted} deleted) with fracture dates from "
         f"{written.first_fracture} to {written.last_fracture}"
     )
+    _add_hip_fractures(actor, services, today)
     audit.record(actor, "demo_loaded", detail=f"{summary}; today {today.isoformat()}")
     db.session.flush()
     return _sign_in_text(summary, users)
+
+
+def _add_hip_fractures(actor: Actor, services: dict[str, Service], today: date) -> None:
+    """Each demo service's hip fractures for the years of the demo (but BEL's)."""
+    from portal.kpi_pages.missed_patients import record_hip_fractures
+
+    for code, share in HIP_FRACTURE_SHARE.items():
+        service = services[code]
+        for year in range(today.year - YEARS, today.year + 1):
+            record_hip_fractures(actor, service, year, round(service.expected_caseload / 5 * share))
 
 
 def _sign_in_text(summary: str, users: list[tuple[User, str]]) -> str:

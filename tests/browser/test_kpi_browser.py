@@ -112,7 +112,7 @@ def test_service_kpi_page_and_run_chart_for_a_lead(page, page_log, live_server):
     assert violations == [], describe_violations(violations)
 
     with page.expect_navigation():
-        rows.nth(3).locator("a").click()
+        rows.nth(3).locator("th a").click()
     wait_for_htmx(page)
     assert page.locator("h1").inner_text() == "KPI 4: FLS assessment within 90 days"
     page.wait_for_function("() => [...document.querySelectorAll('img')].every(i => i.complete)")

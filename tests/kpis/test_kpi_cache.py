@@ -81,6 +81,7 @@ def test_two_apps_share_figures_through_redis(app, fixture_services, client):
     """Two workers (apps) on one database: the second serves what the first computed."""
     _redis_or_skip()
     from portal import create_app
+    from portal.kpi_pages import caching
     from portal.kpi_pages import figures as kpi_figures
 
     app.config["REDIS_URL"] = REDIS_URL
@@ -99,7 +100,7 @@ def test_two_apps_share_figures_through_redis(app, fixture_services, client):
         }
     )
     with other.app_context():
-        cache = kpi_figures.figure_cache()
+        cache = caching.figure_cache()
         report = kpi_figures.benchmarks(2024, clock.today())
         assert [r.code for r in report.rows] == ["AAA", "BBB"]
         assert cache.misses == 0 and cache.hits == 1

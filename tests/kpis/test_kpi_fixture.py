@@ -11,7 +11,7 @@ from datetime import date
 
 import pytest
 
-from kpis import engine
+from kpis import counting, engine
 from kpis.periods import Period
 
 # The fixture itself (fixture_services, tests/kpis/conftest.py) carries a comment on every episode.
@@ -215,11 +215,11 @@ def test_several_periods_in_one_pass_match_one_at_a_time(db, fixture_services):
         Period.parse("2024-07", "2024-12"),
     ]
     with db.engine.connect() as conn:
-        together = engine.aggregate_periods(conn, periods, AS_OF)
+        together = counting.aggregate_periods(conn, periods, AS_OF)
         for index, period in enumerate(periods):
-            alone = engine.aggregate(conn, period, AS_OF)
+            alone = counting.aggregate(conn, period, AS_OF)
             assert {sid: c for (sid, i, _), c in together.items() if i == index} == {
                 sid: c for (sid, _), c in alone.items()
             }
         with pytest.raises(ValueError):
-            engine.aggregate_periods(conn, [YEAR, periods[0]], AS_OF)
+            counting.aggregate_periods(conn, [YEAR, periods[0]], AS_OF)

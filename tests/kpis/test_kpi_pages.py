@@ -221,16 +221,16 @@ def test_a_second_request_for_a_chart_does_not_draw_it_again(
 
 
 def test_figures_are_computed_once_per_data_version(client, fixture_services, db, monkeypatch):
-    from kpis import engine
+    from kpis import counting
 
     queries = []
-    real = engine.aggregate_periods
+    real = counting.aggregate_periods
 
-    def counting(conn, periods, as_of, service_ids=None, by_month=False):
+    def counting_queries(conn, periods, as_of, service_ids=None, by_month=False):
         queries.append(None if service_ids is None else sorted(service_ids))
         return real(conn, periods, as_of, service_ids, by_month)
 
-    monkeypatch.setattr(engine, "aggregate_periods", counting)
+    monkeypatch.setattr(counting, "aggregate_periods", counting_queries)
     first = _text(client.get("/benchmarks/", query_string={"year": "2024"}))
     assert queries == [None]  # one grouped query over every service
     client.get("/benchmarks/", query_string={"year": "2024", "sort": "kpi5"})

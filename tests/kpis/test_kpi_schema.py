@@ -98,14 +98,14 @@ def test_one_service_is_searched_by_its_months_and_every_service_by_date(db, mak
     index over every service is several times slower than the date index or the table)."""
     from datetime import date
 
-    from kpis import engine
+    from kpis import counting
     from kpis.periods import Period
 
     service = make_service()
     year, as_of = Period.year(2025), date(2026, 11, 27)
-    one_service = _plan(db, engine.counts_query([year.previous(), year], as_of, [service.id]))
+    one_service = _plan(db, counting.counts_query([year.previous(), year], as_of, [service.id]))
     assert LIVE_INDEX in one_service
     if db.engine.dialect.name == "sqlite":
         assert "(service_id=? AND fracture_date>? AND fracture_date<?)" in one_service
-        every_service = _plan(db, engine.counts_query([year], as_of))
+        every_service = _plan(db, counting.counts_query([year], as_of))
         assert LIVE_INDEX not in every_service

@@ -294,12 +294,16 @@ def generate(
     end: date,
     count: int,
     today: date,
+    death_rate: float = 0.05,
+    refracture_rate: float = 0.03,
 ) -> Iterator[tuple[Row, list[Row]]]:
     """Yield (patient, episodes) row dicts, `count` episodes in all, fracture dates from start to
     end (on/before today), shared among the services by identified caseload.
 
     A refracture's episode carries `previous_index`, the position of the earlier episode in the
     same list; a soft-deleted episode carries `deleted_reason`. Ids are left to the writer.
+    `death_rate` and `refracture_rate` are the shares of patients who die (20-900 days after)
+    and who break a bone again (120-900 days after).
     """
     start = max(start, FIRST_FRACTURE_DATE)
     end = min(end, today)
@@ -315,7 +319,7 @@ def generate(
             profile = rng.choices(profiles, weights=weights)[0]
             person = patient(rng, profile, fracture, next(numbers))
             limit = today
-            if rng.random() < 0.05:  # died during the follow-up year or later
+            if rng.random() < death_rate:  # died during the follow-up year or later
                 death = fracture + timedelta(days=rng.randint(20, 900))
                 if death <= today:
                     person["date_of_death"] = death
@@ -324,7 +328,7 @@ def generate(
             made += 1
             # About 3% fracture again; the later fracture is a new, linked episode.
             second = fracture + timedelta(days=rng.randint(120, 900))
-            if made < count and rng.random() < 0.03 and second <= limit:
+            if made < count and rng.random() < refracture_rate and second <= limit:
                 first = episodes[0]
                 if first["followup52_date"] is not None:
                     first["refracture"] = "Yes" if second <= first["followup52_date"] else "No"
