@@ -157,6 +157,12 @@ def _write_patients(plan: ImportPlan, trail: _AuditTrail, now: datetime) -> _Pat
 
     for batch in changed_patients():
         _check_versions(_patients, dict(s.id_and_version() for s in batch))
+    new_ids = _add_patients(plan, trail, now)
+    _update_patients(changed_patients(), trail, now)
+    return new_ids
+
+
+def _add_patients(plan: ImportPlan, trail: _AuditTrail, now: datetime) -> _PatientIds:
     new_ids = _PatientIds(_patients, plan.new_patients)
     for batch in _batches(plan.index.new_patients()):
         rows: list[dict[str, Any]] = [
@@ -179,6 +185,12 @@ def _write_patients(plan: ImportPlan, trail: _AuditTrail, now: datetime) -> _Pat
                 entity_id=row["id"],
                 changes=created_changes(state.values.items()),
             )
+    return new_ids
+
+
+def _update_patients(
+    batches: Iterable[list[PatientState]], trail: _AuditTrail, now: datetime
+) -> None:
     statement = (
         update(_patients)
         .where(_patients.c.id == bindparam("_id"))
@@ -187,7 +199,7 @@ def _write_patients(plan: ImportPlan, trail: _AuditTrail, now: datetime) -> _Pat
             | {"version": _patients.c.version + 1, "updated_at": now}
         )
     )
-    for batch in changed_patients():
+    for batch in batches:
         db.session.execute(
             statement,
             [{"_id": s.id} | {f: s.values.get(f) for f in PATIENT_VALUE_FIELDS} for s in batch],
@@ -202,7 +214,6 @@ def _write_patients(plan: ImportPlan, trail: _AuditTrail, now: datetime) -> _Pat
                 entity_id=patient_id,
                 changes=audit_changes(state.changes()) | {VERSION_KEY: [version, version + 1]},
             )
-    return new_ids
 
 
 # Episodes ---------------------------------------------------------------------------------
