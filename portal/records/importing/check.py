@@ -19,10 +19,16 @@ from typing import Any
 
 from sqlalchemy import Table, select
 
-from kpis.dataset import DATE_FIELDS, EPISODE_FIELDS, PATIENT_FIELDS
+from kpis.dataset import EPISODE_FIELDS, PATIENT_FIELDS
 from portal import clock
 from portal.extensions import db
-from portal.journey.rules import check_patient_dates, check_record, format_value, uk_date
+from portal.journey.rules import (
+    EPISODE_DATES,
+    check_patient_dates,
+    check_record,
+    format_value,
+    uk_date,
+)
 from portal.models import Service
 from portal.models.base import Base
 from portal.records import csv_files as csv_reading
@@ -50,7 +56,6 @@ from portal.records.importing.spool import (
 
 # Rows checked at a time: one query for their stored patients, one for their episodes.
 CHUNK_ROWS = 1000
-EPISODE_DATE_FIELDS = tuple(f for f in EPISODE_FIELDS if f in DATE_FIELDS)
 
 _episodes: Table = Base.metadata.tables["episodes"]
 _patients: Table = Base.metadata.tables["patients"]
@@ -368,7 +373,7 @@ def _shown(name: str, value: Any) -> str:
 
 def _latest_date(episode: dict[str, Any]) -> LatestDate | None:
     latest: LatestDate | None = None
-    for name in EPISODE_DATE_FIELDS:
+    for name in EPISODE_DATES:
         day = episode.get(name)
         if day is not None and (latest is None or day > latest[0]):
             latest = (day, name)
