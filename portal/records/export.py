@@ -32,11 +32,11 @@ def neutralise(name: str, text: str) -> str:
 
 def count_episodes(service: Service) -> int:
     """How many episodes of the service an export writes (deleted ones are left out)."""
-    return db.session.scalar(
+    return db.session.execute(
         select(func.count())
         .select_from(Episode)
         .where(Episode.service_id == service.id, Episode.deleted_at.is_(None))
-    )
+    ).scalar_one()
 
 
 def record_export(actor: Actor, service: Service, count: int, *, via: str = "page") -> None:
@@ -61,7 +61,9 @@ def export_rows(service: Service) -> Iterator[list[str]]:
         select(*columns)
         .join(Patient, Patient.id == Episode.patient_id)
         # Every live episode of the service, read in stored order then sorted (kpis.sql.unindexed).
-        .where(Episode.service_id == service.id, unindexed(Episode.deleted_at).is_(None))
+        .where(
+            Episode.service_id == service.id, unindexed(Episode.__table__.c.deleted_at).is_(None)
+        )
         .order_by(Episode.fracture_date, Patient.nhs_number, Episode.id)
         .execution_options(yield_per=_BATCH)
     )

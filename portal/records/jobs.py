@@ -14,12 +14,13 @@ import os
 import secrets
 import socket
 import threading
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import IO
+from typing import IO, Any, cast
 
 from flask import Flask
-from sqlalchemy import select, update
+from sqlalchemy import CursorResult, Table, select, update
 from sqlalchemy.exc import OperationalError
 
 from portal import clock
@@ -27,6 +28,7 @@ from portal.audit import events as audit
 from portal.audit.actor import Actor
 from portal.extensions import db
 from portal.models import ImportJob, Service
+from portal.models.base import Base
 from portal.records import csv_files as csv_reading
 from portal.records import importing as record_import
 from portal.records.csv_files import FileRefused
@@ -40,6 +42,8 @@ ABANDONED = (
     "was written. Upload the file again."
 )
 EXPIRED = f"Not applied within {UNAPPLIED_DAYS} days: the uploaded file was deleted."
+
+_jobs: Table = Base.metadata.tables["import_jobs"]
 
 
 def this_process() -> str:
@@ -155,9 +159,9 @@ def receive_upload(
     return job
 
 
-def _progress_writer(job_id: int):
+def _progress_writer(job_id: int) -> Callable[[int, int], None]:
     """Record progress on its own short transaction, so every worker can read it at once."""
-    table = ImportJob.__table__
+    table = _jobs
 
     def progress(done: int, total: int) -> None:
         try:
@@ -210,7 +214,7 @@ def _run(app: Flask, job_id: int, apply: bool, actor: Actor) -> None:
 
 
 def _fail(job_id: int, message: str) -> None:
-    _mark_failed(db.session.get(ImportJob, job_id), message)
+    _mark_failed(db.session.get_one(ImportJob, job_id), message)
     db.session.commit()
 
 
@@ -227,12 +231,18 @@ def _forget_file(job: ImportJob) -> None:
         job.stored_path = None
 
 
+def _upload(job: ImportJob) -> Path:
+    """The file kept for a job being checked or applied."""
+    assert job.stored_path is not None, "a job keeps its upload until it is applied or fails"
+    return Path(job.stored_path)
+
+
 def _check(app: Flask, job_id: int) -> None:
-    job = db.session.get(ImportJob, job_id)
+    job = db.session.get_one(ImportJob, job_id)
     service = db.session.get(Service, job.service_id)
     try:
         plan = record_import.check_file(
-            Path(job.stored_path),
+            _upload(job),
             service=service,
             file_name=job.file_name,
             max_bytes=app.config["IMPORT_MAX_BYTES"],
@@ -243,7 +253,7 @@ def _check(app: Flask, job_id: int) -> None:
         _fail(job_id, str(error))
         return
     plan.close()
-    _set_preview(db.session.get(ImportJob, job_id), plan.report)
+    _set_preview(db.session.get_one(ImportJob, job_id), plan.report)
     db.session.commit()
 
 
@@ -260,11 +270,11 @@ def _set_preview(job: ImportJob, report: record_import.ImportReport) -> None:
 
 
 def _apply(app: Flask, job_id: int, actor: Actor) -> None:
-    job = db.session.get(ImportJob, job_id)
+    job = db.session.get_one(ImportJob, job_id)
     service = db.session.get(Service, job.service_id)
     try:
         report = record_import.import_file(
-            Path(job.stored_path),
+            _upload(job),
             actor,
             service=service,
             file_name=job.file_name,
@@ -283,7 +293,7 @@ def _apply(app: Flask, job_id: int, actor: Actor) -> None:
         return
     # All or nothing, and rows were refused: nothing written; the preview shows them again.
     db.session.rollback()
-    job = db.session.get(ImportJob, job_id)
+    job = db.session.get_one(ImportJob, job_id)
     refused_before = job.refused
     _set_preview(job, report)
     job.error = (
@@ -297,7 +307,7 @@ def _apply(app: Flask, job_id: int, actor: Actor) -> None:
 
 def request_apply(actor: Actor, job: ImportJob, *, keep_valid: bool) -> bool:
     """Move a previewed job to "applying"; False when it is not waiting for that."""
-    table = ImportJob.__table__
+    table = _jobs
     # One conditional UPDATE, so two clicks (or two workers) cannot start it twice.
     result = db.session.execute(
         update(table)
@@ -311,7 +321,8 @@ def request_apply(actor: Actor, job: ImportJob, *, keep_valid: bool) -> bool:
         )
     )
     db.session.expire(job)
-    if result.rowcount != 1:
+    # The result of an UPDATE is a CursorResult, which counts the rows matched.
+    if cast("CursorResult[Any]", result).rowcount != 1:
         return False
     audit.record(actor, "apply_requested", job, detail="rows that pass" if keep_valid else "all")
     return True
