@@ -3,6 +3,7 @@ the reason in words when one cannot be used."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
