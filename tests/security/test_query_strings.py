@@ -100,3 +100,11 @@ def test_an_impossible_year_gets_a_plain_words_answer(signed_in, path):
     response = client.get(path)
     assert response.status_code in (200, 400), response.status_code
     assert b"year" in response.data.lower()
+
+
+@pytest.mark.parametrize("value", ["99999999999999999999", "-1", "0", "٣", "x", ""])
+def test_choosing_a_service_with_an_impossible_id_is_a_400(signed_in, value):
+    """The form field of the service switch, as the fuzzer found: an id no database integer holds
+    answered 500."""
+    client, _user, _service = signed_in(role="lead")
+    assert client.post("/service", data={"service_id": value}).status_code == 400
