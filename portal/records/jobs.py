@@ -27,6 +27,7 @@ from portal import clock
 from portal.audit import events as audit
 from portal.audit.actor import Actor
 from portal.extensions import db
+from portal.files import open_private
 from portal.models import ImportJob, Service
 from portal.models.base import Base
 from portal.records import csv_files as csv_reading
@@ -120,10 +121,11 @@ def receive_upload(
     header). Returns a new job in status "checking"; raises FileRefused (nothing kept)."""
     file_name = Path(file_name or "").name.strip() or "upload.csv"
     folder.mkdir(parents=True, exist_ok=True)
+    folder.chmod(0o700)  # also a folder made before uploads were kept private
     path = folder / f"{secrets.token_hex(16)}.csv"
     size = 0
     try:
-        with path.open("wb") as out:
+        with open_private(path) as out:  # patient data: the owner's only (security.md)
             while chunk := stream.read(_COPY_CHUNK):
                 size += len(chunk)
                 if size > max_bytes:
