@@ -64,7 +64,9 @@ def test_confirming_asks_for_the_second_factor_where_enrolled(client, make_user,
     actions = [
         e.action
         for e in db.session.scalars(
-            select(AuditEvent).where(AuditEvent.action.like("reauthenticat%"))
+            select(AuditEvent)
+            .where(AuditEvent.action.like("reauthenticat%"))
+            .order_by(AuditEvent.id)
         )
     ]
     # The password alone is not even checked (the code is missing); the wrong code is recorded.
