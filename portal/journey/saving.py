@@ -191,6 +191,29 @@ def save_patient(
     )
 
 
+def save_planned(
+    actor: Actor,
+    submission: PostedSubmission,
+    *,
+    kind: str,
+    plan: Callable[[], Plan],
+    write: Callable[[Plan], Any],
+    outcome_url: str,
+    known: Any,
+) -> SaveResult:
+    """A save of another of an episode's records (its treatment plan, journey/treatment_saving.py)
+    through the same engine: planned, kept on its submission id, written, or answered again."""
+    return _save(
+        actor,
+        submission,
+        kind=kind,
+        plan=plan,
+        write=write,
+        outcome_url=lambda _record: outcome_url,
+        known=known,
+    )
+
+
 def _write_update(actor: Actor, plan: Plan) -> Any:
     versions.record_update(actor, plan.record, plan.values)
     return plan.record

@@ -8,6 +8,7 @@ from portal.models.hip_fractures import HipFractureCount
 from portal.models.imports import ImportJob
 from portal.models.service import Service
 from portal.models.submissions import Submission
+from portal.models.treatment import TreatmentCourse, TreatmentEvent
 
 __all__ = [
     "AuditEvent",
@@ -19,6 +20,8 @@ __all__ = [
     "RecoveryCode",
     "Service",
     "Submission",
+    "TreatmentCourse",
+    "TreatmentEvent",
     "User",
     "user_services",
 ]

@@ -193,6 +193,8 @@ def _parse_number(field: str, text: str) -> float:
     number = Decimal(digits)
     # Trailing zeros carry no precision claim (-1.70 is -1.7); anything finer is refused, never rounded.
     fraction = digits.partition(".")[2].rstrip("0")
+    if len(fraction) > decimals == 0:
+        raise ValueProblem(f"{field_label(field)} must be a whole number")
     if len(fraction) > decimals:
         places = "one decimal place" if decimals == 1 else f"{decimals} decimal places"
         raise ValueProblem(f"{field_label(field)} can have at most {places}")
@@ -220,6 +222,8 @@ def _spellings(allowed: tuple[str, ...]) -> dict[str, str]:
     if set(allowed) == set(YES_NO_UNKNOWN):
         spellings.update(YES_NO_SHORTHANDS)
     spellings.update({name: drug for name, drug in DRUG_SYNONYMS.items() if drug in allowed})
+    if allowed == FRACTURE_SITES:  # one new fracture's site (7.08, 7.10, 7.12) as FLS-DB spells it
+        spellings.update(FRACTURE_SITE_SYNONYMS)
     spellings.update({_fold(value): value for value in allowed})
     return spellings
 
