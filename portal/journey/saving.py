@@ -128,10 +128,14 @@ def add_episode(
             patient_id=patient.id,
             created_by_id=actor.user_id,
             previous_episode_id=earlier[-1].id if earlier else None,
+            # A refracture starts with "previous fracture: Yes" (issue 19).
+            previous_fracture="Yes" if earlier else None,
             **plan.values,
         )
         versions.record_create(
-            actor, episode, ds.STAGES["identification"] + ("previous_episode_id",)
+            actor,
+            episode,
+            ds.STAGES["identification"] + ("previous_episode_id", "previous_fracture"),
         )
         return episode
 

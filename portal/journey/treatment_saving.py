@@ -11,7 +11,9 @@ from datetime import date
 from typing import Any
 
 from kpis import dataset as ds
+from portal.audit import events as audit
 from portal.audit.actor import Actor
+from portal.extensions import db
 from portal.journey import saving, versions
 from portal.journey.forms import FormData, read_date
 from portal.journey.plans import Plan
@@ -237,7 +239,15 @@ def record_event(
             note=values.get("note"),
             created_by_id=actor.user_id,
         )
-        versions.record_create(actor, event, ("course_id", "kind", "event_date", "note"))
+        db.session.add(event)
+        db.session.flush()
+        # A dose or review is never edited, so it carries no version: created and audited.
+        audit.record(
+            actor,
+            "create",
+            event,
+            {f: (None, getattr(event, f)) for f in ("course_id", "kind", "event_date", "note")},
+        )
         return event
 
     return _save(actor, course.episode, submission, kind, plan, write, outcome_url)
