@@ -38,9 +38,9 @@ from portal.journey import (
     saving,
     worklists,
 )
-from portal.journey.treatment_routes import plan_context
 from portal.journey.rules import ValueProblem, age_on, stage_status, stage_windows
 from portal.journey.submissions import PostedSubmission
+from portal.journey.treatment_routes import plan_context
 from portal.models import Episode, Patient, Service
 from portal.security import current_actor, is_htmx, require
 
