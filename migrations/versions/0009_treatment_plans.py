@@ -153,6 +153,18 @@ def downgrade():
     # keeps it).
     for column in ('therapy16', 'therapy52'):
         op.execute(f"UPDATE episodes SET {column} = NULL WHERE {column} = 'Alfacalcidol'")
+    # The treatment plan goes first: SQLite rebuilds episodes below, which their rows reference.
+    with op.batch_alter_table('treatment_events', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_treatment_events_service_id'))
+        batch_op.drop_index(batch_op.f('ix_treatment_events_course_id'))
+
+    op.drop_table('treatment_events')
+    with op.batch_alter_table('treatment_courses', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_treatment_courses_service_id'))
+        batch_op.drop_index(batch_op.f('ix_treatment_courses_episode_id'))
+
+    op.drop_table('treatment_courses')
+
     with op.batch_alter_table('episodes', schema=None) as batch_op:
         _therapy_checks(batch_op, DRUGS_BEFORE)
         for column in ('frax_hip_percent', 'refracture_count', *CHOICES):
@@ -179,14 +191,3 @@ def downgrade():
         batch_op.drop_column('frax_with_bmd')
         batch_op.drop_column('frax_hip_percent')
         batch_op.drop_column('fracture_type')
-
-    with op.batch_alter_table('treatment_events', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_treatment_events_service_id'))
-        batch_op.drop_index(batch_op.f('ix_treatment_events_course_id'))
-
-    op.drop_table('treatment_events')
-    with op.batch_alter_table('treatment_courses', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_treatment_courses_service_id'))
-        batch_op.drop_index(batch_op.f('ix_treatment_courses_episode_id'))
-
-    op.drop_table('treatment_courses')
