@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 
 from sqlalchemy import func, select
 
-from kpis.dataset import CSV_COLUMNS, EPISODE_FIELDS, NUMBER_FIELDS, PATIENT_FIELDS
+from kpis.dataset import CSV_COLUMNS, NUMBER_FIELDS, PATIENT_FIELDS
 from kpis.sql import unindexed
 from portal.audit import events as audit
 from portal.audit.actor import Actor
@@ -39,7 +39,9 @@ def count_episodes(service: Service) -> int:
     )
 
 
-def record_export(actor: Actor, service: Service, count: int, *, via: str = "page") -> None:
+def record_export(
+    actor: Actor, service: Service, count: int, *, via: str = "page", kind: str = "CSV"
+) -> None:
     """Audit an export of patient-level data (the caller commits before streaming)."""
     audit.record(
         actor,
@@ -47,16 +49,16 @@ def record_export(actor: Actor, service: Service, count: int, *, via: str = "pag
         service_id=service.id,
         entity_type="service",
         entity_id=service.id,
-        detail=f"records export ({via}): {count} episodes as CSV",
+        detail=f"records export ({via}): {count} episodes as {kind}",
     )
 
 
 def export_rows(service: Service) -> Iterator[list[str]]:
     """The header, then one canonical row per live episode, by fracture_date then nhs_number."""
     yield list(CSV_COLUMNS)
-    columns = [getattr(Patient, f) for f in PATIENT_FIELDS] + [
-        getattr(Episode, f) for f in EPISODE_FIELDS
-    ]
+    # The columns in CSV_COLUMNS order: fields added later come after dataset.md's 43.
+    names = CSV_COLUMNS[1:]
+    columns = [getattr(Patient if f in PATIENT_FIELDS else Episode, f) for f in names]
     statement = (
         select(*columns)
         .join(Patient, Patient.id == Episode.patient_id)
@@ -65,7 +67,6 @@ def export_rows(service: Service) -> Iterator[list[str]]:
         .order_by(Episode.fracture_date, Patient.nhs_number, Episode.id)
         .execution_options(yield_per=_BATCH)
     )
-    names = PATIENT_FIELDS + EPISODE_FIELDS
     code = service.code
     for row in db.session.execute(statement):
         yield [code] + [

@@ -61,6 +61,7 @@ from portal.records import csv_files as csv_reading
 from portal.records.csv_files import Columns, FileRefused
 
 CHUNK_ROWS = 1000
+LOCKED_FOR_IMPORT = "complete for the audit; a service lead can reopen it"
 # How many added/updated rows and refused cells a preview keeps (the counts are always whole).
 PREVIEW_LIMIT = 200
 REFUSALS_KEPT = 1000
@@ -517,6 +518,13 @@ class _Checker:
         else:
             episode = {"fracture_date": fracture_date}
         episode.update({f: v for f, v in values.items() if f in EPISODE_FIELDS})
+        if stored_episode is not None and stored_episode.get("audit_complete_at") is not None:
+            # Complete for the audit: locked against changes, an import's too (issue 19).
+            for name in EPISODE_FIELDS:
+                if name in values and _plain(values[name]) != _plain(stored_episode[name]):
+                    problems.append((column_of(name), LOCKED_FOR_IMPORT))
+                    failed.add(name)
+                    break
         if known_key:
             rule_problems = check_record(patient, episode, self.today)
             died = patient.get("date_of_death")

@@ -222,8 +222,6 @@ def _spellings(allowed: tuple[str, ...]) -> dict[str, str]:
     if set(allowed) == set(YES_NO_UNKNOWN):
         spellings.update(YES_NO_SHORTHANDS)
     spellings.update({name: drug for name, drug in DRUG_SYNONYMS.items() if drug in allowed})
-    if allowed == FRACTURE_SITES:  # one new fracture's site (7.08, 7.10, 7.12) as FLS-DB spells it
-        spellings.update(FRACTURE_SITE_SYNONYMS)
     spellings.update({_fold(value): value for value in allowed})
     return spellings
 
@@ -351,6 +349,8 @@ def parse_value(field: str, raw: str | list[str] | tuple[str, ...] | None) -> An
         return _parse_fracture_sites(text)
     if field == "bone_therapy":
         return _parse_bone_therapy(text)
+    if CHOICES.get(field) is FRACTURE_SITES:  # a new fracture's site (7.08...) in FLS-DB's words
+        text = FRACTURE_SITE_SYNONYMS.get(_fold(text), text)
     return _one_of(field, text)
 
 
