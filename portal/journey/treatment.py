@@ -90,7 +90,8 @@ def _dates(course: Any, kind: str) -> list[date]:
 
 def last_dose(course: Any) -> date:
     """The latest dose of a course; its start is its first dose."""
-    return max([course.started_on, *_dates(course, "dose")])
+    started: date = course.started_on
+    return max([started, *_dates(course, "dose")])
 
 
 def needs_follow_on(drug: str) -> bool:

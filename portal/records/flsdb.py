@@ -124,7 +124,9 @@ def flsdb_rows(service: Service) -> Iterator[list[str]]:
     statement = (
         select(*columns)
         .join(Patient, Patient.id == Episode.patient_id)
-        .where(Episode.service_id == service.id, unindexed(Episode.deleted_at).is_(None))
+        .where(
+            Episode.service_id == service.id, unindexed(Episode.__table__.c.deleted_at).is_(None)
+        )
         .order_by(Episode.fracture_date, Patient.nhs_number, Episode.id)
         .execution_options(yield_per=_BATCH)
     )
