@@ -8,7 +8,7 @@ def register(app: Flask) -> None:
     from portal.admin.routes import bp as admin_bp
     from portal.audit.routes import bp as audit_bp
     from portal.journey.routes import bp as journey_bp
-    from portal.journey.treatment_routes import bp as treatment_bp
+    from portal.journey.treatment_plan.routes import bp as treatment_bp
     from portal.kpi_pages.routes import bp as kpis_bp
     from portal.main.routes import bp as main_bp
     from portal.offline.routes import bp as offline_bp

@@ -40,7 +40,7 @@ from portal.journey import (
 )
 from portal.journey.rules import ValueProblem, age_on, stage_status, stage_windows
 from portal.journey.submissions import PostedSubmission
-from portal.journey.treatment_routes import plan_context
+from portal.journey.treatment_plan.routes import plan_context
 from portal.models import Episode, Patient, Service
 from portal.security import current_actor, is_htmx, require
 
@@ -281,7 +281,7 @@ def episode_page(
     episode: Episode, *, stage=None, status=200, plan=None, reopen_error=None, **stage_state
 ):
     """The full episode page; the named stage shows the given state (errors, conflict), and the
-    treatment plan its own (`plan`, treatment_routes.plan_context)."""
+    treatment plan its own (`plan`, treatment_plan.routes.plan_context)."""
     sections = {
         name: _stage_context(episode, name, **(stage_state if name == stage else {}))
         for name in ds.STAGES
@@ -432,7 +432,7 @@ def restore_episode(episode_id: int):
     return _go(url_for("journey.episode", episode_id=record.id), None)
 
 
-@bp.post("/episodes/<int:episode_id>/complete-for-audit")
+@bp.post("/episodes/<int:episode_id>/mark-complete")
 def complete_for_audit(episode_id: int):
     """A lead marks the episode complete for the audit: locked against casual edits."""
     record = get_episode(episode_id)

@@ -160,9 +160,7 @@ def test_a_lead_marks_complete_for_the_audit_and_reopens_with_a_reason(signed_in
     episode = register(nhs_number(9), FRACTURE)
     page = client.get(f"/episodes/{episode.id}").get_data(as_text=True)
     complete = section_form(page, "audit-completion")
-    assert (
-        client.post(f"/episodes/{episode.id}/complete-for-audit", data=complete).status_code == 303
-    )
+    assert client.post(f"/episodes/{episode.id}/mark-complete", data=complete).status_code == 303
     db.session.expire_all()
     assert episode.audit_complete_at is not None
     page = client.get(f"/episodes/{episode.id}").get_data(as_text=True)
@@ -188,7 +186,7 @@ def test_a_clinician_may_not_mark_complete(editor, register):
     page = client.get(f"/episodes/{episode.id}").get_data(as_text=True)
     assert "Mark complete for the audit" not in page
     form = _form()
-    assert client.post(f"/episodes/{episode.id}/complete-for-audit", data=form).status_code == 403
+    assert client.post(f"/episodes/{episode.id}/mark-complete", data=form).status_code == 403
 
 
 def test_very_high_risk_advises_anabolic_treatment_first(editor, register, db):
