@@ -15,7 +15,7 @@ from portal.audit.actor import Actor
 from portal.extensions import db
 from portal.journey import versions
 from portal.journey.rules import uk_date
-from portal.models import AuditEvent, Episode, Patient, TreatmentCourse, TreatmentEvent
+from portal.models import AuditEvent, Episode, Patient, Service, TreatmentCourse, TreatmentEvent
 
 
 @dataclass(frozen=True)
@@ -94,3 +94,25 @@ def history(episode: Episode) -> list[HistoryLine]:
 def record_view(actor: Actor, patient: Patient) -> None:
     """Opening a patient's record is itself audited (security.md)."""
     audit.record(actor, "view", patient)
+
+
+def record_list_view(actor: Actor, service: Service, what: str, patient_ids: list[int]) -> None:
+    """Seeing a list of patients (a worklist page) is a view of each of them (security.md):
+    the trail names the list and the patients shown."""
+    shown = ", ".join(str(i) for i in dict.fromkeys(patient_ids)) or "none"
+    audit.record(
+        actor,
+        "view_list",
+        service_id=service.id,
+        entity_type="worklist",
+        detail=f"{what}: patients shown {shown}",
+    )
+
+
+def record_search(actor: Actor, service: Service, found: Patient | None) -> None:
+    """A search by NHS number, whether or not it found someone (security.md: views of search
+    results). The number searched for is not written: the trail names the patient found."""
+    if found is not None:
+        audit.record(actor, "search", found, detail="NHS number search: found")
+    else:
+        audit.record(actor, "search", service_id=service.id, detail="NHS number search: not found")

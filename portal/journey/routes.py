@@ -93,6 +93,8 @@ def find_patient():
         except ValueProblem as problem:
             error = str(problem)
         else:
+            history.record_search(current_actor(), service, found)
+            db.session.commit()
             if found is not None:
                 return redirect(url_for("journey.patient", patient_id=found.id), 303)
     return render_template(
@@ -513,5 +515,12 @@ def worklist(key: str):
         clock.today(),
         **worklists.choices(request.form if posted else request.args, posted=posted),
     )
+    history.record_list_view(
+        current_actor(),
+        service,
+        f"worklist {key}, page {result.page} of {result.pages}",
+        [row.patient_id for row in result.rows],
+    )
+    db.session.commit()
     template = "journey/_worklist_table.html" if is_htmx() else "journey/worklist.html"
     return render_template(template, service=service, page=result, worklists=worklists.WORKLISTS)

@@ -11,7 +11,6 @@ records, field for field.
 
 from __future__ import annotations
 
-import csv
 import io
 from collections.abc import Callable, Iterator
 from datetime import date
@@ -19,12 +18,12 @@ from typing import Any
 
 from sqlalchemy import select
 
+from kpis.csv_output import SafeWriter
 from kpis.dataset import CHOICES, MAX_FRACTURE_SITES, PATIENT_FIELDS, THERAPY_OUTCOMES
 from kpis.sql import unindexed
 from portal.extensions import db
 from portal.journey.rules import NOT_KNOWN, format_value, split_values
 from portal.models import Episode, Patient, Service
-from portal.records.export import neutralise
 
 ENCODING = "cp1252"
 LINE_END = "\r\n"
@@ -133,17 +132,14 @@ def flsdb_rows(service: Service) -> Iterator[list[str]]:
     site_cells = len([1 for _header, field in COLUMNS if field == "fracture_sites"])
     for row in db.session.execute(statement):
         values = dict(zip(FIELDS, row, strict=True))
-        cells = [
-            neutralise(field, flsdb_value(field, values[field]))
-            for _header, field in COLUMNS[:-site_cells]
-        ]
+        cells = [flsdb_value(field, values[field]) for _header, field in COLUMNS[:-site_cells]]
         yield cells + _sites(values["fracture_sites"])
 
 
 def flsdb_file(service: Service, progress: Callable[[int], None] | None = None) -> Iterator[bytes]:
     """The file as chunks of Windows-1252 bytes, for streaming to a response or stdout."""
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator=LINE_END)
+    writer = SafeWriter(buffer, lineterminator=LINE_END)  # text cells neutralised, numbers kept
     for number, row in enumerate(flsdb_rows(service)):
         writer.writerow(row)
         if number % _BATCH == 0:

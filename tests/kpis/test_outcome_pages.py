@@ -194,6 +194,7 @@ def test_hip_fractures_are_recorded_by_an_admin_and_audited(make_user, client, s
     assert (row.year, row.hip_fractures) == (2024, 100)
     event = db.session.query(AuditEvent).filter_by(entity_type="hip_fracture_count").one()
     assert event.user_id == admin.id and event.changes["hip_fractures"] == [None, 100]
+    db.session.expire_all()  # the request wrote through its own session
     assert db.session.get(Service, aaa.id).data_version == version + 1
 
 
