@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Row, func, select
 
 from kpis.csv_output import SafeWriter
 from kpis.dataset import CSV_COLUMNS, PATIENT_FIELDS
@@ -42,11 +43,9 @@ def record_export(
     )
 
 
-def export_rows(service: Service) -> Iterator[list[str]]:
-    """The header, then one canonical row per live episode, by fracture_date then nhs_number."""
-    yield list(CSV_COLUMNS)
-    # The columns in CSV_COLUMNS order: fields added later come after dataset.md's 43.
-    names = CSV_COLUMNS[1:]
+def live_episode_values(service: Service, names: Sequence[str]) -> Iterator[Row[Any]]:
+    """The named patient and episode fields of every live episode of the service, by
+    fracture_date then nhs_number (the canonical export's and the FLS-DB file's order)."""
     columns = [getattr(Patient if f in PATIENT_FIELDS else Episode, f) for f in names]
     statement = (
         select(*columns)
@@ -58,8 +57,16 @@ def export_rows(service: Service) -> Iterator[list[str]]:
         .order_by(Episode.fracture_date, Patient.nhs_number, Episode.id)
         .execution_options(yield_per=_BATCH)
     )
+    yield from db.session.execute(statement)
+
+
+def export_rows(service: Service) -> Iterator[list[str]]:
+    """The header, then one canonical row per live episode, by fracture_date then nhs_number."""
+    yield list(CSV_COLUMNS)
+    # The columns in CSV_COLUMNS order: fields added later come after dataset.md's 43.
+    names = CSV_COLUMNS[1:]
     code = service.code
-    for row in db.session.execute(statement):
+    for row in live_episode_values(service, names):
         yield [code] + [format_value(name, value) for name, value in zip(names, row, strict=True)]
 
 

@@ -16,14 +16,11 @@ from collections.abc import Callable, Iterator
 from datetime import date
 from typing import Any
 
-from sqlalchemy import select
-
 from kpis.csv_output import SafeWriter
-from kpis.dataset import CHOICES, MAX_FRACTURE_SITES, PATIENT_FIELDS, THERAPY_OUTCOMES
-from kpis.sql import unindexed
-from portal.extensions import db
+from kpis.dataset import CHOICES, MAX_FRACTURE_SITES, THERAPY_OUTCOMES
 from portal.journey.rules import NOT_KNOWN, format_value, split_values
-from portal.models import Episode, Patient, Service
+from portal.models import Service
+from portal.records.export import live_episode_values
 
 ENCODING = "cp1252"
 LINE_END = "\r\n"
@@ -119,18 +116,8 @@ def _sites(value: Any) -> list[str]:
 def flsdb_rows(service: Service) -> Iterator[list[str]]:
     """The header, then one row per live episode, by fracture_date then nhs_number."""
     yield [header for header, _field in COLUMNS]
-    columns = [getattr(Patient if field in PATIENT_FIELDS else Episode, field) for field in FIELDS]
-    statement = (
-        select(*columns)
-        .join(Patient, Patient.id == Episode.patient_id)
-        .where(
-            Episode.service_id == service.id, unindexed(Episode.__table__.c.deleted_at).is_(None)
-        )
-        .order_by(Episode.fracture_date, Patient.nhs_number, Episode.id)
-        .execution_options(yield_per=_BATCH)
-    )
     site_cells = len([1 for _header, field in COLUMNS if field == "fracture_sites"])
-    for row in db.session.execute(statement):
+    for row in live_episode_values(service, FIELDS):
         values = dict(zip(FIELDS, row, strict=True))
         cells = [flsdb_value(field, values[field]) for _header, field in COLUMNS[:-site_cells]]
         yield cells + _sites(values["fracture_sites"])

@@ -10,8 +10,7 @@ from datetime import date
 import pytest
 from sqlalchemy import create_engine, text
 
-from tests.migrations.test_migrations import _migrate, _tables
-from tests.security.databases import BACKENDS, app_for, fresh_database
+from tests.migrations.test_migrations import _migrate, _tables, empty_db  # noqa: F401
 
 EPISODE = {
     "id": 1,
@@ -40,20 +39,8 @@ def _run(url: str, sql: str, **params):
         engine.dispose()
 
 
-@pytest.fixture(params=BACKENDS)
-def database(request, tmp_path):
-    with fresh_database(request.param, tmp_path) as url:
-        app = app_for(url, tmp_path)
-        yield url, app
-        from portal.extensions import db
-
-        with app.app_context():
-            db.session.remove()
-            db.engine.dispose()
-
-
-def test_0009_up_and_down_with_data(database):
-    url, app = database
+def test_0009_up_and_down_with_data(empty_db):  # noqa: F811
+    url, app = empty_db
     _migrate(app, "upgrade", "0007")
     _run(
         url,
