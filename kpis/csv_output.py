@@ -37,10 +37,11 @@ def safe_cell(value: Any) -> Any:
 
 
 class SafeWriter:
-    """csv.writer's writerow and writerows, every cell through `safe_cell`; LF line ends."""
+    """csv.writer's writerow and writerows, every cell through `safe_cell`; LF line ends (CRLF
+    for the file FLS-DB takes in: portal/records/flsdb.py)."""
 
-    def __init__(self, buffer: io.StringIO | Any):
-        self._writer = csv.writer(buffer, lineterminator="\n")
+    def __init__(self, buffer: io.StringIO | Any, lineterminator: str = "\n"):
+        self._writer = csv.writer(buffer, lineterminator=lineterminator)
 
     def writerow(self, row: Iterable[Any]) -> None:
         self._writer.writerow([safe_cell(cell) for cell in row])

@@ -33,9 +33,12 @@ DRUGS = (
     "Romosozumab",
     "Abaloparatide",
     "Strontium ranelate",
+    "Alfacalcidol",
     "HRT",
     "Raloxifene",
 )
+# Withdrawn in the UK (2017): still read from imports and kept, never offered on a form.
+WITHDRAWN_DRUGS = ("Strontium ranelate",)
 # Approved names accepted as the same drug.
 DRUG_SYNONYMS = {
     "alendronic acid": "Alendronate",
@@ -68,9 +71,66 @@ PATIENT_FIELDS = (
     "date_of_death",
 )
 
+# Fields of the rest of the FLS-DB dataset (issue 19) ------------------------------------------
+# Type of fracture (1.10): a fracture that brought the patient to clinical attention, or one found
+# on imaging done for another reason (mostly vertebral fractures).
+FRACTURE_TYPES = ("Clinical", "Incidental finding on imaging", "Not known")
+# FRAX (3.05, 3.06) worked out with or without the bone mineral density (3.07).
+FRAX_BMD = ("With BMD", "Without BMD")
+# The NOGG 2022 category as the clinician judged it with the NOGG tool (3.08).
+NOGG_RISK_CATEGORIES = ("Low", "Intermediate", "High", "Very high")
+VERY_HIGH_RISK_ADVICE = "Consider anabolic treatment first (NOGG 2022)"
+# Mobility before the fracture (5.05), in the hip fracture audit's words.
+MOBILITY = (
+    "Freely mobile without aids",
+    "Mobile outdoors with one aid",
+    "Mobile outdoors with two aids or frame",
+    "Some indoor mobility only",
+    "No functional mobility",
+    "Not known",
+)
+# The falls-risk items 5.02-5.09, in FLS-DB order.
+FALLS_RISK_FIELDS = (
+    "falls_two_or_more",
+    "fear_of_falling",
+    "falls_risk_medicines",
+    "mobility_before_fracture",
+    "visual_impairment",
+    "toileting_problems",
+    "cardiovascular_abnormal",
+    "cognitive_impairment",
+)
+# At 12 months: how many new fractures since the index one (7.07), and up to three of them with
+# their site and date (7.08-7.13).
+MAX_NEW_FRACTURES_DESCRIBED = 3
+REFRACTURE_DETAIL_FIELDS = (
+    "refracture_count",
+    "refracture1_site",
+    "refracture1_date",
+    "refracture2_site",
+    "refracture2_date",
+    "refracture3_site",
+    "refracture3_date",
+)
+# Canonical CSV columns after the 43 of dataset.md, in the order they were added (issue 19).
+ADDED_FIELDS = (
+    "fracture_type",
+    "frax_hip_percent",
+    "frax_with_bmd",
+    "nogg_risk_category",
+    *FALLS_RISK_FIELDS,
+    *REFRACTURE_DETAIL_FIELDS,
+)
+
 # Episode fields by journey stage, in the order of dataset.md.
 STAGES = {
-    "identification": ("fracture_date", "identification_date", "admitted", "fracture_sites"),
+    "identification": (
+        "fracture_date",
+        "identification_date",
+        "admitted",
+        "fracture_sites",
+        "fracture_type",
+    ),
     "assessment": (
         "assessment_date",
         "height_cm",
@@ -84,12 +144,22 @@ STAGES = {
         "dxa_date",
         "t_score",
         "frax_major_percent",
+        "frax_hip_percent",
+        "frax_with_bmd",
+        "nogg_risk_category",
         "falls_assessed",
+        *FALLS_RISK_FIELDS,
         "falls_referred",
     ),
     "treatment": ("bone_therapy", "calcium_vitd"),
     "followup16": ("followup16_done", "followup16_date", "therapy16", "strength_balance16"),
-    "followup52": ("followup52_done", "followup52_date", "therapy52", "refracture"),
+    "followup52": (
+        "followup52_done",
+        "followup52_date",
+        "therapy52",
+        "refracture",
+        *REFRACTURE_DETAIL_FIELDS,
+    ),
 }
 STAGE_TITLES = {
     "identification": "Identification",
@@ -99,9 +169,11 @@ STAGE_TITLES = {
     "followup52": "Follow-up at 12 months",
 }
 EPISODE_FIELDS = tuple(field for fields in STAGES.values() for field in fields)
+# The 29 episode fields of dataset.md's first 35 columns, in their order.
+DATASET_EPISODE_FIELDS = tuple(field for field in EPISODE_FIELDS if field not in ADDED_FIELDS)
 
-# Canonical CSV column order (dataset.md, "Columns").
-CSV_COLUMNS = ("service_code",) + PATIENT_FIELDS + EPISODE_FIELDS
+# Canonical CSV column order (dataset.md, "Columns"); fields added later go after, never between.
+CSV_COLUMNS = ("service_code",) + PATIENT_FIELDS + DATASET_EPISODE_FIELDS + ADDED_FIELDS
 
 # FLS-DB question codes (dataset version 3).
 FLSDB_CODES = {
@@ -140,6 +212,26 @@ FLSDB_CODES = {
     "7.02": "followup52_date",
     "7.05": "therapy52",
     "7.06": "refracture",
+    # Added with issue 19.
+    "1.10": "fracture_type",
+    "3.06": "frax_hip_percent",
+    "3.07": "frax_with_bmd",
+    "3.08": "nogg_risk_category",
+    "5.02": "falls_two_or_more",
+    "5.03": "fear_of_falling",
+    "5.04": "falls_risk_medicines",
+    "5.05": "mobility_before_fracture",
+    "5.06": "visual_impairment",
+    "5.07": "toileting_problems",
+    "5.08": "cardiovascular_abnormal",
+    "5.09": "cognitive_impairment",
+    "7.07": "refracture_count",
+    "7.08": "refracture1_site",
+    "7.09": "refracture1_date",
+    "7.10": "refracture2_site",
+    "7.11": "refracture2_date",
+    "7.12": "refracture3_site",
+    "7.13": "refracture3_date",
 }
 
 # The 17 audited fields of KPI 1 (data completeness).
@@ -183,6 +275,15 @@ CHOICES = {
     "followup52_done": YES_NO_UNKNOWN,
     "therapy52": FOLLOWUP_THERAPY,
     "refracture": YES_NO_UNKNOWN,
+    # Added with issue 19.
+    "fracture_type": FRACTURE_TYPES,
+    "frax_with_bmd": FRAX_BMD,
+    "nogg_risk_category": NOGG_RISK_CATEGORIES,
+    **dict.fromkeys(FALLS_RISK_FIELDS, YES_NO_UNKNOWN),
+    "mobility_before_fracture": MOBILITY,
+    "refracture1_site": FRACTURE_SITES,
+    "refracture2_site": FRACTURE_SITES,
+    "refracture3_site": FRACTURE_SITES,
 }
 MULTI_VALUE_FIELDS = ("fracture_sites", "bone_therapy")
 DATE_FIELDS = (
@@ -194,6 +295,9 @@ DATE_FIELDS = (
     "dxa_date",
     "followup16_date",
     "followup52_date",
+    "refracture1_date",
+    "refracture2_date",
+    "refracture3_date",
 )
 # (minimum, maximum, decimals allowed)
 NUMBER_FIELDS = {
@@ -201,6 +305,8 @@ NUMBER_FIELDS = {
     "weight_kg": (25, 250, 1),
     "t_score": (-7, 4, 1),
     "frax_major_percent": (0, 100, 1),
+    "frax_hip_percent": (0, 100, 1),
+    "refracture_count": (1, 20, 0),
 }
 
 LABELS = {
@@ -239,6 +345,26 @@ LABELS = {
     "followup52_date": "Date of 12 month follow-up",
     "therapy52": "Bone therapy at 12 months",
     "refracture": "New fracture since the index fracture",
+    # Added with issue 19.
+    "fracture_type": "Type of fracture",
+    "frax_hip_percent": "FRAX hip fracture risk (%)",
+    "frax_with_bmd": "FRAX worked out",
+    "nogg_risk_category": "NOGG risk category",
+    "falls_two_or_more": "Two or more falls in the last year",
+    "fear_of_falling": "Fear of falling",
+    "falls_risk_medicines": "Takes medicines that raise the risk of falls",
+    "mobility_before_fracture": "Mobility before the fracture",
+    "visual_impairment": "Visual impairment",
+    "toileting_problems": "Problems with toileting or continence",
+    "cardiovascular_abnormal": "Abnormal cardiovascular assessment",
+    "cognitive_impairment": "Cognitive impairment",
+    "refracture_count": "Number of new fractures since the index fracture",
+    "refracture1_site": "Site of the first new fracture",
+    "refracture1_date": "Date of the first new fracture",
+    "refracture2_site": "Site of the second new fracture",
+    "refracture2_date": "Date of the second new fracture",
+    "refracture3_site": "Site of the third new fracture",
+    "refracture3_date": "Date of the third new fracture",
 }
 
 # Spellings found in old exports that mean "Not known" wherever Not known is allowed

@@ -8,6 +8,7 @@ def register(app: Flask) -> None:
     from portal.admin.routes import bp as admin_bp
     from portal.audit.routes import bp as audit_bp
     from portal.journey.routes import bp as journey_bp
+    from portal.journey.treatment_plan.routes import bp as treatment_bp
     from portal.kpi_pages.routes import bp as kpis_bp
     from portal.main.routes import bp as main_bp
     from portal.offline.routes import bp as offline_bp
@@ -19,6 +20,7 @@ def register(app: Flask) -> None:
     app.register_blueprint(admin_bp, url_prefix="/admin")
     app.register_blueprint(audit_bp, url_prefix="/audit")
     app.register_blueprint(journey_bp)
+    app.register_blueprint(treatment_bp)
     app.register_blueprint(imports_bp, url_prefix="/records")
     app.register_blueprint(kpis_bp, url_prefix="/kpis")
     app.register_blueprint(public_bp, url_prefix="/benchmarks")

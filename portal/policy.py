@@ -22,6 +22,10 @@ ACTIONS: dict[str, tuple[str, ...]] = {
     # Patient-level exports and deleting an episode (with a reason).
     "export_patient_data": (LEAD,),
     "delete_episode": (LEAD,),
+    # Mark an episode complete for the audit (locked against casual edits), and reopen it with
+    # a reason; write the service's file in FLS-DB's own format.
+    "complete_for_audit": (LEAD,),
+    "reopen_for_audit": (LEAD,),
     # Deleted episodes: listed and restored by admins.
     "see_deleted_episodes": (ADMIN,),
     "restore_episode": (ADMIN,),
@@ -35,7 +39,14 @@ ACTIONS: dict[str, tuple[str, ...]] = {
 }
 # Actions that change a service's records: refused while the service is inactive.
 CHANGES_RECORDS = frozenset(
-    {"change_records", "import_records", "delete_episode", "restore_episode"}
+    {
+        "change_records",
+        "import_records",
+        "delete_episode",
+        "restore_episode",
+        "complete_for_audit",
+        "reopen_for_audit",
+    }
 )
 
 INACTIVE_SERVICE = "This service is inactive: its records can be read but not changed."

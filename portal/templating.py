@@ -95,6 +95,7 @@ def init_app(app: Flask) -> None:
         field_anchor=fields.anchor,
         described_by=described_by,
         hidden_state=hidden_state,
+        very_high_risk_advice=ds.VERY_HIGH_RISK_ADVICE,
         new_submission_id=new_submission_id,
         status_tag=status_tag,
         may=policy.may,

@@ -27,11 +27,34 @@ HINTS = {
     "followup16_date": "Only when the contact was done",
     "followup52_date": "Only when the follow-up was done; after the 12-16 week contact",
     "date_of_death": "Leave empty unless the patient has died",
+    # Added with issue 19.
+    "fracture_type": "Incidental: found on imaging done for another reason (mostly vertebral)",
+    "frax_hip_percent": "10-year probability, 0 to 100",
+    "frax_with_bmd": "Whether the FRAX probabilities include the bone mineral density",
+    "nogg_risk_category": "As you judged it with the NOGG tool. The portal does not compute FRAX",
+    "refracture_count": "Only when there was a new fracture",
+    "refracture1_site": "Up to three new fractures, each with its site and, if known, its date",
 }
 DATE_HINT = "For example, 12 3 2024"
-NUMBER_WIDTHS = {"height_cm": 4, "weight_kg": 4, "t_score": 4, "frax_major_percent": 4}
+NUMBER_WIDTHS = {
+    "height_cm": 4,
+    "weight_kg": 4,
+    "t_score": 4,
+    "frax_major_percent": 4,
+    "frax_hip_percent": 4,
+    "refracture_count": 2,
+}
 # Long lists read better as a select than as radios.
-SELECT_FIELDS = ("therapy16", "therapy52")
+SELECT_FIELDS = (
+    "therapy16",
+    "therapy52",
+    "mobility_before_fracture",
+    "refracture1_site",
+    "refracture2_site",
+    "refracture3_site",
+)
+# Fields whose withdrawn drugs are shown only when already chosen (read from an import).
+WITH_WITHDRAWN_DRUGS = ("bone_therapy", "therapy16", "therapy52")
 OPTIONS = {
     **ds.CHOICES,
     "fracture_sites": ds.FRACTURE_SITES,
@@ -51,6 +74,8 @@ class FieldSpec:
     shown_when: tuple[str, str] | None
     # Options after which an "or" divider is shown (outcomes that never mix with drugs).
     exclusive_from: str | None = None
+    # Options no longer offered, shown only when already chosen (strontium ranelate).
+    withdrawn: tuple[str, ...] = ()
 
 
 @cache
@@ -79,6 +104,7 @@ def spec(name: str) -> FieldSpec:
         ),
         shown_when=APPLIES_WHEN.get(name),
         exclusive_from=ds.THERAPY_OUTCOMES[0] if name == "bone_therapy" else None,
+        withdrawn=ds.WITHDRAWN_DRUGS if name in WITH_WITHDRAWN_DRUGS else (),
     )
 
 

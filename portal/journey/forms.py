@@ -6,6 +6,7 @@ to values (a werkzeug MultiDict or anything with `get` and `getlist`): no Flask 
 
 from __future__ import annotations
 
+from datetime import date
 from typing import TYPE_CHECKING, Any
 
 from werkzeug.datastructures import MultiDict
@@ -31,6 +32,8 @@ APPLIES_WHEN = {
     "t_score": ("dxa_status", "Recommended"),
     "followup16_date": ("followup16_done", "Yes"),
     "followup52_date": ("followup52_done", "Yes"),
+    # The new fractures' detail at 12 months (issue 19).
+    **dict.fromkeys(ds.REFRACTURE_DETAIL_FIELDS, ("refracture", "Yes")),
 }
 
 # Conflict views post each candidate under these prefixes and the user's pick under CHOOSE.
@@ -47,9 +50,9 @@ def field_of(input_name: str) -> str:
     return base if base and part in DATE_PARTS else input_name
 
 
-def _date_text(name: str, form: FormData) -> str:
+def _date_text(name: str, form: FormData, label: str | None = None) -> str:
     """The day, month and year inputs of a date joined as D/M/YYYY for the dataset parser."""
-    label = ds.LABELS[name]
+    label = label or ds.LABELS[name]
     parts = {part: (form.get(f"{name}-{part}") or "").strip() for part in DATE_PARTS}
     if not any(parts.values()):
         return ""
@@ -61,6 +64,19 @@ def _date_text(name: str, form: FormData) -> str:
     if len(parts["year"]) != 4:
         raise ValueProblem(f"{label} must have a four-digit year, like 2024")
     return f"{parts['day']}/{parts['month']}/{parts['year']}"
+
+
+def read_date(name: str, form: FormData, label: str) -> date | None:
+    """A date posted in three inputs outside the dataset (a dose, a review); None when empty.
+    Raises ValueProblem with the dataset's words for a date that is not one."""
+    text = _date_text(name, form, label)
+    if not text:
+        return None
+    day, month, year = (int(part) for part in text.split("/"))
+    try:
+        return date(year, month, day)
+    except ValueError:
+        raise ValueProblem(f"{label} must be a real date ({text} does not exist)") from None
 
 
 def read_form(fields: tuple[str, ...], form: FormData) -> tuple[dict[str, Any], dict[str, str]]:

@@ -15,7 +15,7 @@ from portal.audit.actor import Actor
 from portal.extensions import db
 from portal.journey import versions
 from portal.journey.rules import uk_date
-from portal.models import AuditEvent, Episode, Patient, Service
+from portal.models import AuditEvent, Episode, Patient, Service, TreatmentCourse, TreatmentEvent
 
 
 @dataclass(frozen=True)
@@ -27,13 +27,25 @@ class HistoryLine:
     field: str
     old: str
     new: str
+    # Why, when the change says (a deletion's or a reopening's reason).
+    detail: str = ""
+
+
+# The treatment plan's dates (journey/treatment_saving.py), shown as the dataset's are.
+TREATMENT_DATES = ("started_on", "stopped_on", "event_date")
+RECORDS = {
+    "patient": "Patient",
+    "episode": "Episode",
+    "treatment_course": "Treatment plan",
+    "treatment_event": "Treatment plan",
+}
 
 
 def _shown(name: str, value: Any) -> str:
     """An audited value as people read it (dates day/month/year)."""
     if value is None or value == "":
         return "(empty)"
-    if name in ds.DATE_FIELDS:
+    if name in ds.DATE_FIELDS or name in TREATMENT_DATES:
         try:
             return uk_date(date.fromisoformat(str(value)))
         except ValueError:
@@ -42,12 +54,17 @@ def _shown(name: str, value: Any) -> str:
 
 
 def history(episode: Episode) -> list[HistoryLine]:
-    """Every change of the episode and of its patient, newest first: who, when, field, old -> new."""
+    """Every change of the episode, of its patient and of its treatment plan, newest first: who,
+    when, field, old -> new."""
+    courses = select(TreatmentCourse.id).where(TreatmentCourse.episode_id == episode.id)
+    doses = select(TreatmentEvent.id).where(TreatmentEvent.course_id.in_(courses))
     events = db.session.scalars(
         select(AuditEvent)
         .where(
             ((AuditEvent.entity_type == "episode") & (AuditEvent.entity_id == episode.id))
             | ((AuditEvent.entity_type == "patient") & (AuditEvent.entity_id == episode.patient_id))
+            | ((AuditEvent.entity_type == "treatment_course") & AuditEvent.entity_id.in_(courses))
+            | ((AuditEvent.entity_type == "treatment_event") & AuditEvent.entity_id.in_(doses))
         )
         .where(AuditEvent.changes.is_not(None))
         .order_by(AuditEvent.at.desc(), AuditEvent.id.desc())
@@ -55,7 +72,7 @@ def history(episode: Episode) -> list[HistoryLine]:
     lines: list[HistoryLine] = []
     for event in events:
         who = event.user.display_name if event.user is not None else (event.operator or "system")
-        record = "Patient" if event.entity_type == "patient" else "Episode"
+        record = RECORDS.get(event.entity_type or "", "Episode")
         for name, (old, new) in (event.changes or {}).items():
             if name == versions.VERSION_KEY:
                 continue
@@ -68,6 +85,7 @@ def history(episode: Episode) -> list[HistoryLine]:
                     ds.LABELS.get(name, name.replace("_", " ").capitalize()),
                     _shown(name, old),
                     _shown(name, new),
+                    event.detail or "",
                 )
             )
     return lines

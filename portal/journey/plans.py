@@ -15,6 +15,7 @@ from sqlalchemy import select
 from kpis import dataset as ds
 from portal.extensions import db
 from portal.journey import versions
+from portal.journey.audit_completion import LOCKED
 from portal.journey.forms import (
     NEW_EPISODE_FIELDS,
     PATIENT_DETAIL_FIELDS,
@@ -134,6 +135,8 @@ def plan_stage(
     """Save one stage of an episode: parse, merge with others' changes, check the whole record."""
     fields = ds.STAGES[stage]
     values, errors = read_form(fields, form)
+    if episode.audit_complete_at is not None:  # complete for the audit (audit_completion.py)
+        return Plan("refused", values=values, errors={"submission_id": LOCKED}, record=episode)
     merged, conflicts = versions.merge(episode, values, base_version)
     if conflicts and not errors:
         return Plan("conflict", values=merged, conflicts=conflicts, record=episode)

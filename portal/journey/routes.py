@@ -28,9 +28,19 @@ from portal import clock, policy
 from portal.access import get_episode, get_patient, require_current_service
 from portal.admin.forms import ConfirmForm
 from portal.extensions import db
-from portal.journey import deletion, forms, history, patients, plans, saving, worklists
+from portal.journey import (
+    audit_completion,
+    deletion,
+    forms,
+    history,
+    patients,
+    plans,
+    saving,
+    worklists,
+)
 from portal.journey.rules import ValueProblem, age_on, stage_status, stage_windows
 from portal.journey.submissions import PostedSubmission
+from portal.journey.treatment_plan.routes import plan_context
 from portal.models import Episode, Patient, Service
 from portal.security import current_actor, is_htmx, require
 
@@ -263,12 +273,17 @@ def _stage_context(
             else None
         ),
         windows=stage_windows(episode.fracture_date),
-        may_edit=_may_edit(episode.service),
+        # Complete for the audit: read only, unless a refused save shows what was typed.
+        may_edit=_may_edit(episode.service)
+        and (not audit_completion.is_locked(episode) or bool(errors)),
     )
 
 
-def _episode_page(episode: Episode, *, stage=None, status=200, **stage_state):
-    """The full episode page; the named stage shows the given state (errors, conflict)."""
+def episode_page(
+    episode: Episode, *, stage=None, status=200, plan=None, reopen_error=None, **stage_state
+):
+    """The full episode page; the named stage shows the given state (errors, conflict), and the
+    treatment plan its own (`plan`, treatment_plan.routes.plan_context)."""
     sections = {
         name: _stage_context(episode, name, **(stage_state if name == stage else {}))
         for name in ds.STAGES
@@ -287,6 +302,9 @@ def _episode_page(episode: Episode, *, stage=None, status=200, **stage_state):
         today=clock.today(),
         later=later,
         confirm=ConfirmForm(),
+        plan=plan if plan is not None else plan_context(episode),
+        reopen_reason=request.form.get("reason", "") if request.method == "POST" else "",
+        reopen_error=reopen_error,
     ), status
 
 
@@ -295,7 +313,7 @@ def _stage_answer(episode: Episode, stage: str, *, status=200, **state):
         return render_template("journey/_stage.html", **_stage_context(episode, stage, **state)), (
             status
         )
-    return _episode_page(episode, stage=stage, status=status, **state)
+    return episode_page(episode, stage=stage, status=status, **state)
 
 
 @bp.get("/episodes/<int:episode_id>")
@@ -303,7 +321,7 @@ def episode(episode_id: int):
     record = get_episode(episode_id)
     history.record_view(current_actor(), record.patient)
     db.session.commit()
-    return _episode_page(record)
+    return episode_page(record)
 
 
 def _stage_or_404(stage: str) -> str:
@@ -414,6 +432,46 @@ def restore_episode(episode_id: int):
         db.session.commit()
         flash("Episode restored.", "success")
     return _go(url_for("journey.episode", episode_id=record.id), None)
+
+
+@bp.post("/episodes/<int:episode_id>/mark-complete")
+def complete_for_audit(episode_id: int):
+    """A lead marks the episode complete for the audit: locked against casual edits."""
+    record = get_episode(episode_id)
+    require("complete_for_audit", record.service)
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    audit_completion.mark_complete(current_actor(), record)
+    db.session.commit()
+    return _go(
+        url_for("journey.episode", episode_id=record.id) + "#audit-completion",
+        "Marked complete for the audit. The episode is locked against changes.",
+    )
+
+
+@bp.post("/episodes/<int:episode_id>/reopen")
+def reopen_for_audit(episode_id: int):
+    """A lead reopens a complete episode, with a reason kept in its history."""
+    record = get_episode(episode_id)
+    require("reopen_for_audit", record.service)
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    try:
+        audit_completion.reopen(current_actor(), record, request.form.get("reason", ""))
+    except audit_completion.ReopenRefused as refused:
+        if is_htmx():
+            return render_template(
+                "journey/_audit_completion.html",
+                episode=record,
+                reopen_reason=request.form.get("reason", ""),
+                reopen_error=str(refused),
+            ), 422
+        return episode_page(record, status=422, reopen_error=str(refused))
+    db.session.commit()
+    return _go(
+        url_for("journey.episode", episode_id=record.id) + "#audit-completion",
+        "Episode reopened for changes.",
+    )
 
 
 @bp.get("/episodes/deleted")

@@ -128,10 +128,14 @@ def add_episode(
             patient_id=patient.id,
             created_by_id=actor.user_id,
             previous_episode_id=earlier[-1].id if earlier else None,
+            # A refracture starts with "previous fracture: Yes" (issue 19).
+            previous_fracture="Yes" if earlier else None,
             **plan.values,
         )
         versions.record_create(
-            actor, episode, ds.STAGES["identification"] + ("previous_episode_id",)
+            actor,
+            episode,
+            ds.STAGES["identification"] + ("previous_episode_id", "previous_fracture"),
         )
         return episode
 
@@ -188,6 +192,29 @@ def save_patient(
         write=lambda plan: _write_update(actor, plan),
         outcome_url=lambda _record: outcome_url,
         known=patient,
+    )
+
+
+def save_planned(
+    actor: Actor,
+    submission: PostedSubmission,
+    *,
+    kind: str,
+    plan: Callable[[], Plan],
+    write: Callable[[Plan], Any],
+    outcome_url: str,
+    known: Any,
+) -> SaveResult:
+    """A save of another of an episode's records (its treatment plan, journey/treatment_saving.py)
+    through the same engine: planned, kept on its submission id, written, or answered again."""
+    return _save(
+        actor,
+        submission,
+        kind=kind,
+        plan=plan,
+        write=write,
+        outcome_url=lambda _record: outcome_url,
+        known=known,
     )
 
 

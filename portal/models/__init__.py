@@ -14,6 +14,7 @@ from portal.models.hip_fractures import HipFractureCount
 from portal.models.imports import ImportJob
 from portal.models.service import Service
 from portal.models.submissions import Submission
+from portal.models.treatment import TreatmentCourse, TreatmentEvent
 
 __all__ = [
     "AuditEvent",
@@ -26,6 +27,8 @@ __all__ = [
     "Service",
     "SignInThrottle",
     "Submission",
+    "TreatmentCourse",
+    "TreatmentEvent",
     "User",
     "UserSession",
     "user_services",

@@ -89,6 +89,16 @@ class Episode(Base):
         one_of("followup52_done", ds.YES_NO_UNKNOWN),
         one_of("therapy52", ds.FOLLOWUP_THERAPY),
         one_of("refracture", ds.YES_NO_UNKNOWN),
+        # Added with issue 19.
+        *(one_of(name, ds.CHOICES[name]) for name in ds.ADDED_FIELDS if name in ds.CHOICES),
+        CheckConstraint(
+            "frax_hip_percent IS NULL OR frax_hip_percent BETWEEN 0 AND 100",
+            name="frax_hip_percent",
+        ),
+        CheckConstraint(
+            "refracture_count IS NULL OR refracture_count BETWEEN 1 AND 20",
+            name="refracture_count",
+        ),
         CheckConstraint("fracture_date >= '2016-01-01'", name="fracture_date_from_2016"),
         CheckConstraint("height_cm IS NULL OR height_cm BETWEEN 100 AND 230", name="height_cm"),
         CheckConstraint("weight_kg IS NULL OR weight_kg BETWEEN 25 AND 250", name="weight_kg"),
@@ -139,6 +149,31 @@ class Episode(Base):
     followup52_date: Mapped[date | None] = mapped_column(Date)
     therapy52: Mapped[str | None] = mapped_column(String(40))
     refracture: Mapped[str | None] = mapped_column(String(20))
+
+    # Added with issue 19: the type of fracture, NOGG's fracture risk, the falls-risk items and
+    # the new fractures at 12 months (kpis.dataset.ADDED_FIELDS).
+    fracture_type: Mapped[str | None] = mapped_column(String(40))
+    frax_hip_percent: Mapped[float | None] = mapped_column(Numeric(4, 1, asdecimal=False))
+    frax_with_bmd: Mapped[str | None] = mapped_column(String(20))
+    nogg_risk_category: Mapped[str | None] = mapped_column(String(20))
+    falls_two_or_more: Mapped[str | None] = mapped_column(String(20))
+    fear_of_falling: Mapped[str | None] = mapped_column(String(20))
+    falls_risk_medicines: Mapped[str | None] = mapped_column(String(20))
+    mobility_before_fracture: Mapped[str | None] = mapped_column(String(60))
+    visual_impairment: Mapped[str | None] = mapped_column(String(20))
+    toileting_problems: Mapped[str | None] = mapped_column(String(20))
+    cardiovascular_abnormal: Mapped[str | None] = mapped_column(String(20))
+    cognitive_impairment: Mapped[str | None] = mapped_column(String(20))
+    refracture_count: Mapped[float | None] = mapped_column(Numeric(2, 0, asdecimal=False))
+    refracture1_site: Mapped[str | None] = mapped_column(String(20))
+    refracture1_date: Mapped[date | None] = mapped_column(Date)
+    refracture2_site: Mapped[str | None] = mapped_column(String(20))
+    refracture2_date: Mapped[date | None] = mapped_column(Date)
+    refracture3_site: Mapped[str | None] = mapped_column(String(20))
+    refracture3_date: Mapped[date | None] = mapped_column(Date)
+    # Complete for the audit (a lead): locked against casual edits until a lead reopens it.
+    audit_complete_at: Mapped[datetime | None] = mapped_column(DateTime)
+    audit_complete_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
 
     # Record keeping
     version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")

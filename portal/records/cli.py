@@ -89,14 +89,28 @@ def records_import(file: Path, service_code: str | None, keep_valid: bool, dry_r
 @click.option(
     "--service", "service_code", required=True, help="The service whose episodes to export."
 )
-def records_export(service_code: str) -> None:
-    """Write the service's episodes as canonical CSV to standard output."""
+@click.option(
+    "--format",
+    "file_format",
+    type=click.Choice(["canonical", "flsdb"]),
+    default="canonical",
+    help="canonical CSV (dataset.md), or the file FLS-DB takes in (Windows-1252).",
+)
+def records_export(service_code: str, file_format: str) -> None:
+    """Write the service's episodes as canonical CSV (or FLS-DB's format) to standard output."""
     from portal.records import export as record_export
+    from portal.records import flsdb
 
     service = _service(service_code)
     count = record_export.count_episodes(service)
-    record_export.record_export(Actor.command_line(), service, count, via="command line")
+    kind = "FLS-DB CSV" if file_format == "flsdb" else "CSV"
+    record_export.record_export(Actor.command_line(), service, count, via="command line", kind=kind)
     db.session.commit()
     with progress_bar(count, "Exporting") as bar:
+        if file_format == "flsdb":
+            with click.open_file("-", "wb") as stdout:  # Windows-1252 bytes, as FLS-DB takes them
+                for chunk in flsdb.flsdb_file(service, progress=bar.update):
+                    stdout.write(chunk)
+            return
         for text in record_export.export_csv(service, progress=bar.update):
             click.echo(text, nl=False)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Row, func, select
 
 from kpis.csv_output import SafeWriter
-from kpis.dataset import CSV_COLUMNS, EPISODE_FIELDS, PATIENT_FIELDS
+from kpis.dataset import CSV_COLUMNS, PATIENT_FIELDS
 from kpis.sql import unindexed
 from portal.audit import events as audit
 from portal.audit.actor import Actor
@@ -28,7 +29,9 @@ def count_episodes(service: Service) -> int:
     ).scalar_one()
 
 
-def record_export(actor: Actor, service: Service, count: int, *, via: str = "page") -> None:
+def record_export(
+    actor: Actor, service: Service, count: int, *, via: str = "page", kind: str = "CSV"
+) -> None:
     """Audit an export of patient-level data (the caller commits before streaming)."""
     audit.record(
         actor,
@@ -36,16 +39,14 @@ def record_export(actor: Actor, service: Service, count: int, *, via: str = "pag
         service_id=service.id,
         entity_type="service",
         entity_id=service.id,
-        detail=f"records export ({via}): {count} episodes as CSV",
+        detail=f"records export ({via}): {count} episodes as {kind}",
     )
 
 
-def export_rows(service: Service) -> Iterator[list[str]]:
-    """The header, then one canonical row per live episode, by fracture_date then nhs_number."""
-    yield list(CSV_COLUMNS)
-    columns = [getattr(Patient, f) for f in PATIENT_FIELDS] + [
-        getattr(Episode, f) for f in EPISODE_FIELDS
-    ]
+def live_episode_values(service: Service, names: Sequence[str]) -> Iterator[Row[Any]]:
+    """The named patient and episode fields of every live episode of the service, by
+    fracture_date then nhs_number (the canonical export's and the FLS-DB file's order)."""
+    columns = [getattr(Patient if f in PATIENT_FIELDS else Episode, f) for f in names]
     statement = (
         select(*columns)
         .join(Patient, Patient.id == Episode.patient_id)
@@ -56,9 +57,16 @@ def export_rows(service: Service) -> Iterator[list[str]]:
         .order_by(Episode.fracture_date, Patient.nhs_number, Episode.id)
         .execution_options(yield_per=_BATCH)
     )
-    names = PATIENT_FIELDS + EPISODE_FIELDS
+    yield from db.session.execute(statement)
+
+
+def export_rows(service: Service) -> Iterator[list[str]]:
+    """The header, then one canonical row per live episode, by fracture_date then nhs_number."""
+    yield list(CSV_COLUMNS)
+    # The columns in CSV_COLUMNS order: fields added later come after dataset.md's 43.
+    names = CSV_COLUMNS[1:]
     code = service.code
-    for row in db.session.execute(statement):
+    for row in live_episode_values(service, names):
         yield [code] + [format_value(name, value) for name, value in zip(names, row, strict=True)]
 
 

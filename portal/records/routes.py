@@ -188,3 +188,21 @@ def export():
     response = Response(stream_with_context(record_export.export_csv(service)), mimetype="text/csv")
     response.headers["Content-Disposition"] = f'attachment; filename="{service.code}-episodes.csv"'
     return response
+
+
+@bp.get("/export-flsdb.csv")
+@requires("export_patient_data")
+def export_flsdb():
+    """The current service's episodes as the file FLS-DB takes in (a lead's)."""
+    from portal.records import flsdb
+
+    service = require_current_service()
+    count = record_export.count_episodes(service)
+    record_export.record_export(current_actor(), service, count, via="page", kind="FLS-DB CSV")
+    db.session.commit()
+    # Built whole (a service's file is a few MB): one streamed download per page is enough.
+    response = Response(
+        b"".join(flsdb.flsdb_file(service)), mimetype="text/csv; charset=windows-1252"
+    )
+    response.headers["Content-Disposition"] = f'attachment; filename="{service.code}-flsdb.csv"'
+    return response

@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from kpis import dataset as ds
 from portal.journey import rules as dataset_rules
-from portal.models import AuditEvent, Base, Episode, Patient, Service, User
+from portal.models import AuditEvent, Base, Episode, Patient, Service, TreatmentCourse, User
 from portal.operations import synthetic
 
 TODAY = date(2026, 11, 27)
@@ -426,7 +426,10 @@ def test_make_dataset_fills_the_database_once(app, db, monkeypatch, tmp_path, ca
     creates = db.session.scalar(
         select(func.count()).select_from(AuditEvent).where(AuditEvent.action == "create")
     )
-    assert creates == len(patients) + len(episodes) + len(services)
+    # Each treatment course of the synthetic plans (issue 19) is created and audited too.
+    courses = db.session.scalar(select(func.count()).select_from(TreatmentCourse))
+    assert courses > 0
+    assert creates == len(patients) + len(episodes) + len(services) + courses
 
     assert make_dataset.main(args) == 1  # never adds to a database that holds data
     assert "already holds data" in capsys.readouterr().err

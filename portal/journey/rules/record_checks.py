@@ -25,6 +25,7 @@ from kpis.dataset import (
     PATIENT_FIELDS,
 )
 from portal import clock
+from portal.journey.rules.refractures import check_new_fractures
 from portal.journey.rules.stages import age_on
 from portal.journey.rules.values import field_label, is_empty, uk_date
 
@@ -199,6 +200,7 @@ def check_record(
 
     _check_dxa(episode, problems)
     _check_followups(episode, problems)
+    check_new_fractures(episode, problems.add)
     return dict(problems)
 
 

@@ -10,6 +10,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from kpis.dataset import (
+    ADDED_FIELDS,
     ASSESSMENT_DUE_DAYS,
     AUDITED_FIELDS,
     DRUGS,
@@ -59,9 +60,12 @@ def stage_fields_that_apply(stage: str, episode: Record) -> tuple[str, ...]:
     - followup16 / followup52: the "done" question; the date, therapy and the last question
       (strength and balance / refracture) apply only when the follow-up was done: a contact
       that did not happen cannot tell what the patient takes.
+
+    The fields added after dataset.md's first 35 columns (ADDED_FIELDS: type of fracture, FRAX
+    hip, NOGG category, falls-risk items, the new fractures' detail) never block completion.
     """
     if stage == "identification":
-        return STAGES["identification"]
+        return _dataset_fields("identification")
     if stage == "assessment":
         fields = [
             "assessment_date",
@@ -78,9 +82,13 @@ def stage_fields_that_apply(stage: str, episode: Record) -> tuple[str, ...]:
     if stage == "treatment":
         return STAGES["treatment"]
     if stage in ("followup16", "followup52"):
-        done, *rest = STAGES[stage]
+        done, *rest = _dataset_fields(stage)
         return (done, *rest) if _get(episode, done) == "Yes" else (done,)
     raise KeyError(f"{stage!r} is not a journey stage")
+
+
+def _dataset_fields(stage: str) -> tuple[str, ...]:
+    return tuple(field for field in STAGES[stage] if field not in ADDED_FIELDS)
 
 
 def stage_status(stage: str, episode: Record) -> str:

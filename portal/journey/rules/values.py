@@ -193,6 +193,8 @@ def _parse_number(field: str, text: str) -> float:
     number = Decimal(digits)
     # Trailing zeros carry no precision claim (-1.70 is -1.7); anything finer is refused, never rounded.
     fraction = digits.partition(".")[2].rstrip("0")
+    if len(fraction) > decimals == 0:
+        raise ValueProblem(f"{field_label(field)} must be a whole number")
     if len(fraction) > decimals:
         places = "one decimal place" if decimals == 1 else f"{decimals} decimal places"
         raise ValueProblem(f"{field_label(field)} can have at most {places}")
@@ -347,6 +349,8 @@ def parse_value(field: str, raw: str | list[str] | tuple[str, ...] | None) -> An
         return _parse_fracture_sites(text)
     if field == "bone_therapy":
         return _parse_bone_therapy(text)
+    if CHOICES.get(field) is FRACTURE_SITES:  # a new fracture's site (7.08...) in FLS-DB's words
+        text = FRACTURE_SITE_SYNONYMS.get(_fold(text), text)
     return _one_of(field, text)
 
 

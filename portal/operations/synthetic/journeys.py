@@ -18,6 +18,7 @@ from portal.operations.synthetic.people import (
     patient,
     pick,
 )
+from portal.operations.synthetic.risk_and_treatment import enrich
 
 FIRST_FRACTURE_DATE = ds.AUDIT_START_DATE
 # Some 12-16 week contacts happen up to two weeks after the window closes.
@@ -309,6 +310,9 @@ def generate(
     end = min(end, today)
     profiles = make_profiles(rng, services)
     numbers = NhsNumbers(rng)
+    # Issue 19's fields and treatment plans come from a generator of their own, so every value
+    # drawn from `rng` stays as it was (risk_and_treatment.py).
+    extra = random.Random(f"risk-and-treatment-{start.isoformat()}-{count}")
     weights = [p.weight for p in profiles]
     made = 0
     while made < count:
@@ -346,4 +350,5 @@ def generate(
                             "Not a fragility fracture: road traffic accident",
                         )
                     )
+            enrich(extra, episodes, limit)
             yield person, episodes

@@ -16,7 +16,7 @@ from kpis import dataset as ds
 from portal import clock
 from portal.audit import events as audit
 from portal.audit.actor import Actor
-from portal.models import Episode, Patient
+from portal.models import Episode, Patient, TreatmentCourse, TreatmentEvent
 from portal.operations.progress import Progress, ProgressBar, quiet
 from portal.operations.synthetic.people import Row
 
@@ -26,6 +26,9 @@ EPISODE_COLUMNS = ("service_id", "patient_id", "previous_episode_id") + ds.EPISO
 # A declarative model's __table__ is a Table; SQLAlchemy types it as any FromClause.
 _PATIENTS = cast(Table, Patient.__table__)
 _EPISODES = cast(Table, Episode.__table__)
+_COURSES = cast(Table, TreatmentCourse.__table__)
+_TREATMENT_EVENTS = cast(Table, TreatmentEvent.__table__)
+COURSE_COLUMNS = ("drug", "route", "started_on", "stopped_on", "stop_reason")
 
 
 @dataclass
@@ -52,12 +55,21 @@ class _Chunk:
     patients: list[Row] = field(default_factory=list)
     episodes: list[Row] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
+    courses: list[Row] = field(default_factory=list)
+    doses: list[Row] = field(default_factory=list)
 
     def flush(self) -> None:
         if self.patients:
             self.session.execute(insert(_PATIENTS), self.patients)
         if self.episodes:
             self.session.execute(insert(_EPISODES), self.episodes)
+        # A switch points at its follow-on course, written in the same chunk after it.
+        for switched in (False, True):
+            batch = [c for c in self.courses if (c["follow_on_id"] is not None) == switched]
+            if batch:
+                self.session.execute(insert(_COURSES), batch)
+        if self.doses:
+            self.session.execute(insert(_TREATMENT_EVENTS), self.doses)
         if self.events:
             audit.record_many(self.events)
         self.bar.update(len(self.episodes))
@@ -68,6 +80,8 @@ class _Chunk:
         self.patients.clear()
         self.episodes.clear()
         self.events.clear()
+        self.courses.clear()
+        self.doses.clear()
 
 
 def write(
@@ -90,6 +104,8 @@ def write(
     now = now or clock.utcnow()
     next_patient = (session.scalar(select(func.max(Patient.id))) or 0) + 1
     next_episode = (session.scalar(select(func.max(Episode.id))) or 0) + 1
+    next_course = (session.scalar(select(func.max(TreatmentCourse.id))) or 0) + 1
+    next_dose = (session.scalar(select(func.max(TreatmentEvent.id))) or 0) + 1
     written = Written()
 
     with (progress or quiet)(total, "Writing episodes") as bar:
@@ -170,6 +186,44 @@ def write(
                     )
                     written.deleted += 1
                 _widen(written, episode["fracture_date"])
+                plan = episode.get("treatment_courses") or []
+                course_ids = list(range(next_course, next_course + len(plan)))
+                next_course += len(plan)
+                for course_id, course in zip(course_ids, plan, strict=True):
+                    follow_on = course.get("follow_on_index")
+                    row = {c: course.get(c) for c in COURSE_COLUMNS} | {
+                        "id": course_id,
+                        "service_id": values["service_id"],
+                        "episode_id": episode_id,
+                        "follow_on_id": course_ids[follow_on] if follow_on is not None else None,
+                        "no_follow_on_confirmed": bool(course.get("no_follow_on_confirmed")),
+                        "version": 1,
+                        "created_at": now,
+                        "created_by_id": None,
+                    }
+                    waiting.courses.append(row)
+                    event(
+                        "create",
+                        course_id,
+                        values["service_id"],
+                        _created(row, ("episode_id", *COURSE_COLUMNS)),
+                        entity_type="treatment_course",
+                    )
+                    for kind in ("dose", "review"):
+                        for day in course.get(f"{kind}s") or []:
+                            waiting.doses.append(
+                                {
+                                    "id": next_dose,
+                                    "service_id": values["service_id"],
+                                    "course_id": course_id,
+                                    "kind": kind,
+                                    "event_date": day,
+                                    "note": None,
+                                    "created_at": now,
+                                    "created_by_id": None,
+                                }
+                            )
+                            next_dose += 1
             written.patients += 1
             written.episodes += len(patient_episodes)
             if len(waiting.episodes) >= chunk:
@@ -191,7 +245,7 @@ def _advance_sequences(session: Session | scoped_session[Any]) -> None:
     """PostgreSQL's id sequences do not see explicit ids: move them past the rows written."""
     if session.get_bind().dialect.name != "postgresql":
         return
-    for table in ("patients", "episodes"):
+    for table in ("patients", "episodes", "treatment_courses", "treatment_events"):
         session.execute(
             text(
                 f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "

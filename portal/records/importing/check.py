@@ -21,6 +21,7 @@ from sqlalchemy import Table, select
 
 from kpis.dataset import EPISODE_FIELDS, PATIENT_FIELDS
 from portal import clock
+from portal.audit.events import plain
 from portal.extensions import db
 from portal.journey.rules import (
     EPISODE_DATES,
@@ -56,6 +57,7 @@ from portal.records.importing.spool import (
 
 # Rows checked at a time: one query for their stored patients, one for their episodes.
 CHUNK_ROWS = 1000
+LOCKED_FOR_IMPORT = "complete for the audit; a service lead can reopen it"
 
 _episodes: Table = Base.metadata.tables["episodes"]
 _patients: Table = Base.metadata.tables["patients"]
@@ -200,6 +202,8 @@ class Checker:
         else:
             episode = {"fracture_date": values.get("fracture_date")}
         episode.update({f: v for f, v in values.items() if f in EPISODE_FIELDS})
+        if stored_episode is not None and stored_episode.get("audit_complete_at") is not None:
+            problems += _locked_change(stored_episode, row, column_of)
         if merges:
             problems += self._rule_problems(state, patient, episode, row)
         if problems:
@@ -445,3 +449,15 @@ def _check_rows(checker: Checker, rows: Iterable[tuple[int, list[str]]]) -> Iter
             chunk = []
     if chunk:
         checker.check_chunk(chunk)
+
+
+def _locked_change(
+    stored_episode: Any, row: ReadRow, column_of: Callable[[str], str]
+) -> list[tuple[str, str]]:
+    """An episode complete for the audit is locked against changes, an import's too (issue 19):
+    the first field the row would change is refused; a row that changes nothing passes."""
+    for name in EPISODE_FIELDS:
+        if name in row.values and plain(row.values[name]) != plain(stored_episode[name]):
+            row.failed.add(name)
+            return [(column_of(name), LOCKED_FOR_IMPORT)]
+    return []
