@@ -68,6 +68,20 @@ PATIENT_FIELDS = (
     "date_of_death",
 )
 
+# The patient, for direct care (dataset.md, "Patient, for direct care"): optional,
+# patient-identifiable, never in the FLS-DB format or on public pages. In the canonical CSV they
+# follow the 35 FLS-DB-based columns, in this order.
+DIRECT_CARE_FIELDS = (
+    "given_name",
+    "family_name",
+    "hospital_number",
+    "phone",
+    "gp_practice",
+    "gp_practice_code",
+    "preferred_language",
+    "interpreter_needed",
+)
+
 # Episode fields by journey stage, in the order of dataset.md.
 STAGES = {
     "identification": ("fracture_date", "identification_date", "admitted", "fracture_sites"),
@@ -183,6 +197,7 @@ CHOICES = {
     "followup52_done": YES_NO_UNKNOWN,
     "therapy52": FOLLOWUP_THERAPY,
     "refracture": YES_NO_UNKNOWN,
+    "interpreter_needed": YES_NO_UNKNOWN,
 }
 MULTI_VALUE_FIELDS = ("fracture_sites", "bone_therapy")
 DATE_FIELDS = (
@@ -239,6 +254,15 @@ LABELS = {
     "followup52_date": "Date of 12 month follow-up",
     "therapy52": "Bone therapy at 12 months",
     "refracture": "New fracture since the index fracture",
+    # For direct care
+    "given_name": "Given name",
+    "family_name": "Family name",
+    "hospital_number": "Hospital number",
+    "phone": "Telephone",
+    "gp_practice": "GP practice",
+    "gp_practice_code": "GP practice code",
+    "preferred_language": "Preferred language",
+    "interpreter_needed": "Interpreter needed",
 }
 
 # Spellings found in old exports that mean "Not known" wherever Not known is allowed

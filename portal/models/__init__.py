@@ -4,6 +4,7 @@ from portal.models.accounts import RecoveryCode, User, user_services
 from portal.models.audit import AuditEvent
 from portal.models.base import Base
 from portal.models.clinical import Episode, Patient
+from portal.models.contacts import ContactAttempt, Letter
 from portal.models.hip_fractures import HipFractureCount
 from portal.models.imports import ImportJob
 from portal.models.service import Service
@@ -12,9 +13,11 @@ from portal.models.submissions import Submission
 __all__ = [
     "AuditEvent",
     "Base",
+    "ContactAttempt",
     "Episode",
     "HipFractureCount",
     "ImportJob",
+    "Letter",
     "Patient",
     "RecoveryCode",
     "Service",

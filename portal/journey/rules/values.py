@@ -22,6 +22,7 @@ from nhs_number import calculate_checksum
 from kpis.dataset import (
     CHOICES,
     DATE_FIELDS,
+    DIRECT_CARE_FIELDS,
     DRUG_SYNONYMS,
     DRUGS,
     EPISODE_FIELDS,
@@ -312,7 +313,27 @@ def _parse_service_code(text: str) -> str:
     return code
 
 
-PARSEABLE_FIELDS = ("service_code",) + PATIENT_FIELDS + EPISODE_FIELDS
+PARSEABLE_FIELDS = ("service_code",) + PATIENT_FIELDS + EPISODE_FIELDS + DIRECT_CARE_FIELDS
+
+
+def _parse_direct_care(field: str, text: str) -> str:
+    """The patient's direct-care fields (rules/direct_care.py)."""
+    from portal.journey.rules import direct_care
+
+    try:
+        if field in ("given_name", "family_name"):
+            return direct_care.parse_name(field, text)
+        if field == "hospital_number":
+            return direct_care.parse_hospital_number(text)
+        if field == "phone":
+            return direct_care.parse_phone(text)
+        if field == "gp_practice_code":
+            return direct_care.parse_gp_practice_code(text)
+        if field in ("gp_practice", "preferred_language"):
+            return direct_care.parse_free_text(field, text)
+    except direct_care._Problem as problem:
+        raise ValueProblem(str(problem)) from None
+    return _one_of(field, text)
 
 
 def parse_value(field: str, raw: str | list[str] | tuple[str, ...] | None) -> Any:
@@ -333,6 +354,8 @@ def parse_value(field: str, raw: str | list[str] | tuple[str, ...] | None) -> An
     text = _clean(raw)
     if text is None:
         return None
+    if field == "phone":  # stored as typed, only trimmed (dataset.md)
+        return _parse_direct_care(field, str(raw).translate(_INVISIBLE).strip())
     if field == "nhs_number":
         return clean_nhs_number(text)
     if field == "postcode":
@@ -347,6 +370,8 @@ def parse_value(field: str, raw: str | list[str] | tuple[str, ...] | None) -> An
         return _parse_fracture_sites(text)
     if field == "bone_therapy":
         return _parse_bone_therapy(text)
+    if field in DIRECT_CARE_FIELDS:
+        return _parse_direct_care(field, text)
     return _one_of(field, text)
 
 
