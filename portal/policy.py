@@ -32,10 +32,21 @@ ACTIONS: dict[str, tuple[str, ...]] = {
     "see_every_service_figures": (ADMIN,),
     # Each service's hip fractures a year (NHFD), for the missed-patients estimate.
     "record_hip_fractures": (ADMIN,),
+    # The nurse's day (issue 18): letters to the GP and the patient; the service's letterhead
+    # and the unanswered attempts before a patient is lost to follow-up.
+    "write_letters": EDITORS,
+    "change_service_settings": (LEAD,),
 }
 # Actions that change a service's records: refused while the service is inactive.
 CHANGES_RECORDS = frozenset(
-    {"change_records", "import_records", "delete_episode", "restore_episode"}
+    {
+        "change_records",
+        "import_records",
+        "delete_episode",
+        "restore_episode",
+        "write_letters",
+        "change_service_settings",
+    }
 )
 
 INACTIVE_SERVICE = "This service is inactive: its records can be read but not changed."

@@ -14,6 +14,7 @@ from portal.audit import events as audit
 from portal.audit.actor import Actor
 from portal.extensions import db
 from portal.journey import versions
+from portal.journey.rules import spaced_nhs_number as nhs_number
 from portal.journey.rules import uk_date
 from portal.models import AuditEvent, Episode, Patient
 
@@ -33,6 +34,8 @@ def _shown(name: str, value: Any) -> str:
     """An audited value as people read it (dates day/month/year)."""
     if value is None or value == "":
         return "(empty)"
+    if name == "nhs_number":
+        return nhs_number(str(value))
     if name in ds.DATE_FIELDS:
         try:
             return uk_date(date.fromisoformat(str(value)))

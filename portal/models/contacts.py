@@ -14,8 +14,9 @@ CONTACT_METHODS = ("Telephone", "Letter", "Clinic", "Other")
 CONTACT_OUTCOMES = ("Reached", "No answer", "Wrong number", "Declined")
 # Why a follow-up was not done (the form asks once its window has closed, or after the
 # service's number of unanswered attempts: "Lost to follow-up").
+LOST_TO_FOLLOW_UP = "Lost to follow-up"
 NOT_DONE_REASONS = (
-    "Lost to follow-up",
+    LOST_TO_FOLLOW_UP,
     "Patient declined",
     "Moved out of the area",
     "Too unwell",

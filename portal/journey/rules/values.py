@@ -114,6 +114,16 @@ def clean_nhs_number(raw: str) -> str:
     return digits
 
 
+def spaced_nhs_number(value: str | None) -> str:
+    """An NHS number as people read and say it, 999 590 8301 (stored and exported as 10 digits)."""
+    if not value:
+        return ""
+    text = str(value)
+    if len(text) != 10 or not text.isdigit():
+        return text
+    return f"{text[:3]} {text[3:6]} {text[6:]}"
+
+
 # Postcode -------------------------------------------------------------------------------------
 
 # Outward code (A9, A99, AA9, AA99, A9A, AA9A) then inward code (9AA); GIR 0AA is Girobank's.
