@@ -13,10 +13,11 @@ from kpis import dataset as ds
 from portal.audit import events as audit
 from portal.audit.actor import Actor
 from portal.extensions import db
-from portal.journey import versions
+from portal.journey import contacts, unusual_dates, versions
+from portal.journey.forms import FORM_LABELS
 from portal.journey.rules import spaced_nhs_number as nhs_number
 from portal.journey.rules import uk_date
-from portal.models import AuditEvent, Episode, Patient
+from portal.models import AuditEvent, ContactAttempt, Episode, Letter, Patient
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,7 @@ def _shown(name: str, value: Any) -> str:
         return "(empty)"
     if name == "nhs_number":
         return nhs_number(str(value))
-    if name in ds.DATE_FIELDS:
+    if name in ds.DATE_FIELDS or name == "made_on":
         try:
             return uk_date(date.fromisoformat(str(value)))
         except ValueError:
@@ -44,13 +45,43 @@ def _shown(name: str, value: Any) -> str:
     return str(value)
 
 
+# Records of the episode besides itself, as the history names them (issue 18).
+RECORDS = {
+    "episode": "Episode",
+    "patient": "Patient",
+    "contact_attempt": "Contact attempt",
+    "letter": "Letter",
+}
+# Names of what the history shows that are not dataset fields.
+OTHER_LABELS = {
+    unusual_dates.CONFIRMED_KEY: "Unusual date confirmed",
+    **FORM_LABELS,
+    **contacts.LABELS,
+    "kind": "Letter to",
+    "recipient": "To",
+    "state": "State",
+    "body": "Text",
+}
+
+
 def history(episode: Episode) -> list[HistoryLine]:
-    """Every change of the episode and of its patient, newest first: who, when, field, old -> new."""
+    """Every change of the episode, of its patient, and of its contact attempts and letters,
+    newest first: who, when, field, old -> new."""
+    attempts = select(ContactAttempt.id).where(ContactAttempt.episode_id == episode.id)
+    letters = select(Letter.id).where(Letter.episode_id == episode.id)
     events = db.session.scalars(
         select(AuditEvent)
         .where(
             ((AuditEvent.entity_type == "episode") & (AuditEvent.entity_id == episode.id))
             | ((AuditEvent.entity_type == "patient") & (AuditEvent.entity_id == episode.patient_id))
+            | (
+                (AuditEvent.entity_type == "contact_attempt")
+                & AuditEvent.entity_id.in_(attempts.scalar_subquery())
+            )
+            | (
+                (AuditEvent.entity_type == "letter")
+                & AuditEvent.entity_id.in_(letters.scalar_subquery())
+            )
         )
         .where(AuditEvent.changes.is_not(None))
         .order_by(AuditEvent.at.desc(), AuditEvent.id.desc())
@@ -58,7 +89,7 @@ def history(episode: Episode) -> list[HistoryLine]:
     lines: list[HistoryLine] = []
     for event in events:
         who = event.user.display_name if event.user is not None else (event.operator or "system")
-        record = "Patient" if event.entity_type == "patient" else "Episode"
+        record = RECORDS.get(event.entity_type or "", "Episode")
         for name, (old, new) in (event.changes or {}).items():
             if name == versions.VERSION_KEY:
                 continue
@@ -68,7 +99,8 @@ def history(episode: Episode) -> list[HistoryLine]:
                     who,
                     event.action,
                     record,
-                    ds.LABELS.get(name, name.replace("_", " ").capitalize()),
+                    ds.LABELS.get(name)
+                    or OTHER_LABELS.get(name, name.replace("_", " ").capitalize()),
                     _shown(name, old),
                     _shown(name, new),
                 )

@@ -23,7 +23,7 @@ from portal.audit import events as audit
 from portal.audit.actor import Actor
 from portal.extensions import db
 from portal.journey import letter_text
-from portal.journey.rules import spaced_nhs_number, uk_date
+from portal.journey.rules import spaced_nhs_number
 from portal.models import Episode, Letter, Service
 
 DEFAULT_HEADING = "{service_name}"
@@ -87,6 +87,10 @@ def unknown_placeholders(text: str) -> list[str]:
     return [name for name in _PLACEHOLDER.findall(text) if name not in PLACEHOLDERS]
 
 
+def _long_date(day: date) -> str:
+    return f"{day.day} {day.strftime('%B %Y')}"
+
+
 def _placeholder_values(service: Service, clinician_name: str, today: date) -> dict[str, str]:
     return {
         "service_name": service.name,
@@ -94,7 +98,7 @@ def _placeholder_values(service: Service, clinician_name: str, today: date) -> d
         "service_address": service.letter_address or "",
         "service_telephone": service.letter_telephone or "",
         "clinician_name": clinician_name,
-        "today": f"{today.day} {today.strftime('%B %Y')}",
+        "today": _long_date(today),
     }
 
 
@@ -259,7 +263,7 @@ def placeholder_help() -> str:
 def patient_line(episode: Episode) -> str:
     """Who a letter is about, as its first line says."""
     patient = episode.patient
-    parts = [patient.name or "The patient", f"date of birth {uk_date(patient.date_of_birth)}"]
+    parts = [patient.name or "The patient", f"date of birth {_long_date(patient.date_of_birth)}"]
     parts.append(f"NHS number {spaced_nhs_number(patient.nhs_number)}")
     if patient.hospital_number:
         parts.append(f"hospital number {patient.hospital_number}")
