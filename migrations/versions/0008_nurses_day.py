@@ -70,68 +70,89 @@ def upgrade():
     with op.batch_alter_table('letters', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_letters_episode_id'), ['episode_id'], unique=False)
 
-    with op.batch_alter_table('episodes', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('followup16_not_done_reason', sa.String(length=40), nullable=True))
-        batch_op.add_column(sa.Column('followup52_not_done_reason', sa.String(length=40), nullable=True))
-
-    with op.batch_alter_table('patients', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('given_name', sa.String(length=100), nullable=True))
-        batch_op.add_column(sa.Column('family_name', sa.String(length=100), nullable=True))
-        batch_op.add_column(sa.Column('hospital_number', sa.String(length=20), nullable=True))
-        batch_op.add_column(sa.Column('phone', sa.String(length=100), nullable=True))
-        batch_op.add_column(sa.Column('gp_practice', sa.String(length=200), nullable=True))
-        batch_op.add_column(sa.Column('gp_practice_code', sa.String(length=6), nullable=True))
-        batch_op.add_column(sa.Column('preferred_language', sa.String(length=50), nullable=True))
-        batch_op.add_column(sa.Column('interpreter_needed', sa.String(length=20), nullable=True))
-        batch_op.add_column(sa.Column('given_name_search', sa.String(length=100), nullable=True))
-        batch_op.add_column(sa.Column('family_name_search', sa.String(length=100), nullable=True))
-        batch_op.create_index('ix_patients_service_id_family_name_search', ['service_id', 'family_name_search'], unique=False)
-        batch_op.create_unique_constraint(batch_op.f('uq_patients_service_id_hospital_number'), ['service_id', 'hospital_number'])
-        batch_op.create_check_constraint(op.f('ck_patients_interpreter_needed'), "interpreter_needed IS NULL OR interpreter_needed IN ('Yes', 'No', 'Not known')")
-
-    with op.batch_alter_table('services', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('attempts_before_lost', sa.Integer(), server_default='3', nullable=False))
-        batch_op.add_column(sa.Column('letter_heading', sa.Text(), nullable=True))
-        batch_op.add_column(sa.Column('letter_address', sa.Text(), nullable=True))
-        batch_op.add_column(sa.Column('letter_telephone', sa.String(length=100), nullable=True))
-        batch_op.add_column(sa.Column('letter_signature', sa.Text(), nullable=True))
-        batch_op.create_check_constraint(op.f('ck_services_attempts_before_lost_1_to_10'), 'attempts_before_lost BETWEEN 1 AND 10')
-
+    for column in EPISODE_COLUMNS:
+        op.add_column('episodes', column())
+    for column in PATIENT_COLUMNS:
+        op.add_column('patients', column())
+    op.create_index('ix_patients_service_id_family_name_search', 'patients', ['service_id', 'family_name_search'], unique=False)
+    # A unique index rather than a constraint: the same guard, added without rebuilding a table
+    # that others refer to (SQLite rebuilds a table to add a constraint).
+    op.create_index('uq_patients_service_id_hospital_number', 'patients', ['service_id', 'hospital_number'], unique=True)
+    _add_checked('patients', 'interpreter_needed', sa.String(length=20), 'ck_patients_interpreter_needed', "interpreter_needed IS NULL OR interpreter_needed IN ('Yes', 'No', 'Not known')")
+    _add_checked('services', 'attempts_before_lost', sa.Integer(), 'ck_services_attempts_before_lost_1_to_10', 'attempts_before_lost BETWEEN 1 AND 10', default='3')
+    for column in SERVICE_COLUMNS:
+        op.add_column('services', column())
 
 
 def downgrade():
-    with op.batch_alter_table('services', schema=None) as batch_op:
-        batch_op.drop_constraint(op.f('ck_services_attempts_before_lost_1_to_10'), type_='check')
-        batch_op.drop_column('letter_signature')
-        batch_op.drop_column('letter_telephone')
-        batch_op.drop_column('letter_address')
-        batch_op.drop_column('letter_heading')
-        batch_op.drop_column('attempts_before_lost')
-
-    with op.batch_alter_table('patients', schema=None) as batch_op:
-        batch_op.drop_constraint(op.f('ck_patients_interpreter_needed'), type_='check')
-        batch_op.drop_constraint(batch_op.f('uq_patients_service_id_hospital_number'), type_='unique')
-        batch_op.drop_index('ix_patients_service_id_family_name_search')
-        batch_op.drop_column('family_name_search')
-        batch_op.drop_column('given_name_search')
-        batch_op.drop_column('interpreter_needed')
-        batch_op.drop_column('preferred_language')
-        batch_op.drop_column('gp_practice_code')
-        batch_op.drop_column('gp_practice')
-        batch_op.drop_column('phone')
-        batch_op.drop_column('hospital_number')
-        batch_op.drop_column('family_name')
-        batch_op.drop_column('given_name')
-
-    with op.batch_alter_table('episodes', schema=None) as batch_op:
-        batch_op.drop_column('followup52_not_done_reason')
-        batch_op.drop_column('followup16_not_done_reason')
-
+    for column in SERVICE_COLUMNS:
+        _drop('services', column().name)
+    _drop('services', 'attempts_before_lost', check='ck_services_attempts_before_lost_1_to_10')
+    op.drop_index('uq_patients_service_id_hospital_number', table_name='patients')
+    op.drop_index('ix_patients_service_id_family_name_search', table_name='patients')
+    _drop('patients', 'interpreter_needed', check='ck_patients_interpreter_needed')
+    for column in reversed(PATIENT_COLUMNS):
+        _drop('patients', column().name)
+    for column in reversed(EPISODE_COLUMNS):
+        _drop('episodes', column().name)
     with op.batch_alter_table('letters', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_letters_episode_id'))
-
     op.drop_table('letters')
     with op.batch_alter_table('contact_attempts', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_contact_attempts_episode_id'))
-
     op.drop_table('contact_attempts')
+
+
+# Columns added to tables that others refer to (patients, episodes, services). On SQLite they are
+# added and dropped in place (ALTER TABLE ... ADD / DROP COLUMN) rather than by rebuilding the
+# table, which foreign keys from rows that hold data would refuse.
+EPISODE_COLUMNS = (
+    lambda: sa.Column('followup16_not_done_reason', sa.String(length=40), nullable=True),
+    lambda: sa.Column('followup52_not_done_reason', sa.String(length=40), nullable=True),
+)
+PATIENT_COLUMNS = (
+    lambda: sa.Column('given_name', sa.String(length=100), nullable=True),
+    lambda: sa.Column('family_name', sa.String(length=100), nullable=True),
+    lambda: sa.Column('hospital_number', sa.String(length=20), nullable=True),
+    lambda: sa.Column('phone', sa.String(length=100), nullable=True),
+    lambda: sa.Column('gp_practice', sa.String(length=200), nullable=True),
+    lambda: sa.Column('gp_practice_code', sa.String(length=6), nullable=True),
+    lambda: sa.Column('preferred_language', sa.String(length=50), nullable=True),
+    lambda: sa.Column('given_name_search', sa.String(length=100), nullable=True),
+    lambda: sa.Column('family_name_search', sa.String(length=100), nullable=True),
+)
+SERVICE_COLUMNS = (
+    lambda: sa.Column('letter_heading', sa.Text(), nullable=True),
+    lambda: sa.Column('letter_address', sa.Text(), nullable=True),
+    lambda: sa.Column('letter_telephone', sa.String(length=100), nullable=True),
+    lambda: sa.Column('letter_signature', sa.Text(), nullable=True),
+)
+
+
+def _sqlite() -> bool:
+    return op.get_bind().dialect.name == 'sqlite'
+
+
+def _add_checked(table, name, type_, check_name, condition, default=None):
+    """A column with its CHECK: on SQLite written into the column (ALTER TABLE ADD COLUMN takes a
+    column constraint), elsewhere a named table constraint."""
+    if _sqlite():
+        type_sql = type_.compile(dialect=op.get_bind().dialect)
+        default_sql = f" NOT NULL DEFAULT '{default}'" if default is not None else ''
+        op.execute(
+            f'ALTER TABLE {table} ADD COLUMN {name} {type_sql}{default_sql} '
+            f'CONSTRAINT {check_name} CHECK ({condition})'
+        )
+        return
+    column = sa.Column(name, type_, nullable=default is None, server_default=default)
+    op.add_column(table, column)
+    op.create_check_constraint(check_name, table, condition)
+
+
+def _drop(table, name, check=None):
+    if _sqlite():
+        op.execute(f'ALTER TABLE {table} DROP COLUMN {name}')
+        return
+    if check is not None:
+        op.drop_constraint(check, table, type_='check')
+    op.drop_column(table, name)

@@ -33,7 +33,9 @@ class Patient(Base):
         one_of("sex", ds.SEXES),
         one_of("care_home_resident", ds.YES_NO_UNKNOWN),
         # For direct care (migration 0008): a hospital number names one patient of a service.
-        UniqueConstraint("service_id", "hospital_number"),
+        Index(
+            "uq_patients_service_id_hospital_number", "service_id", "hospital_number", unique=True
+        ),
         one_of("interpreter_needed", ds.YES_NO_UNKNOWN),
         Index("ix_patients_service_id_family_name_search", "service_id", "family_name_search"),
     )
