@@ -10,6 +10,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from kpis import dataset as ds
+from portal.operations.synthetic.direct_care import People
 from portal.operations.synthetic.people import (
     NhsNumbers,
     Row,
@@ -309,6 +310,9 @@ def generate(
     end = min(end, today)
     profiles = make_profiles(rng, services)
     numbers = NhsNumbers(rng)
+    # Names and numbers for direct care from a stream of their own, so that the clinical rows
+    # drawn from `rng` are the same with or without them.
+    people = People(random.Random(f"direct-care-{start.isoformat()}-{today.isoformat()}"))
     weights = [p.weight for p in profiles]
     made = 0
     while made < count:
@@ -317,7 +321,7 @@ def generate(
             if made >= count:
                 break
             profile = rng.choices(profiles, weights=weights)[0]
-            person = patient(rng, profile, fracture, next(numbers))
+            person = people.add(patient(rng, profile, fracture, next(numbers)))
             limit = today
             if rng.random() < death_rate:  # died during the follow-up year or later
                 death = fracture + timedelta(days=rng.randint(20, 900))
