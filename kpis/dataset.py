@@ -114,8 +114,9 @@ STAGE_TITLES = {
 }
 EPISODE_FIELDS = tuple(field for fields in STAGES.values() for field in fields)
 
-# Canonical CSV column order (dataset.md, "Columns").
-CSV_COLUMNS = ("service_code",) + PATIENT_FIELDS + EPISODE_FIELDS
+# Canonical CSV column order (dataset.md, "Columns"): the 35 FLS-DB-based columns, then the
+# eight direct-care ones (columns 36-43).
+CSV_COLUMNS = ("service_code",) + PATIENT_FIELDS + EPISODE_FIELDS + DIRECT_CARE_FIELDS
 
 # FLS-DB question codes (dataset version 3).
 FLSDB_CODES = {

@@ -8,7 +8,13 @@ from collections.abc import Callable, Iterator
 
 from sqlalchemy import func, select
 
-from kpis.dataset import CSV_COLUMNS, EPISODE_FIELDS, NUMBER_FIELDS, PATIENT_FIELDS
+from kpis.dataset import (
+    CSV_COLUMNS,
+    DIRECT_CARE_FIELDS,
+    EPISODE_FIELDS,
+    NUMBER_FIELDS,
+    PATIENT_FIELDS,
+)
 from kpis.sql import unindexed
 from portal.audit import events as audit
 from portal.audit.actor import Actor
@@ -54,9 +60,11 @@ def record_export(actor: Actor, service: Service, count: int, *, via: str = "pag
 def export_rows(service: Service) -> Iterator[list[str]]:
     """The header, then one canonical row per live episode, by fracture_date then nhs_number."""
     yield list(CSV_COLUMNS)
-    columns = [getattr(Patient, f) for f in PATIENT_FIELDS] + [
-        getattr(Episode, f) for f in EPISODE_FIELDS
-    ]
+    columns = (
+        [getattr(Patient, f) for f in PATIENT_FIELDS]
+        + [getattr(Episode, f) for f in EPISODE_FIELDS]
+        + [getattr(Patient, f) for f in DIRECT_CARE_FIELDS]
+    )
     statement = (
         select(*columns)
         .join(Patient, Patient.id == Episode.patient_id)
@@ -65,7 +73,7 @@ def export_rows(service: Service) -> Iterator[list[str]]:
         .order_by(Episode.fracture_date, Patient.nhs_number, Episode.id)
         .execution_options(yield_per=_BATCH)
     )
-    names = PATIENT_FIELDS + EPISODE_FIELDS
+    names = PATIENT_FIELDS + EPISODE_FIELDS + DIRECT_CARE_FIELDS
     code = service.code
     for row in db.session.execute(statement):
         yield [code] + [

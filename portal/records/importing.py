@@ -42,7 +42,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.types import NullType
 
-from kpis.dataset import DATE_FIELDS, EPISODE_FIELDS, PATIENT_FIELDS
+from kpis.dataset import DATE_FIELDS, DIRECT_CARE_FIELDS, EPISODE_FIELDS, PATIENT_FIELDS
 from portal import clock
 from portal.audit.actor import Actor
 from portal.audit.events import plain as _plain
@@ -58,6 +58,7 @@ from portal.journey.rules import (
 from portal.journey.versions import VERSION_KEY
 from portal.models import Episode, ImportJob, Patient, Service
 from portal.records import csv_files as csv_reading
+from portal.records import nurses_day
 from portal.records.csv_files import Columns, FileRefused
 
 CHUNK_ROWS = 1000
@@ -67,7 +68,10 @@ REFUSALS_KEPT = 1000
 # Parsed cell spellings remembered (bounded, so memory does not grow with the file).
 PARSED_KEPT = 50_000
 EPISODE_DATE_FIELDS = tuple(f for f in EPISODE_FIELDS if f in DATE_FIELDS)
-PATIENT_VALUE_FIELDS = tuple(f for f in PATIENT_FIELDS if f != "nhs_number")
+# The patient's fields a row may change: the FLS-DB-based ones, then the direct-care ones
+# (issue 18; an empty or missing cell leaves the stored value alone, as for every field).
+PATIENT_VALUE_FIELDS = tuple(f for f in PATIENT_FIELDS if f != "nhs_number") + DIRECT_CARE_FIELDS
+STORED_PATIENT_FIELDS = PATIENT_FIELDS + DIRECT_CARE_FIELDS
 
 _episodes = Episode.__table__
 _patients = Patient.__table__
@@ -129,6 +133,9 @@ class ImportReport:
     refused: int = 0
     refused_cells: int = 0
     refusals: list[dict] = field(default_factory=list)
+    # Accepted rows with something unusual (issue 18): {line, column, reason}.
+    warnings: list[dict] = field(default_factory=list)
+    warned: int = 0
     to_add: list[dict] = field(default_factory=list)
     to_update: list[dict] = field(default_factory=list)
     file_refused: str | None = None
@@ -302,6 +309,7 @@ class _Checker:
         self.pending: list[tuple] = []
         self.parsed: dict[tuple[str, str], tuple[Any, str | None]] = {}
         self.services = {s.code: (s.id, s.active) for s in db.session.scalars(select(Service))}
+        self.hospital_numbers = nurses_day.HospitalNumbers()
         self.position = {name: i for i, name in enumerate(columns.headers)}
 
     # -- one chunk of rows ---------------------------------------------------------------
@@ -317,6 +325,7 @@ class _Checker:
         )
         self.patients = self.index.patients(keys)
         self.seen = self.index.lines(keys)
+        self.hospital_numbers.load(parsed)
         episodes = self._load(parsed)
         for row in parsed:
             self._check(row, episodes)
@@ -439,7 +448,7 @@ class _Checker:
                     _patients.c.service_id == service_id, _patients.c.nhs_number.in_(numbers)
                 )
             ).mappings():
-                stored = {f: patient[f] for f in PATIENT_FIELDS}
+                stored = {f: patient[f] for f in STORED_PATIENT_FIELDS}
                 loaded.add(patient["id"])
                 self.patients[(service_id, patient["nhs_number"])] = _PatientState(
                     service_id, patient["id"], patient["version"], stored, dict(stored), None, None
@@ -510,6 +519,10 @@ class _Checker:
                         )
                     )
                     failed.add(name)
+        if known_key:
+            problems += self.hospital_numbers.problems(
+                line, service_id, nhs, patient_typed, column_of, state
+            )
         patient = dict(state.values) if state is not None else {"nhs_number": nhs}
         patient.update(patient_typed)
         if stored_episode is not None:
@@ -537,6 +550,8 @@ class _Checker:
         if problems:
             self._refuse(line, problems)
             return
+        self.hospital_numbers.claim(line, service_id, nhs, patient_typed)
+        nurses_day.warn(self.report, line, column_of, stored_episode, episode, self.today)
         self._accept(row, state, stored_episode, patient, patient_typed, episode)
 
     def _refuse(self, line: int, problems: list[tuple[str, str]]) -> None:
@@ -894,7 +909,8 @@ def apply_plan(
                 "updated_at": now,
                 "version": 1,
             }
-            | {f: s.values.get(f) for f in PATIENT_FIELDS}
+            | {f: s.values.get(f) for f in STORED_PATIENT_FIELDS}
+            | nurses_day.search_names(s.values)
             for s in batch
         ]
         session.execute(insert(_patients), rows)
@@ -919,14 +935,19 @@ def apply_plan(
         update(_patients)
         .where(_patients.c.id == bindparam("_id"))
         .values(
-            {f: bindparam(f) for f in PATIENT_VALUE_FIELDS}
+            {f: bindparam(f) for f in PATIENT_VALUE_FIELDS + nurses_day.SEARCH_COLUMNS}
             | {"version": _patients.c.version + 1, "updated_at": now}
         )
     )
     for batch in changed_patients():
         session.execute(
             statement,
-            [{"_id": s.id} | {f: s.values.get(f) for f in PATIENT_VALUE_FIELDS} for s in batch],
+            [
+                {"_id": s.id}
+                | {f: s.values.get(f) for f in PATIENT_VALUE_FIELDS}
+                | nurses_day.search_names(s.values)
+                for s in batch
+            ],
         )
         for state in batch:
             # `_version` lets a form opened before the import merge field by field (versions.py).

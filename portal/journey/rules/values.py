@@ -327,9 +327,12 @@ PARSEABLE_FIELDS = ("service_code",) + PATIENT_FIELDS + EPISODE_FIELDS + DIRECT_
 
 
 def _parse_direct_care(field: str, text: str) -> str:
-    """The patient's direct-care fields (rules/direct_care.py)."""
+    """The patient's direct-care fields (rules/direct_care.py). A cell the portal's own export
+    neutralised (a leading apostrophe before = + - @) reads back as it was exported."""
     from portal.journey.rules import direct_care
 
+    if text[:1] == "'" and text[1:2] in ("=", "+", "-", "@"):
+        text = text[1:]
     try:
         if field in ("given_name", "family_name"):
             return direct_care.parse_name(field, text)
