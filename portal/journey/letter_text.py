@@ -8,12 +8,14 @@ everyday words (a test holds its Flesch reading ease at 60 or above).
 
 from __future__ import annotations
 
+from datetime import date
+
 from kpis import dataset as ds
 from portal.journey.rules import split_values, stage_windows, uk_date
 from portal.models import Episode, Service
 
 
-def _day(value) -> str:
+def _day(value: date) -> str:
     return f"{value.day} {value.strftime('%B %Y')}"
 
 

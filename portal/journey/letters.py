@@ -59,6 +59,8 @@ class Placeholders(string.Template):
     """`{name}` placeholders, filled in by safe_substitute: a name only, never an expression."""
 
     delimiter = "{"
+    # A string the class compiles when defined (string.Template's documented way to change the
+    # placeholder syntax); typeshed types the compiled attribute.
     pattern = r"""
         \{(?:
           (?P<escaped>\{) |
@@ -66,7 +68,7 @@ class Placeholders(string.Template):
           (?P<braced>(?!)) |
           (?P<invalid>)
         )
-    """
+    """  # type: ignore[assignment]
 
 
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
@@ -278,4 +280,5 @@ def pdf_of(html: str) -> bytes:
     def no_fetching(url: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
         raise ValueError(f"letters load nothing: {url[:40]}")
 
-    return HTML(string=html, url_fetcher=no_fetching).write_pdf()
+    pdf: bytes = HTML(string=html, url_fetcher=no_fetching).write_pdf()
+    return pdf

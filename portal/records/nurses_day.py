@@ -38,7 +38,7 @@ class HospitalNumbers:
         self.owner: dict[tuple[int, str], str] = {}
         self.line: dict[tuple[int, str], int] = {}
 
-    def load(self, parsed: list[dict]) -> None:
+    def load(self, parsed: list[dict[str, Any]]) -> None:
         wanted = {
             (row["service_id"], row["values"]["hospital_number"])
             for row in parsed
@@ -54,7 +54,8 @@ class HospitalNumbers:
                     tuple_(Patient.service_id, Patient.hospital_number).in_(part)
                 )
             ):
-                self.owner[(service_id, number)] = nhs
+                if number is not None:
+                    self.owner[(service_id, number)] = nhs
 
     def problems(
         self,
