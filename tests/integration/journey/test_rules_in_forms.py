@@ -257,7 +257,8 @@ def test_hidden_dependent_answers_are_discarded_not_refused(editor, register, db
     assert post_stage(client, episode, "assessment", form).status_code == 200
     db.session.refresh(episode)
     assert episode.dxa_not_recommended_reason is None
-    form = _form("followup16", followup16_done="No")  # a date only applies when done
+    # A date only applies when done (the window of 12/03/2024 has closed: "not done" needs why).
+    form = _form("followup16", followup16_done="No", followup16_not_done_reason="Patient declined")
     assert post_stage(client, episode, "followup16", form).status_code == 200
     db.session.refresh(episode)
     assert episode.followup16_date is None and episode.followup16_done == "No"
