@@ -69,7 +69,7 @@ def _letter_page(letter: Letter, *, inputs=None, errors=None, status=200):
 def letter(letter_id: int):
     record = _letter(letter_id)
     if record.state == "final":
-        letters.record_download(current_actor(), record, "page (to print)")
+        letters.record_download(current_actor(), record, "page (to print)", action="view")
         db.session.commit()
     return _letter_page(record)
 

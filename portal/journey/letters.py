@@ -219,9 +219,10 @@ def make_final(actor: Actor, letter: Letter) -> None:
     )
 
 
-def record_download(actor: Actor, letter: Letter, how: str) -> None:
-    """Printing or downloading a letter is an export of patient data."""
-    audit.record(actor, "export", letter, detail=f"{KIND_TITLES[letter.kind].lower()} as {how}")
+def record_download(actor: Actor, letter: Letter, how: str, *, action: str = "export") -> None:
+    """Downloading a letter is an export of patient data; opening a final one to print it, a
+    view."""
+    audit.record(actor, action, letter, detail=f"{KIND_TITLES[letter.kind].lower()} as {how}")
 
 
 def update_settings(actor: Actor, service: Service, form: Mapping[str, str]) -> dict[str, Any]:
