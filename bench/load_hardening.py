@@ -114,7 +114,6 @@ def seed(url: str, nurses: int, episodes_each: int) -> list[tuple[str, list[int]
                 active=True,
                 password_hash=hashed,
                 session_version=1,
-                failed_login_count=0,
             )
             user.services = [service]
             db.session.add(user)

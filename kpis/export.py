@@ -1,13 +1,12 @@
 """The command-line exports as CSV: KPI figures (spec/kpis.md, "Export"), outcome measures and
-funnel plots (spec/outcomes.md, "Export")."""
+funnel plots (spec/outcomes.md, "Export"), written by the one CSV writer (kpis/csv_output.py)."""
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Iterator, Sequence
 
 from kpis import outcomes
+from kpis.csv_output import csv_text
 from kpis.engine import Report, Row
 from kpis.funnel import Funnel, percent_text, tau2_text
 from kpis.outcomes import FollowUp
@@ -48,11 +47,7 @@ def export_rows(report: Report, include_national: bool = True) -> Iterator[tuple
 
 def export_csv(report: Report, include_national: bool = True) -> str:
     """The export as CSV text, header first, lines ending in LF."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(HEADER)
-    writer.writerows(export_rows(report, include_national))
-    return buffer.getvalue()
+    return csv_text(HEADER, export_rows(report, include_national))
 
 
 # --- outcomes (spec/outcomes.md, "Export") -----------------------------------------------------
@@ -91,11 +86,7 @@ def outcome_rows(
 
 def outcomes_csv(period: Period, groups: Sequence[tuple[str, FollowUp]]) -> str:
     """The outcomes export as CSV text, header first, lines ending in LF."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(OUTCOME_HEADER)
-    writer.writerows(outcome_rows(period, groups))
-    return buffer.getvalue()
+    return csv_text(OUTCOME_HEADER, outcome_rows(period, groups))
 
 
 # --- funnel plots (spec/outcomes.md, "Export") ------------------------------------------------
@@ -140,8 +131,4 @@ def funnel_rows(plot: Funnel) -> Iterator[tuple[str, ...]]:
 
 def funnel_csv(plot: Funnel) -> str:
     """The funnel export as CSV text; the header alone when there is no point."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(FUNNEL_HEADER)
-    writer.writerows(funnel_rows(plot))
-    return buffer.getvalue()
+    return csv_text(FUNNEL_HEADER, funnel_rows(plot))

@@ -4,10 +4,9 @@ service highlighted, which limits are used, a text alternative and the data as r
 
 from __future__ import annotations
 
-import csv
-import io
 from dataclasses import dataclass
 
+from kpis.csv_output import csv_text
 from kpis.definitions import KPI
 from kpis.export import FUNNEL_HEADER, funnel_rows
 from kpis.funnel import FLAG_WORDS, FLAGS, Funnel, FunnelPoint, percent_text, tau2_text
@@ -110,11 +109,7 @@ class FunnelChart:
 
     def csv(self) -> str:
         """The points shown, in the columns of `flask kpis funnel`."""
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, FUNNEL_HEADER, extrasaction="ignore", lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(self.rows())
-        return buffer.getvalue()
+        return csv_text(FUNNEL_HEADER, ([row[c] for c in FUNNEL_HEADER] for row in self.rows()))
 
     def curve_denominators(self) -> list[int]:
         """The denominators at which the limit lines are drawn."""

@@ -10,6 +10,18 @@ from datetime import date, timedelta
 from kpis.dataset import DUE_AT_16_WEEKS_DAYS, DUE_AT_52_WEEKS_DAYS, DUE_AT_90_DAYS
 
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
+# The years a period may fall in: wide enough for any FLS record, narrow enough that date
+# arithmetic around a period (a month before, a year after) never leaves what `date` can hold.
+EARLIEST_YEAR, LATEST_YEAR = 1900, 2999
+
+
+def check_year(year: int, label: str | None = None) -> int:
+    """`year` when the portal can report on it, else PeriodError with the range in words."""
+    if not EARLIEST_YEAR <= year <= LATEST_YEAR:
+        raise PeriodError(
+            f"{label or f'year {year}'}: enter a year from {EARLIEST_YEAR} to {LATEST_YEAR}"
+        )
+    return year
 
 
 class PeriodError(ValueError):
@@ -30,8 +42,7 @@ class Month:
         year, month = int(match.group(1)), int(match.group(2))
         if not 1 <= month <= 12:
             raise PeriodError(f"{label} {text!r}: month must be 01 to 12")
-        if year < 1:
-            raise PeriodError(f"{label} {text!r}: year must be positive")
+        check_year(year, f"{label} {text!r}")
         return cls(year, month)
 
     @classmethod
@@ -86,12 +97,14 @@ class Period:
 
     @classmethod
     def year(cls, year: int) -> Period:
+        check_year(year)
         return cls(Month(year, 1), Month(year, 12))
 
     @classmethod
     def quarter(cls, year: int, quarter: int) -> Period:
         if not 1 <= quarter <= 4:
             raise PeriodError("quarter must be 1 to 4")
+        check_year(year)
         first = Month(year, 3 * quarter - 2)
         return cls(first, first.plus(2))
 

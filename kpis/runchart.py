@@ -3,11 +3,10 @@ the national line, a text alternative and the data as rows (spec/kpis.md, "Over 
 
 from __future__ import annotations
 
-import csv
-import io
 from dataclasses import dataclass, field
 from fractions import Fraction
 
+from kpis.csv_output import csv_text
 from kpis.definitions import KPI
 from kpis.engine import MonthPoint
 from kpis.numbers import format_denominator, format_value
@@ -116,16 +115,12 @@ class RunChart:
         return out
 
     def csv(self) -> str:
-        buffer = io.StringIO()
         columns = ["month", "numerator", "denominator", "value"]
         if self.is_p_chart:
             columns += ["lower_limit", "upper_limit", "outside_limits"]
         if self.has_national:
             columns.append("national")
-        writer = csv.DictWriter(buffer, columns, extrasaction="ignore", lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(self.rows())
-        return buffer.getvalue()
+        return csv_text(columns, ([row.get(c, "") for c in columns] for row in self.rows()))
 
 
 def build(

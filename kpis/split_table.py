@@ -8,7 +8,6 @@ computed within each part and does not add up; the counts beneath it do."""
 
 from __future__ import annotations
 
-import csv
 import io
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from fractions import Fraction
 
 from kpis import outcomes
 from kpis.counting import COUNT_NAMES, Counts
+from kpis.csv_output import SafeWriter
 from kpis.definitions import KPIS, SUPPRESS_BELOW
 from kpis.engine import EMPTY_COUNTS, Figure, national_figures, service_figures
 from kpis.numbers import format_denominator, format_value, percent
@@ -97,7 +97,7 @@ class SplitTable:
 
     def csv(self) -> str:
         buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
+        writer = SafeWriter(buffer)  # text cells neutralised (kpis/csv_output.py)
         writer.writerow(["measure", "part", "numerator", "denominator", "value"])
         for row in self.rows:
             for label, cell in [

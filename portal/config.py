@@ -14,9 +14,11 @@ def _secret_key(instance_path: str) -> str:
         return os.environ["SECRET_KEY"]
     path = Path(instance_path) / "secret_key"
     if not path.exists():
+        from portal.files import open_private
+
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_hex(32))
-        path.chmod(0o600)
+        with open_private(path) as secret:
+            secret.write(secrets.token_hex(32).encode())
     return path.read_text().strip()
 
 
@@ -33,6 +35,11 @@ def from_environment(instance_path: str) -> dict:
         "SECRET_KEY": _secret_key(instance_path),
         "SQLALCHEMY_DATABASE_URI": database_url,
         "REDIS_URL": os.environ.get("REDIS_URL"),
+        # `__Host-` (security.md): the browser keeps it only if Secure, for Path=/ and with no
+        # Domain, so no other host or path can plant or read it.
+        "SESSION_COOKIE_NAME": "__Host-fls-session" if production else "session",
+        "SESSION_COOKIE_PATH": "/",
+        "SESSION_COOKIE_DOMAIN": None,
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": production,
@@ -49,6 +56,14 @@ def from_environment(instance_path: str) -> dict:
         "SESSION_REFRESH_EACH_REQUEST": False,
         # Repeated sign-in failures slow an account down (per account and address).
         "LOGIN_THROTTLE_FREE_FAILURES": _int("LOGIN_THROTTLE_FREE_FAILURES", 5),
+        # How long a re-authentication (password, and second factor where enrolled) lets a user
+        # change their second factor, password or sessions, or see recovery codes.
+        "REAUTHENTICATION_MINUTES": _int("REAUTHENTICATION_MINUTES", 5),
+        # A session's last use is written to its record at most this often.
+        "SESSION_TOUCH_SECONDS": _int("SESSION_TOUCH_SECONDS", 60),
+        # Backups are signed with this key (else one derived from SECRET_KEY): it is never
+        # inside a backup, so a backup edited by someone without it fails its check.
+        "BACKUP_SIGNING_KEY": os.environ.get("BACKUP_SIGNING_KEY"),
         "LOGIN_THROTTLE_MAX_SECONDS": _int("LOGIN_THROTTLE_MAX_SECONDS", 900),
         "SETUP_LINK_HOURS": _int("SETUP_LINK_HOURS", 72),
         "MAX_CONTENT_LENGTH": _int("IMPORT_MAX_MB", 50) * 1024 * 1024,

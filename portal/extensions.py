@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
@@ -9,6 +11,8 @@ from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf.csrf import CSRFProtect
 from htmx_flask import Htmx
+from sqlalchemy import CursorResult
+from sqlalchemy.sql import Executable
 
 from portal.models.base import Base
 
@@ -22,3 +26,9 @@ htmx = Htmx()
 # Limits are declared on the routes that need them (security.md: sign-in, the second factor,
 # uploads); none applies to the whole application.
 limiter = Limiter(key_func=get_remote_address, default_limits=[])
+
+
+def rows_changed(statement: Executable) -> int:
+    """Run an UPDATE or DELETE in the request's session; returns how many rows it changed (what
+    a conditional UPDATE's caller reads to know whether it was the one that changed the row)."""
+    return cast("CursorResult[Any]", db.session.execute(statement)).rowcount

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from functools import wraps
 from typing import Any, NoReturn
 
@@ -9,7 +10,7 @@ from flask import Flask, abort, current_app, g, jsonify, redirect, request, sess
 from flask_login import current_user, logout_user
 
 from portal import clock, policy
-from portal.accounts import second_factor
+from portal.accounts import second_factor, sessions
 from portal.audit import events
 from portal.audit.actor import Actor
 from portal.extensions import db, login_manager
@@ -32,6 +33,7 @@ PUBLIC_BLUEPRINTS = {"public"}
 
 # What a user who must enrol a second factor may still reach before enrolling.
 ENROLMENT_ENDPOINTS = {
+    "auth.confirm_identity",
     "auth.two_factor",
     "auth.two_factor_qr",
     "auth.two_factor_restart",
@@ -72,9 +74,14 @@ def init_app(app: Flask) -> None:
     app.after_request(_security_headers)
 
 
+# The session cookie's key for the token of its record (accounts/sessions.py).
+SESSION_TOKEN = "session_token"
+
+
 def _load_user(session_id: str):
-    """The signed-in user of a session: its id carries the session version, and a raised
-    session_version (sign-out, password change, deactivation) ends every older session."""
+    """The signed-in user of a session: its id carries the session version (a raised version
+    ends every older session), and its token must name an open session record, so a session
+    ended on the "Where you are signed in" page is refused at once by every worker."""
     try:
         user_id, version = (int(part) for part in session_id.split(":"))
     except ValueError:
@@ -82,7 +89,16 @@ def _load_user(session_id: str):
     user = db.session.get(User, user_id)
     if user is None or not user.active or user.session_version != version:
         return None
+    record = sessions.live(session.get(SESSION_TOKEN), user.id)
+    if record is None:
+        return None
+    g.user_session = record
     return user
+
+
+def current_session_record():
+    """The record of this browser's session (None when not signed in)."""
+    return g.get("user_session")
 
 
 def current_actor() -> Actor:
@@ -122,6 +138,7 @@ def _require_sign_in():
         return _unauthorized()
     if _session_expired(request.endpoint):
         events.record(current_actor(), "sign_out", detail="session timed out")
+        sessions.close(g.user_session)
         db.session.commit()
         logout_user()
         session.clear()
@@ -132,14 +149,18 @@ def _require_sign_in():
         request.endpoint in ENROLMENT_ENDPOINTS or is_public(request.endpoint)
     ):
         # An admin (or anyone, when required for all) without a second factor enrols first.
-        target = url_for("auth.two_factor")
-        if is_htmx():
-            response = jsonify(error="second_factor_required", enrol=target)
-            response.status_code = 403
-            response.headers["HX-Redirect"] = target
-            return response
-        return redirect(target)
+        return _send_to(url_for("auth.two_factor"), "second_factor_required")
     return None
+
+
+def _send_to(target: str, error: str):
+    """A page request is redirected to `target`; an htmx request gets 403 with HX-Redirect."""
+    if is_htmx():
+        response = jsonify(error=error, go_to=target)
+        response.status_code = 403
+        response.headers["HX-Redirect"] = target
+        return response
+    return redirect(target)
 
 
 def _must_enrol_second_factor() -> bool:
@@ -186,12 +207,13 @@ def _session_expired(endpoint: str) -> bool:
     idle = current_app.config["IDLE_TIMEOUT"].total_seconds()
     if now - last_seen > idle * (1 + LAST_SEEN_STEP):
         return True
-    if (
-        now - last_seen >= idle * LAST_SEEN_STEP
-        and request.headers.get(BACKGROUND_HEADER) != "1"
-        and endpoint != "static"
-    ):
-        session["last_seen"] = now
+    if request.headers.get(BACKGROUND_HEADER) != "1" and endpoint != "static":
+        if now - last_seen >= idle * LAST_SEEN_STEP:
+            session["last_seen"] = now
+        if sessions.touch(
+            g.user_session, clock.utcnow(), current_app.config["SESSION_TOUCH_SECONDS"]
+        ):
+            db.session.commit()
     return False
 
 
@@ -212,12 +234,17 @@ def _session_timeout_meta() -> str:
 
 
 def start_session(user) -> None:
-    """A fresh session at sign-in (and after a password change)."""
+    """A fresh session at sign-in (and after a password change), with its record on the server
+    (the caller commits)."""
     from flask_login import login_user
 
     service_id = session.get("service_id")
     session.clear()
+    token = sessions.start(
+        Actor.for_user(user, request.remote_addr), user, request.user_agent.string
+    )
     login_user(user)
+    session[SESSION_TOKEN] = token
     now = clock.now().timestamp()
     session["signed_in_at"] = now
     session["last_seen"] = now
@@ -281,6 +308,45 @@ def requires(action: str):
         return wrapped
 
     return decorator
+
+
+def recently_authenticated() -> bool:
+    """Whether the user proved it is them in this session within REAUTHENTICATION_MINUTES."""
+    return sessions.recently_reauthenticated(
+        current_session_record(),
+        clock.utcnow(),
+        timedelta(minutes=current_app.config["REAUTHENTICATION_MINUTES"]),
+    )
+
+
+def requires_recent_authentication(back: str | None = None):
+    """A route that changes how the user signs in or who is signed in (security.md): it asks for
+    the password (and second factor where enrolled) again unless given in the last few minutes.
+    A GET comes back to itself afterwards; a POST to the page `back` names, where the form is."""
+
+    def decorator(view):
+        @wraps(view)
+        def wrapped(*args, **kwargs):
+            if not current_user.is_authenticated:
+                return _unauthorized()
+            if recently_authenticated():
+                return view(*args, **kwargs)
+            return confirm_first(back)
+
+        # Read by the test that lists the routes asking for it.
+        setattr(wrapped, "needs_recent_authentication", True)  # noqa: B010
+        return wrapped
+
+    return decorator
+
+
+def confirm_first(back: str | None = None):
+    """Send the user to confirm it is them, then back: a GET to itself, a POST to `back`."""
+    if request.method == "GET":
+        next_url = request.full_path.rstrip("?")
+    else:
+        next_url = url_for(back or "main.home")
+    return _send_to(url_for("auth.confirm_identity", next=next_url), "reauthentication_required")
 
 
 def allowed_roles(app: Flask, endpoint: str) -> tuple[str, ...] | None:

@@ -4,7 +4,7 @@ state and status tags. Registered as Jinja globals and filters while the app is 
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from flask import Flask
@@ -12,7 +12,7 @@ from flask_wtf.csrf import generate_csrf
 from markupsafe import Markup
 
 from kpis import dataset as ds
-from portal import policy
+from portal import clock, policy
 from portal.access import current_service
 from portal.journey import contacts, fields
 from portal.journey.rules import format_value, spaced_nhs_number
@@ -76,9 +76,14 @@ def uk_date(value: date | datetime | None) -> str:
 
 
 def uk_datetime(value: datetime | None) -> str:
+    """A stored moment (UTC, without a zone) as the clock on the ward showed it: 12 March 2024,
+    14:05 in Europe/London, summer time included."""
     if value is None:
         return ""
-    return f"{value.day} {value.strftime('%B %Y, %H:%M')}"
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    local = value.astimezone(clock.LONDON)
+    return f"{local.day} {local.strftime('%B %Y, %H:%M')}"
 
 
 def init_app(app: Flask) -> None:

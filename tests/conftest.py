@@ -181,7 +181,6 @@ def make_user(db):
             active=active,
             password_hash=hash_password(password) if password else hashed,
             session_version=1,
-            failed_login_count=0,
             totp_secret=pyotp.random_base32(32) if second_factor else None,
         )
         user.services = list(services)
@@ -215,6 +214,26 @@ def _second_factor(client: CSRFClient, user):
     db.session.commit()
     secret = db.session.scalar(select(User.totp_secret).where(User.id == user.id))
     response = client.post("/auth/second-factor", data={"code": pyotp.TOTP(secret).now()})
+    assert response.status_code == 302, response.get_data(as_text=True)[:2000]
+    return response
+
+
+def confirm_identity(client: CSRFClient, user, password: str = TEST_PASSWORD, next_url: str = "/"):
+    """Confirm it is you (security.md: asked before changes to how one signs in): the password,
+    and the current code of the user's app where a second factor is enrolled."""
+    from sqlalchemy import update
+
+    from portal.extensions import db
+    from portal.models import User
+
+    data = {"password": password}
+    secret = db.session.scalar(select(User.totp_secret).where(User.id == user.id))
+    if secret:
+        # As in sign_in: the same 30-second step may already have been used by this test.
+        db.session.execute(update(User).where(User.id == user.id).values(totp_last_step=None))
+        db.session.commit()
+        data["code"] = pyotp.TOTP(secret).now()
+    response = client.post(f"/auth/confirm?next={next_url}", data=data)
     assert response.status_code == 302, response.get_data(as_text=True)[:2000]
     return response
 

@@ -1,18 +1,18 @@
 """hip fracture counts a year per service, for the missed-patients estimate
 
 Revision ID: 0007
-Revises: 0005
+Revises: 0006
 
 An admin records each service's hip fractures a year from the hip fracture audit (NHFD); FLS-DB's
-formula estimates from them the patients a service misses (issue 20, kpis/missed.py). Another
-revision '0006' is being written beside this one: when both land, the later re-chains.
+formula estimates from them the patients a service misses (issue 20, kpis/missed.py). Revision
+'0006' (sessions and throttles, issue 23) was written beside this one; this one now follows it.
 """
 from alembic import op
 import sqlalchemy as sa
 
 
 revision = '0007'
-down_revision = '0005'
+down_revision = '0006'
 branch_labels = None
 depends_on = None
 

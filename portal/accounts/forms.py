@@ -24,8 +24,15 @@ class SetPasswordForm(FlaskForm):
 
 
 class ChangePasswordForm(SetPasswordForm):
-    current_password = PasswordField(
-        "Current password", validators=[DataRequired("Enter your current password")]
+    """The current password was asked for just before, on the confirm-it-is-you page."""
+
+
+class ConfirmIdentityForm(FlaskForm):
+    password = PasswordField("Password", validators=[DataRequired("Enter your password")])
+    code = StringField(
+        "Security code",
+        description="The 6-digit code from your authenticator app, or one of your recovery codes.",
+        validators=[DataRequired("Enter the code from your authenticator app")],
     )
 
 

@@ -1,4 +1,5 @@
-"""Sign-in, sign-out, the one-time password link and changing one's own password."""
+"""Sign-in, sign-out, the one-time password link, confirming it is you, one's own password, second
+factor and sessions."""
 
 from __future__ import annotations
 
@@ -20,9 +21,11 @@ from flask_login import current_user, logout_user
 
 from portal import clock
 from portal.accounts import second_factor
+from portal.accounts import sessions as user_sessions
 from portal.accounts import users as accounts
 from portal.accounts.forms import (
     ChangePasswordForm,
+    ConfirmIdentityForm,
     EnrolForm,
     SecondFactorForm,
     SetPasswordForm,
@@ -31,7 +34,14 @@ from portal.accounts.forms import (
 from portal.audit.actor import Actor
 from portal.extensions import db, limiter
 from portal.models import User
-from portal.security import current_actor, start_session
+from portal.security import (
+    confirm_first,
+    current_actor,
+    current_session_record,
+    recently_authenticated,
+    requires_recent_authentication,
+    start_session,
+)
 
 bp = Blueprint("auth", __name__)
 
@@ -65,13 +75,15 @@ def sign_in():
             free=current_app.config["LOGIN_THROTTLE_FREE_FAILURES"],
             max_seconds=current_app.config["LOGIN_THROTTLE_MAX_SECONDS"],
         )
-        db.session.commit()
         if result.user is not None and result.second_factor:
+            db.session.commit()
             _await_second_factor(result.user, request.args.get("next"))
             return redirect(url_for("auth.second_factor"))
         if result.user is not None:
             start_session(result.user)
+            db.session.commit()
             return redirect(_safe_next(request.args.get("next")))
+        db.session.commit()
         message = result.message
         status = 429 if result.wait_seconds else 200
     elif request.method == "POST":
@@ -103,32 +115,67 @@ def set_password(token: str):
         except accounts.AccountError as error:
             form.password.errors.append(str(error))
         else:
-            db.session.commit()
             start_session(user)
+            db.session.commit()
             flash("Your password is set. You are signed in.", "success")
             return redirect(url_for("main.home"))
     return render_template("auth/set_password.html", form=form, user=user)
 
 
 @bp.route("/password", methods=["GET", "POST"])
+@requires_recent_authentication()
 def change_password():
     form = ChangePasswordForm()
     if form.validate_on_submit():
         user = current_user._get_current_object()
         try:
-            accounts.change_password(
-                current_actor(), user, form.current_password.data, form.password.data
-            )
+            accounts.change_password(current_actor(), user, form.password.data)
         except accounts.AccountError as error:
-            target = form.current_password if error.field == "current_password" else form.password
-            target.errors.append(str(error))
+            form.password.errors.append(str(error))
         else:
-            db.session.commit()
             # Every other session ended; this browser gets a fresh one.
             start_session(user)
+            db.session.commit()
             flash("Your password has been changed. Other sessions have been signed out.", "success")
             return redirect(url_for("main.home"))
     return render_template("auth/change_password.html", form=form)
+
+
+@bp.route("/confirm", methods=["GET", "POST"])
+@limiter.limit(
+    "10 per minute",
+    methods=["POST"],
+    error_message="Too many attempts from this address. Wait a minute and try again.",
+)
+def confirm_identity():
+    """Confirm it is you: the password, and a second-factor code where enrolled, asked again
+    before a change to how the user signs in or to where they are signed in."""
+    user = current_user._get_current_object()
+    enrolled = second_factor.is_enrolled(user)
+    form = ConfirmIdentityForm()
+    if not enrolled:
+        del form.code
+    status = 200
+    if form.validate_on_submit():
+        result = accounts.reauthenticate(
+            current_actor(),
+            user,
+            current_session_record(),
+            form.password.data,
+            form.code.data if enrolled else None,
+            free=current_app.config["LOGIN_THROTTLE_FREE_FAILURES"],
+            max_seconds=current_app.config["LOGIN_THROTTLE_MAX_SECONDS"],
+        )
+        db.session.commit()
+        if result.user is not None:
+            return redirect(_safe_next(request.args.get("next")))
+        form.password.errors.append(result.message or "")
+        status = 429 if result.wait_seconds else 200
+    return render_template(
+        "auth/confirm_identity.html",
+        form=form,
+        minutes=current_app.config["REAUTHENTICATION_MINUTES"],
+    ), status
 
 
 # --- the second factor ------------------------------------------------------------------------
@@ -175,23 +222,21 @@ def second_factor_step():
     if form.validate_on_submit():
         wait = accounts.throttle_wait(
             user,
-            clock.utcnow(),
+            request.remote_addr,
             current_app.config["LOGIN_THROTTLE_FREE_FAILURES"],
             current_app.config["LOGIN_THROTTLE_MAX_SECONDS"],
         )
         if wait:
-            form.code.errors.append(
-                f"Too many failed attempts for this account. Try again in {wait} seconds."
-            )
+            form.code.errors.append(accounts.throttled_message(wait))
             status = 429
         else:
             signing_in = Actor.visitor(request.remote_addr).as_account(user)
             used = second_factor.verify(signing_in, user, form.code.data, clock.now())
             if used:
                 accounts.complete_sign_in(signing_in, user)
-                db.session.commit()
                 next_url = session.get("pending_next") or url_for("main.home")
                 start_session(user)
+                db.session.commit()
                 if used == "recovery":
                     flash(
                         "You signed in with a recovery code; it cannot be used again. "
@@ -207,7 +252,8 @@ def second_factor_step():
 
 @bp.route("/two-factor", methods=["GET", "POST"])
 def two_factor():
-    """The account page for the second factor: enrol (QR code), recovery codes, remove."""
+    """The account page for the second factor: enrol (QR code), recovery codes, remove. Showing
+    it needs nothing more than sign-in; enrolling asks the user to confirm it is them first."""
     user = current_user._get_current_object()
     required = second_factor.required_for(user, current_app.config["REQUIRE_TOTP_FOR_ALL"])
     form = EnrolForm()
@@ -218,7 +264,10 @@ def two_factor():
             form=form,
             required=required,
             remaining=second_factor.remaining_recovery_codes(user),
+            old_codes=second_factor.has_old_recovery_codes(user),
         )
+    if not recently_authenticated():
+        return confirm_first()
     if "enrol_nonce" not in session:
         session["enrol_nonce"] = second_factor.new_enrolment_nonce()
     secret = _enrolment_secret()
@@ -239,6 +288,7 @@ def two_factor():
 
 
 @bp.get("/two-factor/qr.svg")
+@requires_recent_authentication()
 def two_factor_qr():
     """The QR code of the secret being enrolled, made on the server as SVG."""
     if "enrol_nonce" not in session:
@@ -251,23 +301,10 @@ def two_factor_qr():
 
 
 @bp.post("/two-factor/restart")
+@requires_recent_authentication(back="auth.two_factor")
 def two_factor_restart():
-    """Start enrolment again (a new secret), e.g. on a new phone.
-
-    Once enrolled, a current code is needed: a borrowed session must not swap the second factor
-    for the borrower's own app.
-    """
-    user = current_user._get_current_object()
-    if second_factor.is_enrolled(user):
-        form = EnrolForm()
-        if not (
-            form.validate_on_submit()
-            and second_factor.verify(current_actor(), user, form.code.data, clock.now()) == "totp"
-        ):
-            db.session.rollback()
-            flash("Enter a current code from your authenticator app to set up a new one.", "error")
-            return redirect(url_for("auth.two_factor"))
-        db.session.commit()  # the code is spent
+    """Start enrolment again (a new secret), e.g. on a new phone, after the user confirmed it is
+    them: a borrowed session must not swap the second factor for the borrower's own app."""
     session["enrol_nonce"] = second_factor.new_enrolment_nonce()
     return redirect(url_for("auth.two_factor"))
 
@@ -281,40 +318,71 @@ def _enrolment_secret() -> str:
 
 
 @bp.post("/two-factor/recovery-codes")
+@requires_recent_authentication(back="auth.two_factor")
 def two_factor_recovery_codes():
-    """New recovery codes, after a current code from the app proves it is the user."""
+    """New recovery codes (the old ones stop working), after the user confirmed it is them."""
     user = current_user._get_current_object()
-    form = EnrolForm()
-    if (
-        form.validate_on_submit()
-        and second_factor.verify(current_actor(), user, form.code.data, clock.now()) == "totp"
-    ):
-        codes = second_factor.regenerate_recovery_codes(current_actor(), user)
-        db.session.commit()
-        return render_template("auth/recovery_codes.html", codes=codes, enrolled=False)
-    db.session.rollback()
-    flash("Enter a current code from your authenticator app to get new recovery codes.", "error")
-    return redirect(url_for("auth.two_factor"))
+    if not second_factor.is_enrolled(user):
+        return redirect(url_for("auth.two_factor"))
+    codes = second_factor.regenerate_recovery_codes(current_actor(), user)
+    db.session.commit()
+    return render_template("auth/recovery_codes.html", codes=codes, enrolled=False)
 
 
 @bp.post("/two-factor/remove")
+@requires_recent_authentication(back="auth.two_factor")
 def two_factor_remove():
-    """Turn the second factor off, only where it is optional, after a current code."""
+    """Turn the second factor off, only where it is optional, after the user confirmed it is
+    them."""
     user = current_user._get_current_object()
     if second_factor.required_for(user, current_app.config["REQUIRE_TOTP_FOR_ALL"]):
         abort(403, description="Two-step verification is required for your account.")
-    form = EnrolForm()
-    if (
-        form.validate_on_submit()
-        and second_factor.verify(current_actor(), user, form.code.data, clock.now()) == "totp"
-    ):
-        second_factor.remove(current_actor(), user)
-        db.session.commit()
-        flash("Two-step verification is off.", "success")
-    else:
-        db.session.rollback()
-        flash("Enter a current code from your authenticator app to turn it off.", "error")
+    second_factor.remove(current_actor(), user)
+    db.session.commit()
+    flash("Two-step verification is off.", "success")
     return redirect(url_for("auth.two_factor"))
+
+
+# --- where you are signed in ------------------------------------------------------------------
+
+
+@bp.get("/sessions")
+def sessions_page():
+    """Where you are signed in: each open session, with a way to end one or all the others."""
+    record = current_session_record()
+    return render_template(
+        "auth/sessions.html",
+        sessions=user_sessions.open_sessions(current_user._get_current_object()),
+        this_session=record.id if record is not None else None,
+        describe=user_sessions.describe_browser,
+    )
+
+
+@bp.post("/sessions/<int:session_id>/end")
+@requires_recent_authentication(back="auth.sessions_page")
+def end_session(session_id: int):
+    record = current_session_record()
+    if record is not None and session_id == record.id:
+        abort(400, description="Use Sign out to end this browser's session.")
+    if not user_sessions.end(current_actor(), current_user._get_current_object(), session_id):
+        abort(404)
+    db.session.commit()
+    flash("That session has ended: the browser is signed out.", "success")
+    return redirect(url_for("auth.sessions_page"))
+
+
+@bp.post("/sessions/end-others")
+@requires_recent_authentication(back="auth.sessions_page")
+def end_other_sessions():
+    ended = user_sessions.end_others(
+        current_actor(), current_user._get_current_object(), current_session_record().id
+    )
+    db.session.commit()
+    flash(
+        f"Signed out everywhere else ({ended} session{'' if ended == 1 else 's'} ended).",
+        "success",
+    )
+    return redirect(url_for("auth.sessions_page"))
 
 
 # --- session timeouts -------------------------------------------------------------------------

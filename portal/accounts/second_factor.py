@@ -1,7 +1,9 @@
 """The second factor: TOTP (RFC 6238) with one-time recovery codes (security.md, accounts).
 
-A code works once: the time step of the last accepted code is stored on the user and a code of that
-step or an earlier one is refused. Recovery codes are stored as hashes and each is spent by use.
+A code works once, also when the same code arrives twice at the same moment: an accepted code is
+spent by one conditional UPDATE whose row count says whether this request was the one that spent
+it (the TOTP step moves forward only past the last one; a recovery code's `used_at` is set only
+while empty). Recovery codes are stored as salted Argon2id hashes.
 """
 
 from __future__ import annotations
@@ -15,12 +17,15 @@ from datetime import datetime
 
 import pyotp
 import segno
-from sqlalchemy import delete, select
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import delete, or_, select, update
+from sqlalchemy.orm.attributes import set_committed_value
 
 from portal import clock
 from portal.audit import events as audit
 from portal.audit.actor import Actor
-from portal.extensions import db
+from portal.extensions import db, rows_changed
 from portal.models import RecoveryCode, User
 
 ISSUER = "FLS Portal"
@@ -28,6 +33,9 @@ STEP_SECONDS = 30
 RECOVERY_CODE_COUNT = 10
 # Without 0/O and 1/I/L so a code read from paper is typed right.
 _RECOVERY_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
+# Argon2id at OWASP's lowest recommended cost (19 MiB, 2 passes): a recovery code carries 50
+# random bits, and a sign-in may check up to ten of them.
+_recovery_hasher = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
 
 
 def new_secret() -> str:
@@ -88,15 +96,64 @@ def _step_matching(secret: str, code: str, now: datetime) -> int | None:
 
 
 def _code_hash(code: str) -> str:
-    # Recovery codes carry 50 random bits: a plain SHA-256 cannot be reversed by guessing.
-    return hashlib.sha256(_normalise(code).encode()).hexdigest()
+    """A recovery code's salted Argon2id hash."""
+    return _recovery_hasher.hash(_normalise(code))
+
+
+def _code_matches(stored: str, code: str) -> bool:
+    """Whether `code` is the one hashed in `stored`. Rows made before revision 0006 hold a plain
+    SHA-256 and are still accepted until used or replaced (docs/security.md)."""
+    if not stored.startswith("$argon2"):
+        legacy = hashlib.sha256(code.encode()).hexdigest()
+        return hmac.compare_digest(stored, legacy)
+    try:
+        return _recovery_hasher.verify(stored, code)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def _spend_step(user: User, step: int) -> bool:
+    """Move the user's last used step to `step` unless a request already used it (or a later
+    one): one conditional UPDATE, so of two requests with the same code only one gets a row."""
+    spent = rows_changed(
+        update(User)
+        .where(
+            User.id == user.id,
+            or_(User.totp_last_step.is_(None), User.totp_last_step < step),
+        )
+        .values(totp_last_step=step)
+        .execution_options(synchronize_session=False)
+    )
+    if spent:
+        set_committed_value(user, "totp_last_step", step)
+    return spent == 1
+
+
+def _spend_recovery_code(user: User, code: str) -> bool:
+    """Spend the unused recovery code of the user that matches `code`, if this request is the
+    one that spends it."""
+    rows = db.session.execute(
+        select(RecoveryCode.id, RecoveryCode.code_hash).where(
+            RecoveryCode.user_id == user.id, RecoveryCode.used_at.is_(None)
+        )
+    ).all()
+    match = next((row_id for row_id, stored in rows if _code_matches(stored, code)), None)
+    if match is None:
+        return False
+    spent = rows_changed(
+        update(RecoveryCode)
+        .where(RecoveryCode.id == match, RecoveryCode.used_at.is_(None))
+        .values(used_at=clock.utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    return spent == 1
 
 
 def verify(actor: Actor, user: User, code: str, now: datetime | None = None) -> str | None:
     """Check a TOTP or recovery code; returns "totp" or "recovery" when accepted, else None.
 
     An accepted TOTP code's step becomes the user's last step, so the same code (or an older one)
-    is refused afterwards; an accepted recovery code is spent.
+    is refused afterwards; an accepted recovery code is spent. Both at once, in the database.
     """
     now = now or clock.now()
     if not user.totp_secret:
@@ -104,23 +161,24 @@ def verify(actor: Actor, user: User, code: str, now: datetime | None = None) -> 
     code = _normalise(code)
     step = _step_matching(user.totp_secret, code, now)
     if step is not None:
-        if user.totp_last_step is not None and step <= user.totp_last_step:
-            return None
-        user.totp_last_step = step
-        return "totp"
-    if len(code) == 10:
-        row = db.session.scalar(
-            select(RecoveryCode).where(
-                RecoveryCode.user_id == user.id,
-                RecoveryCode.code_hash == _code_hash(code),
-                RecoveryCode.used_at.is_(None),
+        return "totp" if _spend_step(user, step) else None
+    if len(code) == 10 and _spend_recovery_code(user, code):
+        audit.record(actor, "recovery_code_used", user)
+        return "recovery"
+    return None
+
+
+def has_old_recovery_codes(user: User) -> bool:
+    """Whether unused recovery codes of the user are still stored as plain SHA-256 (made before
+    revision 0006): the two-factor page asks the user to replace them."""
+    return any(
+        not stored.startswith("$argon2")
+        for stored in db.session.scalars(
+            select(RecoveryCode.code_hash).where(
+                RecoveryCode.user_id == user.id, RecoveryCode.used_at.is_(None)
             )
         )
-        if row is not None:
-            row.used_at = clock.utcnow()
-            audit.record(actor, "recovery_code_used", user)
-            return "recovery"
-    return None
+    )
 
 
 def _new_recovery_codes(user: User) -> list[str]:

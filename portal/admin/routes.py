@@ -86,6 +86,8 @@ def edit_user(user_id: int):
                 active=form.active.data,
             )
         except accounts.AccountError as error:
+            # Nothing was changed; a refused change of one's own account is kept in the trail.
+            db.session.commit()
             getattr(form, error.field or "role").errors.append(str(error))
         else:
             db.session.commit()

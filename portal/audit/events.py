@@ -13,9 +13,11 @@ from sqlalchemy import insert
 from portal import clock
 from portal.audit.actor import Actor
 from portal.extensions import db
-from portal.models import AuditEvent
+from portal.models import AuditEvent, Base
 
 _EVENTS = insert(AuditEvent)
+# The table's own insert for many rows at once: the ORM's bulk path costs an import more.
+_EVENT_ROWS = insert(Base.metadata.tables["audit_events"])
 
 
 def plain(value: Any) -> Any:
@@ -100,7 +102,7 @@ def record_many(rows: Iterable[dict[str, Any]]) -> int:
     how many were written."""
     batch = list(rows)
     if batch:
-        db.session.execute(_EVENTS, batch)
+        db.session.execute(_EVENT_ROWS, batch)
     return len(batch)
 
 

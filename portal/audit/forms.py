@@ -2,6 +2,15 @@ from flask_wtf import FlaskForm
 from wtforms import DateField, IntegerField, SelectField, StringField
 from wtforms.validators import NumberRange, Optional, ValidationError
 
+from kpis.periods import EARLIEST_YEAR, LATEST_YEAR
+from portal.query_values import LARGEST_ID
+
+
+def _in_reach(field) -> None:
+    """A date the trail can search from or to (the day after a date in year 9999 does not exist)."""
+    if field.data and not EARLIEST_YEAR <= field.data.year <= LATEST_YEAR:
+        raise ValidationError(f"Enter a date in a year from {EARLIEST_YEAR} to {LATEST_YEAR}")
+
 
 class AuditFilterForm(FlaskForm):
     """The audit page's filters: a GET form (no state change), so no CSRF token."""
@@ -13,12 +22,23 @@ class AuditFilterForm(FlaskForm):
     entity_type = SelectField("Record type", validators=[Optional()], validate_choice=False)
     entity_id = IntegerField(
         "Record number",
-        validators=[Optional(), NumberRange(min=1, message="Enter a record number of 1 or more")],
+        validators=[
+            Optional(),
+            NumberRange(
+                min=1,
+                max=LARGEST_ID,
+                message=f"Enter a record number from 1 to {LARGEST_ID}",
+            ),
+        ],
     )
     action = SelectField("Action", validators=[Optional()], validate_choice=False)
     date_from = DateField("From (YYYY-MM-DD)", validators=[Optional()])
     date_to = DateField("To (YYYY-MM-DD)", validators=[Optional()])
 
+    def validate_date_from(self, field):
+        _in_reach(field)
+
     def validate_date_to(self, field):
+        _in_reach(field)
         if field.data and self.date_from.data and field.data < self.date_from.data:
             raise ValidationError("The 'to' date must be the same as or after the 'from' date")

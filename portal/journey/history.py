@@ -17,7 +17,7 @@ from portal.journey import contacts, unusual_dates, versions
 from portal.journey.forms import FORM_LABELS
 from portal.journey.rules import spaced_nhs_number as nhs_number
 from portal.journey.rules import uk_date
-from portal.models import AuditEvent, ContactAttempt, Episode, Letter, Patient
+from portal.models import AuditEvent, ContactAttempt, Episode, Letter, Patient, Service
 
 
 @dataclass(frozen=True)
@@ -111,3 +111,25 @@ def history(episode: Episode) -> list[HistoryLine]:
 def record_view(actor: Actor, patient: Patient) -> None:
     """Opening a patient's record is itself audited (security.md)."""
     audit.record(actor, "view", patient)
+
+
+def record_list_view(actor: Actor, service: Service, what: str, patient_ids: list[int]) -> None:
+    """Seeing a list of patients (a worklist page) is a view of each of them (security.md):
+    the trail names the list and the patients shown."""
+    shown = ", ".join(str(i) for i in dict.fromkeys(patient_ids)) or "none"
+    audit.record(
+        actor,
+        "view_list",
+        service_id=service.id,
+        entity_type="worklist",
+        detail=f"{what}: patients shown {shown}",
+    )
+
+
+def record_search(actor: Actor, service: Service, found: Patient | None) -> None:
+    """A search by NHS number, whether or not it found someone (security.md: views of search
+    results). The number searched for is not written: the trail names the patient found."""
+    if found is not None:
+        audit.record(actor, "search", found, detail="NHS number search: found")
+    else:
+        audit.record(actor, "search", service_id=service.id, detail="NHS number search: not found")

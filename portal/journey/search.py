@@ -1,7 +1,8 @@
 """Finding a patient of a service (issue 18): by NHS number, hospital number, family name (with
 a given name or date of birth to narrow it) or date of birth. Names are compared folded: case and
 accents set aside (Patient.family_name_search). The search is posted, never put in a URL, and
-each search is audited with what it was by and how many it found (never the words searched for).
+each search is audited with what it was by and the patients it found (never the words searched
+for).
 """
 
 from __future__ import annotations
@@ -118,13 +119,15 @@ def run(actor: Actor, service: Service, search: Search, today: date) -> Search:
                 next_step(latest, today) if latest is not None else None,
             )
         )
-    audit.record(
-        actor,
-        "search",
-        service_id=service.id,
-        entity_type="service",
-        entity_id=service.id,
-        detail=f"patient search by {', '.join(search.by)}: {len(search.results)} found"
-        + (f" ({', '.join(str(f.patient.id) for f in search.results)})" if search.results else ""),
-    )
+    by = f"patient search by {', '.join(search.by)}"
+    if len(search.results) == 1:
+        audit.record(actor, "search", search.results[0].patient, detail=f"{by}: found")
+    else:
+        shown = ", ".join(str(found.patient.id) for found in search.results) or "none"
+        audit.record(
+            actor,
+            "search",
+            service_id=service.id,
+            detail=f"{by}: {len(search.results)} found, patients shown {shown}",
+        )
     return search

@@ -1,18 +1,14 @@
-"""A worklist as the nurse takes it away: the audit of each view, print view and download, and
-the CSV of a whole list (leads only), written through the portal's CSV writing so that a text cell
-a spreadsheet would run as a formula is neutralised (security.md)."""
+"""A worklist as the nurse takes it away: the audit of a download, and the CSV of a whole list (leads only), written through the portal's one CSV writer so that a text
+cell a spreadsheet would run as a formula is neutralised (security.md)."""
 
 from __future__ import annotations
 
-import csv
-import io
-
+from kpis.csv_output import csv_text as safe_csv_text
 from portal.audit import events as audit
 from portal.audit.actor import Actor
 from portal.journey.rules import format_value
 from portal.journey.worklists import Page
 from portal.models import Service
-from portal.records.export import neutralise
 
 HEADER = (
     "nhs_number",
@@ -40,18 +36,6 @@ def _described(page: Page) -> str:
     if page.identifying:
         parts.append("filtered by NHS number or name")
     return f"worklist {' '.join(parts)}: {page.total} episodes"
-
-
-def record_view(actor: Actor, service: Service, page: Page, how: str) -> None:
-    """A view of a worklist is a view of patient data (security.md, audit trail)."""
-    audit.record(
-        actor,
-        "view_worklist",
-        service_id=service.id,
-        entity_type="service",
-        entity_id=service.id,
-        detail=f"{_described(page)} ({how}, page {page.page})",
-    )
 
 
 def record_download(actor: Actor, service: Service, page: Page) -> None:
@@ -96,10 +80,7 @@ def rows(page: Page) -> list[list[str]]:
 
 
 def csv_text(page: Page) -> str:
-    """The CSV of a whole list; each text cell through records.export.neutralise (a thin call,
-    so that the shared CSV writer can take its place)."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    for cells in rows(page):
-        writer.writerow([neutralise(name, text) for name, text in zip(HEADER, cells, strict=True)])
-    return buffer.getvalue()
+    """The CSV of a whole list, through the portal's one CSV writer (kpis/csv_output.py: text
+    cells neutralised)."""
+    header, *body = rows(page)
+    return safe_csv_text(header, body)

@@ -11,7 +11,7 @@ from flask import Response, abort, render_template, request
 from portal import clock
 from portal.access import require_current_service
 from portal.extensions import db
-from portal.journey import worklist_files, worklists
+from portal.journey import history, worklist_files, worklists
 from portal.journey.routes import bp
 from portal.security import current_actor, is_htmx, require
 
@@ -36,12 +36,22 @@ def _chosen(key: str):
     return service, chosen, wanted
 
 
+def _record_view(service, result: worklists.Page, how: str) -> None:
+    """A worklist page is a view of each patient shown (security.md; journey/history.py)."""
+    history.record_list_view(
+        current_actor(),
+        service,
+        f"worklist {result.worklist.key}, {how}page {result.page} of {result.pages}",
+        [row.patient_id for row in result.rows],
+    )
+
+
 @bp.route("/worklists/<key>", methods=["GET", "POST"])
 def worklist(key: str):
     """A worklist, sorted, filtered and paged."""
     service, chosen, wanted = _chosen(key)
     result = worklists.page(chosen, service, clock.today(), **wanted)
-    worklist_files.record_view(current_actor(), service, result, "page")
+    _record_view(service, result, "")
     db.session.commit()
     template = "journey/_worklist_table.html" if is_htmx() else "journey/worklist.html"
     return render_template(template, service=service, page=result, worklists=worklists.WORKLISTS)
@@ -53,7 +63,7 @@ def worklist_print(key: str):
     service, chosen, wanted = _chosen(key)
     wanted.update(page_number=1, page_size=worklists.WHOLE_LIST)
     result = worklists.page(chosen, service, clock.today(), **wanted)
-    worklist_files.record_view(current_actor(), service, result, "print view")
+    _record_view(service, result, "print view, ")
     db.session.commit()
     return render_template(
         "journey/worklist_print.html", service=service, page=result, today=clock.today()

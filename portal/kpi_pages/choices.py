@@ -10,8 +10,8 @@ from datetime import date
 
 from sqlalchemy import select
 
-from kpis.periods import Month, Period, PeriodError
-from portal import clock
+from kpis.periods import EARLIEST_YEAR, LATEST_YEAR, Month, Period, PeriodError
+from portal import clock, query_values
 from portal.extensions import db
 from portal.models import Service
 
@@ -25,15 +25,12 @@ class KpiRequestError(ValueError):
 
 def parse_as_of(text: str | None, label: str = "--as-of") -> date:
     """`YYYY-MM-DD`, or today when not given."""
-    if text is None or not text.strip():
-        return clock.today()
     try:
-        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text.strip()):
-            raise ValueError  # fromisoformat also takes 20250331 and week dates: not the contract
-        return date.fromisoformat(text.strip())
-    except ValueError:
+        return query_values.day(text) or clock.today()
+    except query_values.QueryValueError:
         raise KpiRequestError(
-            f"{label} {text!r} is not a date like 2025-03-31 (YYYY-MM-DD)"
+            f"{label} {text!r} is not a date like 2025-03-31 (YYYY-MM-DD) from "
+            f"{EARLIEST_YEAR} to {LATEST_YEAR}"
         ) from None
 
 
@@ -119,8 +116,18 @@ def choose_period(args: Mapping[str, str], default_months: int = 12) -> PeriodCh
     except KpiRequestError:
         errors["as_of"] = "Enter the as-of date like 2025-03-31"
         as_of = now
-    year = _int(args.get("year"), now.year)
-    quarter = _int(args.get("quarter"), (now.month - 1) // 3 + 1)
+    year, quarter = now.year, (now.month - 1) // 3 + 1
+    try:
+        year = query_values.year(args.get("year")) or year
+    except query_values.QueryValueError as error:
+        errors["year"] = str(error)
+    try:
+        quarter = (
+            query_values.whole_number(args.get("quarter"), low=1, high=4, what="the quarter")
+            or quarter
+        )
+    except query_values.QueryValueError as error:
+        errors["quarter"] = str(error)
     start = args.get("from") or default.first.key
     end = args.get("to") or default.last.key
     period = default
@@ -139,13 +146,6 @@ def choose_period(args: Mapping[str, str], default_months: int = 12) -> PeriodCh
         errors["from"] = "Choose at most 12 years"
         period = default
     return PeriodChoice(kind, year, quarter, start, end, as_of, period, errors)
-
-
-def _int(text: str | None, default: int) -> int:
-    try:
-        return int(text) if text else default
-    except ValueError:
-        return default
 
 
 FUNNEL_KPIS = range(3, 12)  # the proportions of patients: KPIs 3 to 11

@@ -3,6 +3,7 @@ report, each cached once per change of the data (portal.kpi_pages.caching); the 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
 from fractions import Fraction
@@ -11,6 +12,7 @@ from typing import Any
 from sqlalchemy import select
 
 from kpis import charts, counting, engine, runchart
+from kpis.csv_output import csv_text
 from kpis.definitions import AMBER, KPI, KPIS, RED
 from kpis.engine import Figure, Report, Row
 from kpis.periods import Period
@@ -238,30 +240,25 @@ def benchmarks(year: int, as_of: date, sort: str = "code", descending: bool = Fa
 
 
 def benchmarks_csv(report: Report) -> str:
-    """The public table as CSV: suppressed values say "fewer than 5" and show no numbers."""
-    import csv
-    import io
+    """The public table as CSV: suppressed values say "fewer than 5" and show no numbers. Service
+    names are text cells like any other: neutralised (kpis/csv_output.py)."""
 
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(
-        ["service_code", "service_name", "year", "kpi", "numerator", "denominator", "value", "band"]
-    )
-    for row in [report.national, *report.rows]:
-        for figure in row.figures:
-            if figure.suppressed:
-                cells = ["", "", "fewer than 5", "none"]
-            else:
-                cells = [
-                    str(figure.numerator),
-                    figure.denominator_text,
-                    figure.value_text,
-                    figure.band,
-                ]
-            writer.writerow(
-                [row.code, row.name, report.period.first.year, figure.kpi.number, *cells]
-            )
-    return buffer.getvalue()
+    def rows() -> Iterator[list[object]]:
+        for row in [report.national, *report.rows]:
+            for figure in row.figures:
+                if figure.suppressed:
+                    cells = ["", "", "fewer than 5", "none"]
+                else:
+                    cells = [
+                        str(figure.numerator),
+                        figure.denominator_text,
+                        figure.value_text,
+                        figure.band,
+                    ]
+                yield [row.code, row.name, report.period.first.year, figure.kpi.number, *cells]
+
+    header = ["service_code", "service_name", "year", "kpi", "numerator", "denominator"]
+    return csv_text([*header, "value", "band"], rows())
 
 
 # --- the annual report --------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, abort, jsonify, redirect, render_template, request
 from sqlalchemy import text
 
+from portal import query_values
 from portal.access import current_service, switch_service
 from portal.accounts.routes import _safe_next
 from portal.admin.forms import ConfirmForm
@@ -23,8 +24,12 @@ def choose_service():
     if not ConfirmForm().validate_on_submit():
         abort(400)
     try:
-        service_id = int(request.form.get("service_id", ""))
-    except ValueError:
+        service_id = query_values.whole_number(
+            request.form.get("service_id"), low=1, high=query_values.LARGEST_ID, what="a service"
+        )
+    except query_values.QueryValueError:
+        abort(400)
+    if service_id is None:
         abort(400)
     switch_service(service_id)
     return redirect(_safe_next(request.form.get("next")))

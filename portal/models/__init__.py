@@ -1,6 +1,12 @@
 """Typed SQLAlchemy 2 models of the FLS dataset, accounts and the audit trail."""
 
-from portal.models.accounts import RecoveryCode, User, user_services
+from portal.models.accounts import (
+    RecoveryCode,
+    SignInThrottle,
+    User,
+    UserSession,
+    user_services,
+)
 from portal.models.audit import AuditEvent
 from portal.models.base import Base
 from portal.models.clinical import Episode, Patient
@@ -21,7 +27,9 @@ __all__ = [
     "Patient",
     "RecoveryCode",
     "Service",
+    "SignInThrottle",
     "Submission",
     "User",
+    "UserSession",
     "user_services",
 ]

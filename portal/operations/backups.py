@@ -4,8 +4,13 @@ and a restore that checks itself.
 A backup is one tar file holding the database (SQLite: a copy made with SQLite's online backup API;
 PostgreSQL: `pg_dump -Fc`) and `manifest.json`: the schema revision, each table's row count and a
 checksum of its rows, all read from the same consistent state as the copy, and the number of
-active users who can sign in. A restore refuses a database that holds data unless forced, restores,
-brings the schema to head and checks every figure of the manifest.
+active users who can sign in; and `manifest.sig`, an HMAC-SHA256 of the manifest (which holds the
+database file's SHA-256, so the signature covers the data too) with a key that is never inside the
+backup (BACKUP_SIGNING_KEY, else one derived from SECRET_KEY for this purpose alone). A restore
+first checks the signature, so a backup edited by someone without the key (an admin promoted
+inside, the manifest recomputed) is refused; then it refuses a database that holds data unless
+forced, restores, brings the schema to head and checks every figure of the manifest. Every file
+written holds patient data and is readable by its owner only (0600).
 """
 
 from __future__ import annotations
@@ -29,10 +34,13 @@ from sqlalchemy import Connection, create_engine, func, inspect, select, text
 from sqlalchemy.engine import URL, make_url
 
 from portal import clock
+from portal.files import make_private
 from portal.models import Base, User
+from portal.operations.backup_signing import check_signature, sign
 from portal.operations.progress import Progress, quiet
 
 MANIFEST = "manifest.json"
+SIGNATURE = "manifest.sig"
 SQLITE_MEMBER = "database.sqlite3"
 POSTGRES_MEMBER = "database.pgdump"
 FORMAT_VERSION = 1
@@ -164,8 +172,9 @@ def _sqlite_file(url: URL) -> str:
 # --- create -----------------------------------------------------------------------------------
 
 
-def create(database_url: str, path: Path, progress: Progress = quiet) -> Manifest:
-    """Write a backup of the database to `path` (a tar file); returns its manifest."""
+def create(database_url: str, path: Path, key: bytes, progress: Progress = quiet) -> Manifest:
+    """Write a backup of the database to `path` (a tar file), signed with `key`; returns its
+    manifest."""
     url = make_url(database_url)
     backend = backend_of(url)
     path = Path(path)
@@ -181,12 +190,15 @@ def create(database_url: str, path: Path, progress: Progress = quiet) -> Manifes
             member, manifest = _create_postgres(url, work_dir, progress)
         manifest["database_sha256"] = _sha256_file(work_dir / member)
         manifest["database_file"] = member
-        (work_dir / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
+        manifest_bytes = json.dumps(manifest, indent=2, sort_keys=True).encode()
+        (work_dir / MANIFEST).write_bytes(manifest_bytes)
+        (work_dir / SIGNATURE).write_text(sign(manifest_bytes, key))
         partial = work_dir / "backup.tar"
+        make_private(partial)  # patient data: readable by the owner only, from the start
         with tarfile.open(partial, "w") as archive:
             archive.add(work_dir / MANIFEST, arcname=MANIFEST)
+            archive.add(work_dir / SIGNATURE, arcname=SIGNATURE)
             archive.add(work_dir / member, arcname=member)
-        os.chmod(partial, 0o600)  # patient data: readable by the owner only
         # A whole file or none: never a half-written backup under the final name.
         os.replace(partial, path)
     return manifest
@@ -266,37 +278,54 @@ def _create_postgres(url: URL, work_dir: Path, progress: Progress) -> tuple[str,
 # --- restore ----------------------------------------------------------------------------------
 
 
-def read_manifest(path: Path) -> Manifest:
+def _member(archive: tarfile.TarFile, name: str) -> bytes | None:
+    try:
+        member = archive.extractfile(name)
+    except KeyError:
+        return None
+    return None if member is None else member.read()
+
+
+def read_manifest(path: Path, key: bytes | None = None) -> Manifest:
+    """The backup's manifest; with `key`, only once its signature is checked."""
     path = Path(path)
     if not path.is_file():
         raise BackupError(f"{path}: no such backup file")
     try:
         with tarfile.open(path, "r") as archive:
-            member = archive.extractfile(MANIFEST)
-            if member is None:
+            manifest_bytes = _member(archive, MANIFEST)
+            if manifest_bytes is None:
                 raise KeyError(MANIFEST)
-            manifest: Manifest = json.loads(member.read())
-            return manifest
+            signature = _member(archive, SIGNATURE)
+        manifest: Manifest = json.loads(manifest_bytes)
     except (tarfile.TarError, KeyError, json.JSONDecodeError) as error:
         raise BackupError(f"{path} is not a portal backup ({error})") from None
+    if key is not None:
+        try:
+            check_signature(manifest_bytes, signature, key)
+        except ValueError as error:
+            raise BackupError(str(error)) from None
+    return manifest
 
 
 def restore(
     database_url: str,
     path: Path,
     *,
+    key: bytes,
     force: bool,
     upgrade: Callable[[], None],
     progress: Progress = quiet,
 ) -> RestoreReport:
-    """Restore `path` into the database, then check it against the backup's manifest.
+    """Restore `path` into the database, once its signature is checked with `key`, then check it
+    against the backup's manifest.
 
     `upgrade` migrates the schema to head (flask_migrate.upgrade in the app's context); it runs
     when the backup was taken at an older revision.
     """
     url = make_url(database_url)
     backend = backend_of(url)
-    manifest = read_manifest(path)
+    manifest = read_manifest(path, key)
     if manifest.get("format") != FORMAT_VERSION:
         raise BackupError(f"backup format {manifest.get('format')!r} is not supported")
     if manifest["backend"] != backend:
@@ -382,14 +411,20 @@ def _check_sqlite_copy(copy: Path, manifest: Manifest, progress: Progress) -> No
 
 
 def _restore_sqlite(url: URL, copy: Path, progress: Progress) -> None:
+    database = _sqlite_file(url)
+    make_private(Path(database))  # a database made by the restore: the owner's only
     source = sqlite3.connect(copy)
-    target = sqlite3.connect(_sqlite_file(url), timeout=30)
+    target = sqlite3.connect(database, timeout=30)
     try:
         # The backup API replaces the target's content as one step under its lock.
         _sqlite_copy(source, target, progress, "Restoring database")
     finally:
         source.close()
         target.close()
+    for suffix in ("", "-wal", "-shm"):
+        written = Path(database + suffix)
+        if written.exists():
+            written.chmod(0o600)
 
 
 def _restore_postgres(url: URL, dump: Path) -> None:

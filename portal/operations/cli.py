@@ -15,6 +15,14 @@ from portal.extensions import db
 backup_cli = AppGroup("backup", help="Back up and restore the database.")
 
 
+def _signing_key() -> bytes:
+    from portal.operations.backup_signing import signing_key
+
+    return signing_key(
+        current_app.config["SECRET_KEY"], current_app.config.get("BACKUP_SIGNING_KEY")
+    )
+
+
 @backup_cli.command("create")
 @click.argument("path", type=click.Path(path_type=Path))
 def backup_create(path: Path) -> None:
@@ -23,7 +31,10 @@ def backup_create(path: Path) -> None:
 
     try:
         manifest = backup.create(
-            current_app.config["SQLALCHEMY_DATABASE_URI"], path, progress=progress_bar
+            current_app.config["SQLALCHEMY_DATABASE_URI"],
+            path,
+            _signing_key(),
+            progress=progress_bar,
         )
     except (backup.BackupError, OSError) as error:
         refuse(f"backup not made: {error}")
@@ -55,6 +66,7 @@ def backup_restore(path: Path, force: bool) -> None:
         report = backup.restore(
             current_app.config["SQLALCHEMY_DATABASE_URI"],
             path,
+            key=_signing_key(),
             force=force,
             upgrade=upgrade_schema,
             progress=progress_bar,

@@ -158,6 +158,7 @@ def map_header(header: list[str]) -> Columns:
     columns = Columns(headers=headers)
     canonical = {name.lower(): name for name in CSV_COLUMNS}
     first_column: dict[str, str] = {}
+    sites: list[tuple[str, int]] = []  # (question code, index) of the 1.11-1.13 columns
     for index, name in enumerate(headers):
         if not name:
             continue
@@ -171,10 +172,8 @@ def map_header(header: list[str]) -> Columns:
         if target is None:
             columns.unknown.append(name)
             continue
-        if target == "fracture_sites" and code in SITE_CODES:
-            key = f"fracture_sites {code}"
-        else:
-            key = target
+        site_code = code if target == "fracture_sites" and code in SITE_CODES else None
+        key = f"fracture_sites {site_code}" if site_code is not None else target
         clash = first_column.get(key)
         if clash is None and target == "fracture_sites":
             # One fracture_sites column and 1.11-1.13 columns also give one field twice.
@@ -192,11 +191,11 @@ def map_header(header: list[str]) -> Columns:
                 f"Two columns give {target}: {clash!r} and {name!r}. Keep one of them"
             )
         first_column[key] = name
-        if key.startswith("fracture_sites "):
-            columns.site_columns.append(index)
+        if site_code is not None:
+            sites.append((site_code, index))
         else:
             columns.fields[target] = index
-    columns.site_columns.sort(key=lambda i: _QUESTION_CODE.match(headers[i]).group(1))
+    columns.site_columns = [index for _code, index in sorted(sites)]
     missing = [f for f in ("nhs_number", "fracture_date") if f not in columns.fields]
     if missing:
         raise FileRefused(_missing_columns_reason(headers, missing))

@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-import csv
 import io
 from collections.abc import Callable, Iterator
 
 from sqlalchemy import func, select
 
-from kpis.dataset import (
-    CSV_COLUMNS,
-    DIRECT_CARE_FIELDS,
-    EPISODE_FIELDS,
-    NUMBER_FIELDS,
-    PATIENT_FIELDS,
-)
+from kpis.csv_output import SafeWriter
+from kpis.dataset import CSV_COLUMNS, DIRECT_CARE_FIELDS, EPISODE_FIELDS, PATIENT_FIELDS
 from kpis.sql import unindexed
 from portal.audit import events as audit
 from portal.audit.actor import Actor
@@ -22,27 +16,16 @@ from portal.extensions import db
 from portal.journey.rules import format_value
 from portal.models import Episode, Patient, Service
 
-_FORMULA_STARTS = ("=", "+", "-", "@")
 _BATCH = 1000
-
-
-def neutralise(name: str, text: str) -> str:
-    """A text cell a spreadsheet would run as a formula gets a leading apostrophe.
-
-    Numbers stay numbers: a T-score of -1.7 is written as -1.7 (security.md).
-    """
-    if name not in NUMBER_FIELDS and text.startswith(_FORMULA_STARTS):
-        return "'" + text
-    return text
 
 
 def count_episodes(service: Service) -> int:
     """How many episodes of the service an export writes (deleted ones are left out)."""
-    return db.session.scalar(
+    return db.session.execute(
         select(func.count())
         .select_from(Episode)
         .where(Episode.service_id == service.id, Episode.deleted_at.is_(None))
-    )
+    ).scalar_one()
 
 
 def record_export(actor: Actor, service: Service, count: int, *, via: str = "page") -> None:
@@ -69,23 +52,23 @@ def export_rows(service: Service) -> Iterator[list[str]]:
         select(*columns)
         .join(Patient, Patient.id == Episode.patient_id)
         # Every live episode of the service, read in stored order then sorted (kpis.sql.unindexed).
-        .where(Episode.service_id == service.id, unindexed(Episode.deleted_at).is_(None))
+        .where(
+            Episode.service_id == service.id, unindexed(Episode.__table__.c.deleted_at).is_(None)
+        )
         .order_by(Episode.fracture_date, Patient.nhs_number, Episode.id)
         .execution_options(yield_per=_BATCH)
     )
     names = PATIENT_FIELDS + EPISODE_FIELDS + DIRECT_CARE_FIELDS
     code = service.code
     for row in db.session.execute(statement):
-        yield [code] + [
-            neutralise(name, format_value(name, value))
-            for name, value in zip(names, row, strict=True)
-        ]
+        yield [code] + [format_value(name, value) for name, value in zip(names, row, strict=True)]
 
 
 def export_csv(service: Service, progress: Callable[[int], None] | None = None) -> Iterator[str]:
-    """The export as chunks of CSV text (LF line ends), for streaming to a response or stdout."""
+    """The export as chunks of CSV text (LF line ends), for streaming to a response or stdout;
+    text cells neutralised, numbers kept (kpis/csv_output.py)."""
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
+    writer = SafeWriter(buffer)
     for number, row in enumerate(export_rows(service)):
         writer.writerow(row)
         if number % _BATCH == 0:

@@ -14,19 +14,22 @@ import os
 import secrets
 import socket
 import threading
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import IO
+from typing import IO, Any, cast
 
 from flask import Flask
-from sqlalchemy import select, update
+from sqlalchemy import CursorResult, Table, select, update
 from sqlalchemy.exc import OperationalError
 
 from portal import clock
 from portal.audit import events as audit
 from portal.audit.actor import Actor
 from portal.extensions import db
+from portal.files import open_private
 from portal.models import ImportJob, Service
+from portal.models.base import Base
 from portal.records import csv_files as csv_reading
 from portal.records import importing as record_import
 from portal.records.csv_files import FileRefused
@@ -40,6 +43,8 @@ ABANDONED = (
     "was written. Upload the file again."
 )
 EXPIRED = f"Not applied within {UNAPPLIED_DAYS} days: the uploaded file was deleted."
+
+_jobs: Table = Base.metadata.tables["import_jobs"]
 
 
 def this_process() -> str:
@@ -116,10 +121,11 @@ def receive_upload(
     header). Returns a new job in status "checking"; raises FileRefused (nothing kept)."""
     file_name = Path(file_name or "").name.strip() or "upload.csv"
     folder.mkdir(parents=True, exist_ok=True)
+    folder.chmod(0o700)  # also a folder made before uploads were kept private
     path = folder / f"{secrets.token_hex(16)}.csv"
     size = 0
     try:
-        with path.open("wb") as out:
+        with open_private(path) as out:  # patient data: the owner's only (security.md)
             while chunk := stream.read(_COPY_CHUNK):
                 size += len(chunk)
                 if size > max_bytes:
@@ -155,9 +161,9 @@ def receive_upload(
     return job
 
 
-def _progress_writer(job_id: int):
+def _progress_writer(job_id: int) -> Callable[[int, int], None]:
     """Record progress on its own short transaction, so every worker can read it at once."""
-    table = ImportJob.__table__
+    table = _jobs
 
     def progress(done: int, total: int) -> None:
         try:
@@ -210,7 +216,7 @@ def _run(app: Flask, job_id: int, apply: bool, actor: Actor) -> None:
 
 
 def _fail(job_id: int, message: str) -> None:
-    _mark_failed(db.session.get(ImportJob, job_id), message)
+    _mark_failed(db.session.get_one(ImportJob, job_id), message)
     db.session.commit()
 
 
@@ -227,12 +233,18 @@ def _forget_file(job: ImportJob) -> None:
         job.stored_path = None
 
 
+def _upload(job: ImportJob) -> Path:
+    """The file kept for a job being checked or applied."""
+    assert job.stored_path is not None, "a job keeps its upload until it is applied or fails"
+    return Path(job.stored_path)
+
+
 def _check(app: Flask, job_id: int) -> None:
-    job = db.session.get(ImportJob, job_id)
+    job = db.session.get_one(ImportJob, job_id)
     service = db.session.get(Service, job.service_id)
     try:
         plan = record_import.check_file(
-            Path(job.stored_path),
+            _upload(job),
             service=service,
             file_name=job.file_name,
             max_bytes=app.config["IMPORT_MAX_BYTES"],
@@ -243,7 +255,7 @@ def _check(app: Flask, job_id: int) -> None:
         _fail(job_id, str(error))
         return
     plan.close()
-    _set_preview(db.session.get(ImportJob, job_id), plan.report)
+    _set_preview(db.session.get_one(ImportJob, job_id), plan.report)
     db.session.commit()
 
 
@@ -260,11 +272,11 @@ def _set_preview(job: ImportJob, report: record_import.ImportReport) -> None:
 
 
 def _apply(app: Flask, job_id: int, actor: Actor) -> None:
-    job = db.session.get(ImportJob, job_id)
+    job = db.session.get_one(ImportJob, job_id)
     service = db.session.get(Service, job.service_id)
     try:
         report = record_import.import_file(
-            Path(job.stored_path),
+            _upload(job),
             actor,
             service=service,
             file_name=job.file_name,
@@ -283,7 +295,7 @@ def _apply(app: Flask, job_id: int, actor: Actor) -> None:
         return
     # All or nothing, and rows were refused: nothing written; the preview shows them again.
     db.session.rollback()
-    job = db.session.get(ImportJob, job_id)
+    job = db.session.get_one(ImportJob, job_id)
     refused_before = job.refused
     _set_preview(job, report)
     job.error = (
@@ -297,7 +309,7 @@ def _apply(app: Flask, job_id: int, actor: Actor) -> None:
 
 def request_apply(actor: Actor, job: ImportJob, *, keep_valid: bool) -> bool:
     """Move a previewed job to "applying"; False when it is not waiting for that."""
-    table = ImportJob.__table__
+    table = _jobs
     # One conditional UPDATE, so two clicks (or two workers) cannot start it twice.
     result = db.session.execute(
         update(table)
@@ -311,7 +323,8 @@ def request_apply(actor: Actor, job: ImportJob, *, keep_valid: bool) -> bool:
         )
     )
     db.session.expire(job)
-    if result.rowcount != 1:
+    # The result of an UPDATE is a CursorResult, which counts the rows matched.
+    if cast("CursorResult[Any]", result).rowcount != 1:
         return False
     audit.record(actor, "apply_requested", job, detail="rows that pass" if keep_valid else "all")
     return True

@@ -5,7 +5,7 @@ in the import's report and never refused (dataset.md accepts them)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import date, timedelta
 from typing import Any
 
@@ -38,11 +38,12 @@ class HospitalNumbers:
         self.owner: dict[tuple[int, str], str] = {}
         self.line: dict[tuple[int, str], int] = {}
 
-    def load(self, parsed: list[dict[str, Any]]) -> None:
+    def load(self, rows: Iterable[Any]) -> None:
+        """The stored holders of the hospital numbers these rows (importing.cells.ReadRow) name."""
         wanted = {
-            (row["service_id"], row["values"]["hospital_number"])
-            for row in parsed
-            if row["service_id"] is not None and row["values"].get("hospital_number")
+            (row.service_id, row.values["hospital_number"])
+            for row in rows
+            if row.service_id is not None and row.values.get("hospital_number")
         } - set(self.owner)
         if not wanted:
             return
@@ -58,14 +59,9 @@ class HospitalNumbers:
                     self.owner[(service_id, number)] = nhs
 
     def problems(
-        self,
-        line: int,
-        service_id: int,
-        nhs: str,
-        typed: Mapping[str, Any],
-        column_of: Callable[[str], str],
-        state: Any,
+        self, service_id: int, nhs: str, typed: Mapping[str, Any], column_of: Callable[[str], str]
     ) -> list[tuple[str, str]]:
+        """A hospital number another patient of the service already holds."""
         number = typed.get("hospital_number")
         if not number:
             return []

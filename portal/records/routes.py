@@ -24,7 +24,7 @@ from portal.records import export as record_export
 from portal.records import jobs as import_jobs
 from portal.records.csv_files import FileRefused, size_text
 from portal.records.forms import ApplyForm, DiscardForm, UploadForm
-from portal.security import current_actor, is_htmx, require, requires
+from portal.security import current_actor, deny, is_htmx, require, requires
 
 bp = Blueprint("records", __name__)
 # Room for the multipart envelope around a file that is just under the limit.
@@ -114,8 +114,10 @@ def upload():
 def _job(job_id: int) -> ImportJob:
     """An import of one of the user's services (404 otherwise, as for any record)."""
     job = db.session.get(ImportJob, job_id)
-    if job is None or job.service_id not in current_user.service_ids:
+    if job is None:
         abort(404)
+    if job.service_id not in current_user.service_ids:
+        deny("import job of a service the user does not belong to", status=404)
     if job.service_id != require_current_service().id:
         switch_service(job.service_id)
     if import_jobs.settle(job):  # its process has ended: failed, not running for ever

@@ -122,7 +122,6 @@ class LiveServer:
                 active=True,
                 password_hash=hash_password(password),
                 session_version=1,
-                failed_login_count=0,
                 totp_secret=pyotp.random_base32(32)
                 if (role == "admin" if second_factor is None else second_factor)
                 else None,

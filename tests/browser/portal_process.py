@@ -41,6 +41,7 @@ class PortalServer:
     """One portal process; `start()` and `stop()` may be called again and again."""
 
     def __init__(self, workdir: Path, database_url: str | None = None):
+        workdir.mkdir(parents=True, exist_ok=True)
         self.workdir = workdir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"

@@ -137,8 +137,12 @@ def test_saved_message_is_an_nhs_banner_that_takes_focus(page, page_log, live_se
     clinician = live_server.make_user("clinician", [live_server.make_service()])
     sign_in_browser(page, live_server, clinician)
     page.goto("/auth/password")
+    # Confirm it is you first (issue 23), then the new password.
+    page.fill("#password", clinician.password)
+    with page.expect_navigation():
+        page.click("main form button[type=submit]")
     wait_for_htmx(page)
-    page.fill("#current_password", clinician.password)
+    assert page.url.endswith("/auth/password")
     page.fill("#password", "Ample-Orchid-Lantern-42")
     page.fill("#confirm", "Ample-Orchid-Lantern-42")
     with page.expect_navigation():

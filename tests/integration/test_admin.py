@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from sqlalchemy import select
 
 from portal.models import AuditEvent, Service, User
@@ -147,3 +148,71 @@ def test_services_add_edit_and_refusals(client, make_user, db):
     )
     assert event.changes["expected_caseload"] == [1500, 1600]
     assert event.changes["active"] == [True, False]
+
+
+def test_an_admin_cannot_add_themselves_to_a_service_another_admin_can(
+    app, db, make_service, make_user
+):
+    """Issue 23, finding 11: an admin gave themselves a service (and so its patients) through
+    their own user page. Now another admin does it; both attempts are in the trail."""
+    from sqlalchemy import select
+
+    from portal.models import AuditEvent, User
+
+    brd, lds = make_service("BRD"), make_service("LDS")
+    me = make_user(role="admin", services=[brd])
+    colleague = make_user(role="admin")
+    mine = app.test_client()
+    sign_in(mine, me)
+
+    def my_services(client, *services):
+        data = {"display_name": "Me", "role": "admin", "active": "y"}
+        return client.post(f"/admin/users/{me.id}", data={**data, "services": list(services)})
+
+    refused = my_services(mine, brd.id, lds.id)
+    assert refused.status_code == 200
+    assert b"ask another admin" in refused.data
+    db.session.expire_all()
+    assert {s.code for s in db.session.get(User, me.id).services} == {"BRD"}
+    denied = db.session.scalars(
+        select(AuditEvent).where(AuditEvent.action == "permission_denied")
+    ).one()
+    assert denied.user_id == me.id and denied.entity_id == me.id and "LDS" in denied.detail
+
+    theirs = app.test_client()
+    sign_in(theirs, colleague)
+    done = my_services(theirs, brd.id, lds.id)
+    assert done.status_code == 302
+    db.session.expire_all()
+    assert {s.code for s in db.session.get(User, me.id).services} == {"BRD", "LDS"}
+    update = db.session.scalars(
+        select(AuditEvent).where(AuditEvent.action == "update", AuditEvent.entity_id == me.id)
+    ).one()
+    assert update.user_id == colleague.id
+    # Taking oneself out of a service needs nobody else (the change above ended my sessions).
+    sign_in(mine, me)
+    my_services(mine, brd.id)
+    db.session.expire_all()
+    assert {s.code for s in db.session.get(User, me.id).services} == {"BRD"}
+
+
+def test_nobody_raises_their_own_role_but_the_command_line_may(db, make_service, make_user):
+    from portal.accounts import users as accounts
+    from portal.audit.actor import Actor
+
+    brd = make_service("BRD")
+    lead = make_user(role="clinician", services=[brd])
+    with pytest.raises(accounts.AccountError, match="raise your own role"):
+        accounts.update_user(
+            Actor.for_user(lead, "10.0.0.1"),
+            lead,
+            display_name="Lead",
+            role="lead",
+            services=[brd],
+            active=True,
+        )
+    db.session.rollback()
+    changes = accounts.update_user(
+        Actor.command_line(), lead, display_name="Lead", role="lead", services=[brd], active=True
+    )
+    assert changes["role"] == ("clinician", "lead")

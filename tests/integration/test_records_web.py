@@ -219,6 +219,36 @@ def test_roles_and_scoping(client, db, make_service, make_user, signed_in):
     assert client.get("/records/").status_code == 403
 
 
+def test_opening_another_services_import_job_is_refused_and_audited(db, make_service, signed_in):
+    """Issue 23, finding 8: every way into another service's import job answers 404 and leaves
+    a permission_denied event."""
+    from sqlalchemy import select
+
+    from portal.models import AuditEvent, ImportJob
+
+    other = make_service("LDS")
+    job = ImportJob(
+        service_id=other.id, file_name="x.csv", file_sha256="0" * 64, status="previewed"
+    )
+    db.session.add(job)
+    db.session.commit()
+    job_id = job.id
+    client, user, _service = signed_in(role="clinician")
+    answers = [
+        client.get(f"/records/import/{job_id}"),
+        client.get(f"/records/import/{job_id}/progress", headers=POLL),
+        client.post(f"/records/import/{job_id}/apply", data={"mode": "all"}),
+        client.post(f"/records/import/{job_id}/discard", data={}),
+    ]
+    assert [a.status_code for a in answers] == [404] * 4
+    denied = db.session.scalars(
+        select(AuditEvent).where(AuditEvent.action == "permission_denied")
+    ).all()
+    assert len(denied) == 4
+    assert all(e.user_id == user.id and f"/records/import/{job_id}" in e.detail for e in denied)
+    assert db.session.get(ImportJob, job_id).status == "previewed"
+
+
 def test_lead_exports_csv_and_it_is_audited(signed_in, db, runner):
     from portal.models import AuditEvent
 
@@ -399,3 +429,20 @@ def test_uploads_never_applied_are_deleted_after_a_week(signed_in, db, tmp_path)
     assert db.session.get(ImportJob, new.id).status == "previewed" and new_file.exists()
     page = client.get(f"/records/import/{old.id}").get_data(as_text=True)
     assert import_jobs.EXPIRED in page
+
+
+def test_an_uploaded_file_is_readable_by_its_owner_only(app, signed_in, db):
+    """Issue 23, finding 10: uploads were written 0644, readable by every local account."""
+    from pathlib import Path
+
+    from portal.models import ImportJob
+
+    client, _user, _service = signed_in(role="clinician")
+    from kpis.dataset import CSV_COLUMNS
+
+    job_id = job_id_of(upload(client, (",".join(CSV_COLUMNS) + "\n").encode()))
+    wait_for(db, job_id)
+    folder = Path(app.instance_path) / "imports"
+    assert folder.stat().st_mode & 0o077 == 0
+    kept = Path(db.session.get(ImportJob, job_id).stored_path)
+    assert kept.parent == folder and kept.stat().st_mode & 0o777 == 0o600

@@ -146,10 +146,13 @@ def test_each_step_down_and_up_keeps_the_data(empty_db):
         if revision.down_revision is None:
             continue
         _migrate(app, "downgrade", revision.down_revision)
-        # Tables the step down keeps hold exactly the same rows, in the columns it keeps.
+        # Tables the step down keeps hold exactly the same rows, in the columns it keeps (a
+        # column it brings back, as 0006 does the old sign-in counters, is not compared).
         for name, rows in _rows_of(url).items():
             kept = set(rows[0]) if rows else set()
+            at_head = set(rows_at_head[name][0]) if rows_at_head[name] else set()
             head = [{k: v for k, v in row.items() if k in kept} for row in rows_at_head[name]]
+            rows = [{k: v for k, v in row.items() if k in at_head} for row in rows]
             assert rows == head, (revision.revision, name)
         _migrate(app, "upgrade")  # back to the head, so the next step down starts from it
     # A table a step down dropped comes back empty, and a column it dropped comes back empty;

@@ -16,6 +16,14 @@ from portal.audit.actor import Actor
 from tests.conftest import TEST_PASSWORD
 from tests.security.databases import BACKENDS, figures_of, fresh_database, migrated_app
 
+KEY = b"a backup signing key for the tests"
+
+
+def _key(app) -> bytes:
+    from portal.operations.backup_signing import signing_key
+
+    return signing_key(app.config["SECRET_KEY"], app.config.get("BACKUP_SIGNING_KEY"))
+
 
 def _fill(app) -> None:
     """Services, users who can sign in, patients and their audit trail: through the services."""
@@ -193,23 +201,30 @@ def test_backup_while_the_portal_writes_is_consistent(portal_db, tmp_path):
     thread.start()
     try:
         archive = tmp_path / "live.backup"
-        manifest = backup.create(url, archive)
+        manifest = backup.create(url, archive, KEY)
     finally:
         stop.set()
         thread.join()
     assert written[0] > 0
     with fresh_database(_backend, tmp_path) as other_url:
-        report = backup.restore(other_url, archive, force=False, upgrade=lambda: None)
+        report = backup.restore(other_url, archive, key=KEY, force=False, upgrade=lambda: None)
         assert _without_services_checksum(figures_of(other_url)) == _without_services_checksum(
             manifest["tables"]
         )
         assert report.rows == sum(t["rows"] for t in manifest["tables"].values())
 
 
-def _repack(folder, member: str, path):
-    """A backup file made by hand from an unpacked one (to tamper with it)."""
+def _repack(folder, member: str, path, key: bytes | None = None):
+    """A backup file made by hand from an unpacked one (to tamper with it); signed again with
+    `key` when given (someone who holds the key), else with the signature it came with."""
+    from portal.operations.backup_signing import sign
+
+    if key is not None:
+        signature = sign((folder / "manifest.json").read_bytes(), key)
+        (folder / "manifest.sig").write_text(signature)
     with tarfile.open(path, "w") as tar:
         tar.add(folder / "manifest.json", arcname="manifest.json")
+        tar.add(folder / "manifest.sig", arcname="manifest.sig")
         tar.add(folder / member, arcname=member)
     return path
 
@@ -229,14 +244,19 @@ def test_damaged_or_foreign_backups_are_refused(portal_db, tmp_path):
     missing = runner.invoke(args=["backup", "restore", str(tmp_path / "nope.backup")])
     assert missing.exit_code == 1 and "no such backup file" in missing.output
 
-    # Tamper with the manifest's recorded row count: the restore's own check must catch it.
+    # Tamper with the manifest's recorded row count, signing it again with the portal's key:
+    # the restore's own check must catch it.
+    key = _key(app)
     with tarfile.open(archive) as tar:
         manifest = json.loads(tar.extractfile("manifest.json").read())
         member = manifest["database_file"]
         tar.extractall(tmp_path / "x", filter="data")
     manifest["tables"]["patients"]["rows"] += 1
     (tmp_path / "x" / "manifest.json").write_text(json.dumps(manifest))
-    tampered = _repack(tmp_path / "x", member, tmp_path / "tampered.backup")
+    unsigned = _repack(tmp_path / "x", member, tmp_path / "unsigned.backup")
+    result = runner.invoke(args=["backup", "restore", str(unsigned), "--force"])
+    assert result.exit_code == 1 and "signature does not match" in result.output
+    tampered = _repack(tmp_path / "x", member, tmp_path / "tampered.backup", key)
     result = runner.invoke(args=["backup", "restore", str(tampered), "--force"])
     assert result.exit_code == 1
     assert "patients" in result.output and "rows" in result.output
@@ -246,7 +266,7 @@ def test_damaged_or_foreign_backups_are_refused(portal_db, tmp_path):
     (tmp_path / "x" / member).write_bytes(data[:-100] + b"\0" * 100)
     manifest["tables"]["patients"]["rows"] -= 1
     (tmp_path / "x" / "manifest.json").write_text(json.dumps(manifest))
-    damaged = _repack(tmp_path / "x", member, tmp_path / "damaged.backup")
+    damaged = _repack(tmp_path / "x", member, tmp_path / "damaged.backup", key)
     result = runner.invoke(args=["backup", "restore", str(damaged), "--force"])
     assert result.exit_code == 1 and "damaged" in result.output
 
@@ -263,11 +283,12 @@ def test_restore_of_another_backend_is_refused(tmp_path):
     with fresh_database("sqlite", tmp_path) as url:
         migrated_app(url, tmp_path)
         archive = tmp_path / "sqlite.backup"
-        backup.create(url, archive)
+        backup.create(url, archive, KEY)
     with pytest.raises(backup.BackupError, match="backup is of a sqlite database"):
         backup.restore(
             "postgresql+psycopg://postgres@127.0.0.1:5432/none",
             archive,
+            key=KEY,
             force=True,
             upgrade=lambda: None,
         )
@@ -342,3 +363,67 @@ def test_backup_where_a_file_stands_for_the_directory_exits_1_with_the_reason(po
     )
     assert result.exit_code == 1
     assert "backup not made" in result.output and "Not a directory" in result.output
+
+
+def test_a_forged_backup_is_refused(portal_db, tmp_path):
+    """Issue 23, finding 9: promote a user to admin inside a backup, recompute every figure of the
+    manifest, and the restore used to say "checks passed". Without the key it cannot be signed."""
+    from portal.operations import backups as backup
+
+    backend, url, app = portal_db
+    if backend != "sqlite":
+        pytest.skip("the forgery edits the SQLite file inside the backup")
+    _fill(app)
+    runner = app.test_cli_runner()
+    archive = tmp_path / "portal.backup"
+    assert runner.invoke(args=["backup", "create", str(archive)]).exit_code == 0
+    folder = tmp_path / "forged"
+    with tarfile.open(archive) as tar:
+        tar.extractall(folder, filter="data")
+    manifest = json.loads((folder / "manifest.json").read_text())
+    database = folder / manifest["database_file"]
+    engine = create_engine(f"sqlite:///{database}")
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE users SET role = 'admin' WHERE email = 'nurse@nhs.test'"))
+    with engine.connect() as connection:
+        manifest["tables"] = backup.table_figures(connection)
+    engine.dispose()
+    manifest["database_sha256"] = backup._sha256_file(database)
+    (folder / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True))
+    # Signed again by someone without the portal's key (here: with a key of their own).
+    forged = _repack(folder, manifest["database_file"], tmp_path / "forged.backup", KEY)
+    result = runner.invoke(args=["backup", "restore", str(forged), "--force"])
+    assert result.exit_code == 1
+    assert "signature does not match" in result.output
+    with create_engine(url).connect() as connection:
+        role = connection.scalar(text("SELECT role FROM users WHERE email = 'nurse@nhs.test'"))
+    assert role == "clinician"
+
+
+def test_a_restore_checks_the_signature_with_the_configured_key(portal_db, tmp_path):
+    """BACKUP_SIGNING_KEY signs and checks; a server with another key refuses the backup."""
+    _backend, url, app = portal_db
+    _fill(app)
+    archive = tmp_path / "portal.backup"
+    app.config["BACKUP_SIGNING_KEY"] = "the operators' backup key, kept apart"
+    runner = app.test_cli_runner()
+    assert runner.invoke(args=["backup", "create", str(archive)]).exit_code == 0
+    app.config["BACKUP_SIGNING_KEY"] = "another key"
+    refused = runner.invoke(args=["backup", "restore", str(archive), "--force"])
+    assert refused.exit_code == 1 and "signature does not match" in refused.output
+    app.config["BACKUP_SIGNING_KEY"] = "the operators' backup key, kept apart"
+    restored = runner.invoke(args=["backup", "restore", str(archive), "--force"])
+    assert restored.exit_code == 0, restored.output
+
+
+def test_a_restored_sqlite_database_is_readable_by_its_owner_only(tmp_path):
+    from portal.operations import backups as backup
+
+    with fresh_database("sqlite", tmp_path) as url:
+        migrated_app(url, tmp_path)
+        archive = tmp_path / "sqlite.backup"
+        backup.create(url, archive, KEY)
+        assert archive.stat().st_mode & 0o777 == 0o600
+        target = tmp_path / "restored.db"
+        backup.restore(f"sqlite:///{target}", archive, key=KEY, force=False, upgrade=lambda: None)
+    assert target.stat().st_mode & 0o777 == 0o600

@@ -212,11 +212,11 @@ def test_fuzz_admin_services(admin_client, db, data):
 
 @FUZZ
 @given(data=st.data())
-def test_fuzz_change_password(lead_client, db, data):
+def test_fuzz_confirm_it_is_you(lead_client, db, data):
     client, _ = lead_client
-    # The page's password inputs are empty, so the current password is never right: every
-    # example is a refusal, which must change nothing.
-    _fuzz(client, db, "/auth/password", r"^/auth/password$", data)
+    # The page's password input is empty, so the password is never right: every example is a
+    # refusal (the password page itself is behind this one).
+    _fuzz(client, db, "/auth/confirm", r"^/auth/confirm$", data)
 
 
 @FUZZ
@@ -225,12 +225,13 @@ def test_fuzz_change_password(lead_client, db, data):
     password=VALUES,
 )
 def test_fuzz_sign_in(client, db, email, password):
-    before = without(figures(db), "audit_events", "users")
+    # A failed sign-in writes only the trail and its count of failures (per email and address).
+    before = without(figures(db), "audit_events", "users", "sign_in_throttles")
     response = client.post("/auth/sign-in", data={"email": email, "password": password})
     # A NUL character is refused before any view runs (security.py), everything else is a page.
     expected = (400,) if "\x00" in email + password else (200, 429)
     assert response.status_code in expected, response.status_code
-    assert without(figures(db), "audit_events", "users") == before
+    assert without(figures(db), "audit_events", "users", "sign_in_throttles") == before
 
 
 @FUZZ

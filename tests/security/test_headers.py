@@ -3,6 +3,8 @@ out and signed in as each role; HSTS behind a trusted HTTPS proxy; cookie flags.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tests.conftest import sign_in
@@ -113,3 +115,21 @@ def test_htmx_history_cache_is_off(client):
     config = json.loads(re.search(r"name=\"htmx-config\" content='([^']+)'", html).group(1))
     assert config["historyCacheSize"] == 0
     assert config["allowEval"] is False and config["allowScriptTags"] is False
+
+
+def test_production_session_cookie_is_a_host_cookie(monkeypatch, app):
+    """Issue 23, finding 5: in production the cookie is `__Host-` prefixed, Secure, for Path=/
+    and without Domain, so no other host or path can set or read it."""
+    from portal import create_app
+    from tests.conftest import _test_config
+
+    monkeypatch.setenv("PORTAL_ENV", "production")
+    production = create_app(_test_config(app.config["SQLALCHEMY_DATABASE_URI"], Path("/tmp")))
+    with production.app_context():
+        # The CSRF token lives in the session: asking for one sets the cookie.
+        response = production.test_client().get("/csrf-token", base_url="https://portal.example")
+    cookie = response.headers["Set-Cookie"]
+    assert cookie.startswith("__Host-fls-session=")
+    attributes = [part.strip().lower() for part in cookie.split(";")]
+    assert "secure" in attributes and "path=/" in attributes and "httponly" in attributes
+    assert not any(part.startswith("domain=") for part in attributes)

@@ -21,7 +21,10 @@ def _code(secret: str, at: datetime) -> str:
 
 
 def _enrol(client, now: datetime) -> tuple[str, list[str]]:
-    """Enrol the signed-in user through the pages; returns the secret and recovery codes."""
+    """Enrol the signed-in user through the pages, confirming it is them first (the password: no
+    second factor yet); returns the secret and recovery codes."""
+    confirmed = client.post("/auth/confirm", data={"password": TEST_PASSWORD})
+    assert confirmed.status_code == 302, confirmed.get_data(as_text=True)[:500]
     page = client.get("/auth/two-factor")
     assert page.status_code == 200
     assert b"/auth/two-factor/qr.svg" in page.data
@@ -52,6 +55,10 @@ def test_admin_without_totp_is_sent_to_enrol_before_anything_else(client, make_u
         assert response.headers["Location"].endswith("/auth/two-factor"), path
     htmx = client.get("/admin/users", headers={"HX-Request": "true"})
     assert htmx.status_code == 403 and htmx.headers["HX-Redirect"].endswith("/auth/two-factor")
+    # Enrolling asks for the password again first (a borrowed session cannot enrol a phone).
+    asked = client.get("/auth/two-factor")
+    assert asked.status_code == 302 and "/auth/confirm" in asked.headers["Location"]
+    client.post("/auth/confirm", data={"password": TEST_PASSWORD})
     assert client.get("/auth/two-factor").status_code == 200
 
 
@@ -59,6 +66,7 @@ def test_qr_code_is_svg_made_on_the_server_without_style_attributes(client, make
     from tests.conftest import sign_in
 
     sign_in(client, make_user(role="admin", second_factor=False))
+    client.post("/auth/confirm", data={"password": TEST_PASSWORD})
     client.get("/auth/two-factor")
     svg = client.get("/auth/two-factor/qr.svg")
     assert svg.status_code == 200
@@ -91,7 +99,7 @@ def test_sign_in_with_totp_starts_session_only_after_the_code(app, client, make_
     assert done.status_code == 302
     assert client.get("/").status_code == 200
     actions = [e.action for e in db.session.scalars(select(AuditEvent).order_by(AuditEvent.id))]
-    assert actions[-2:] == ["sign_in_password_ok", "sign_in"]
+    assert actions[-3:] == ["sign_in_password_ok", "sign_in", "session_started"]
 
 
 def test_a_reused_totp_code_is_refused(client, make_user, db):
@@ -191,7 +199,7 @@ def test_wrong_codes_slow_the_account_down(app, client, make_user, db):
         client.post("/auth/second-factor", data={"code": "000000"})
     slowed = client.post("/auth/second-factor", data={"code": "000000"})
     assert slowed.status_code == 429
-    assert b"Too many failed attempts" in slowed.data
+    assert b"Too many failed sign-in attempts" in slowed.data
 
 
 def test_second_factor_step_has_a_per_address_rate_limit(limited_app, make_user):
@@ -253,26 +261,28 @@ def test_second_factor_without_pending_password_goes_to_sign_in(client, field):
     assert response.status_code == 302 and "/auth/sign-in" in response.headers["Location"]
 
 
-def test_replacing_the_app_needs_a_current_code(client, make_user, db):
-    from tests.conftest import sign_in
+def test_replacing_the_app_needs_the_user_to_confirm_it_is_them(client, make_user, db, clock):
+    from tests.conftest import confirm_identity, sign_in
 
     user = make_user(role="lead", second_factor=False)
     sign_in(client, user)
-    now = datetime.now(UTC)
-    secret, _ = _enrol(client, now)
-    # A borrowed session without the phone cannot swap in another app.
-    refused = client.post("/auth/two-factor/restart", data={"code": "000000"})
-    assert refused.status_code == 302
-    assert b"portal-secret" not in client.get("/auth/two-factor").data
-    later = now + timedelta(seconds=60)
-    with mock.patch("portal.clock.now", return_value=later):
-        client.post("/auth/two-factor/restart", data={"code": _code(secret, later)})
+    secret, _ = _enrol(client, datetime.now(UTC))
+    # Some minutes later a borrowed session, without the password and phone, cannot swap apps.
+    clock.shift(timedelta(minutes=6))
+    refused = client.post("/auth/two-factor/restart")
+    assert refused.status_code == 302 and "/auth/confirm" in refused.headers["Location"]
+    wrong = client.post(
+        "/auth/confirm", data={"password": TEST_PASSWORD, "code": "000000"}, follow_redirects=False
+    )
+    assert wrong.status_code == 200 and b"Enter your correct password" in wrong.data
+    confirm_identity(client, user)
+    client.post("/auth/two-factor/restart")
     page = client.get("/auth/two-factor").get_data(as_text=True)
     new_secret = re.search(r'class="portal-secret">([A-Z2-7 ]+)<', page).group(1).replace(" ", "")
     assert new_secret != secret
-    even_later = later + timedelta(seconds=60)
-    with mock.patch("portal.clock.now", return_value=even_later):
-        client.post("/auth/two-factor", data={"code": _code(new_secret, even_later)})
+    later = datetime.now(UTC) + timedelta(seconds=60)
+    with mock.patch("portal.clock.now", return_value=later):
+        client.post("/auth/two-factor", data={"code": _code(new_secret, later)})
     db.session.expire_all()
     assert db.session.get(type(user), user.id).totp_secret == new_secret
 
@@ -284,6 +294,7 @@ def test_the_secret_being_enrolled_is_never_in_the_cookie(client, make_user):
     from tests.conftest import sign_in
 
     sign_in(client, make_user(role="admin", second_factor=False))
+    client.post("/auth/confirm", data={"password": TEST_PASSWORD})
     page = client.get("/auth/two-factor").get_data(as_text=True)
     secret = re.search(r'class="portal-secret">([A-Z2-7 ]+)<', page).group(1).replace(" ", "")
     cookie = client.get_cookie("session").value
@@ -293,3 +304,42 @@ def test_the_secret_being_enrolled_is_never_in_the_cookie(client, make_user):
         raw = zlib.decompress(raw)
     assert b"enrol_nonce" in raw
     assert secret.encode() not in raw
+
+
+def test_recovery_codes_are_stored_with_a_salted_slow_hash(app, db, make_user):
+    """Issue 23, finding 4: recovery codes were plain SHA-256, one brute-force pass for every
+    user. Now Argon2id, each salted: the same code gives different hashes."""
+    from portal.accounts import second_factor
+    from portal.models import RecoveryCode
+
+    user = make_user(role="clinician", second_factor=True)
+    codes = second_factor.regenerate_recovery_codes(Actor.command_line(), user)
+    db.session.commit()
+    stored = db.session.scalars(select(RecoveryCode.code_hash)).all()
+    assert all(h.startswith("$argon2id$") for h in stored)
+    assert len(set(stored)) == 10
+    assert second_factor.verify(Actor.command_line(), user, codes[3]) == "recovery"
+    assert second_factor.verify(Actor.command_line(), user, codes[3]) is None
+
+
+def test_codes_stored_before_argon2_still_work_once_and_ask_to_be_replaced(client, db, make_user):
+    """Rows made before revision 0006 hold a plain SHA-256: kept working until used or replaced
+    (docs/security.md), and the two-factor page asks for new codes."""
+    import hashlib
+
+    from portal.accounts import second_factor
+    from portal.models import RecoveryCode
+    from tests.conftest import sign_in
+
+    user = make_user(role="clinician", second_factor=True)
+    db.session.add(
+        RecoveryCode(user_id=user.id, code_hash=hashlib.sha256(b"ABCDE23456").hexdigest())
+    )
+    db.session.commit()
+    assert second_factor.has_old_recovery_codes(user)
+    sign_in(client, user)
+    assert b"stored them more safely" in client.get("/auth/two-factor").data
+    assert second_factor.verify(Actor.command_line(), user, "abcde-23456") == "recovery"
+    assert second_factor.verify(Actor.command_line(), user, "abcde-23456") is None
+    db.session.commit()
+    assert not second_factor.has_old_recovery_codes(user)

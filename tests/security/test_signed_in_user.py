@@ -10,17 +10,35 @@ from tests.conftest import sign_in
 from tests.integration.journey.conftest import nhs_number, registration
 
 
+def _load(app, user_id: int, session_id: str, *, recorded: bool = True):
+    """The sign-in check of one request whose cookie names `session_id` and, unless
+    `recorded` is False, carries the token of an open session record of the user."""
+    from flask import session
+
+    from portal.accounts import sessions
+    from portal.audit.actor import Actor
+    from portal.extensions import db
+    from portal.models import User
+    from portal.security import SESSION_TOKEN, _load_user
+
+    with app.test_request_context("/"):
+        user = db.session.get(User, user_id) if recorded else None
+        if user is not None:
+            session[SESSION_TOKEN] = sessions.start(Actor.visitor("127.0.0.1"), user, None)
+            db.session.commit()
+            db.session.expunge_all()  # nothing of theirs in the identity map
+        return _load_user(session_id)
+
+
 def test_the_signed_in_user_carries_role_service_ids_and_services_in_code_order(
     app, make_service, make_user, db
 ):
-    from portal.security import _load_user
-
     later, earlier = make_service(code="ZZZ"), make_service(code="AAA")
     user = make_user(role="lead", services=[later, earlier])
     user_id, email, service_ids = user.id, user.email, {later.id, earlier.id}
-    db.session.expunge_all()  # nothing of theirs in the identity map
+    db.session.expunge_all()
 
-    signed = _load_user(f"{user_id}:1")
+    signed = _load(app, user_id, f"{user_id}:1")
 
     assert (signed.id, signed.role, signed.email) == (user_id, "lead", email)
     assert signed.service_ids == service_ids
@@ -29,26 +47,33 @@ def test_the_signed_in_user_carries_role_service_ids_and_services_in_code_order(
 
 
 def test_a_user_without_services_has_none(app, make_user, db):
-    from portal.security import _load_user
-
     admin = make_user(role="admin")
-    signed = _load_user(f"{admin.id}:1")
+    signed = _load(app, admin.id, f"{admin.id}:1")
     assert signed.service_ids == set() and signed.services == []
 
 
 @pytest.mark.parametrize("session_id", ["{id}:2", "{id}", "{id}:x", "0:1"])
 def test_a_session_of_another_version_or_no_user_is_refused(app, make_user, session_id):
-    from portal.security import _load_user
-
     user = make_user()
-    assert _load_user(session_id.format(id=user.id)) is None
+    assert _load(app, user.id, session_id.format(id=user.id)) is None
 
 
 def test_an_inactive_user_is_refused(app, make_user):
-    from portal.security import _load_user
-
     user = make_user(active=False)
-    assert _load_user(f"{user.id}:1") is None
+    assert _load(app, user.id, f"{user.id}:1") is None
+
+
+def test_a_session_without_an_open_record_is_refused(app, make_user, db):
+    from portal.accounts import sessions
+    from portal.audit.actor import Actor
+    from portal.models import User, UserSession
+
+    user_id = make_user().id
+    assert _load(app, user_id, f"{user_id}:1", recorded=False) is None
+    assert _load(app, user_id, f"{user_id}:1") is not None
+    sessions.end_every(Actor.command_line(), db.session.get(User, user_id))
+    db.session.commit()
+    assert db.session.query(UserSession).filter(UserSession.ended_at.is_(None)).count() == 0
 
 
 def test_a_new_service_membership_counts_from_the_next_request(

@@ -171,3 +171,14 @@ def test_hidden_state_and_status_tag_escape_what_they_print(app):
             tag == '<strong class="portal-status portal-status--in-progress">In progress</strong>\n'
         )
         assert "&lt;b&gt;" in status_tag("<b>")
+
+
+def test_times_are_shown_in_london_time_summer_time_included():
+    from datetime import datetime
+
+    from portal.templating import uk_datetime
+
+    assert uk_datetime(datetime(2026, 7, 1, 13, 5)) == "1 July 2026, 14:05"  # BST
+    assert uk_datetime(datetime(2026, 12, 1, 13, 5)) == "1 December 2026, 13:05"  # GMT
+    assert uk_datetime(datetime(2026, 6, 30, 23, 30)) == "1 July 2026, 00:30"
+    assert uk_datetime(None) == ""

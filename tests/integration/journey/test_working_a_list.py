@@ -85,7 +85,7 @@ def test_a_row_shows_who_to_call_what_is_due_and_the_last_attempt(editor, waitin
     assert f"16-week contact by {due_by.day} {due_by.strftime('%B %Y')}" in page
     assert f"{TEST_TODAY.day} {TEST_TODAY.strftime('%B %Y')}: telephone, no answer" in page
     # An attempt leaves the episode on the list; views of the list are audited.
-    assert db.session.query(AuditEvent).filter_by(action="view_worklist").count() >= 1
+    assert db.session.query(AuditEvent).filter_by(action="view_list").count() >= 1
 
 
 def test_due_in_the_next_14_days(editor, waiting):
