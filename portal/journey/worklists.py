@@ -21,6 +21,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from kpis import dataset as ds
 from kpis.sql import unindexed
+from portal import query_values
 from portal.extensions import db
 from portal.journey import contacts
 from portal.journey.rules import age_on, missing_audited_fields
@@ -287,16 +288,14 @@ def _missing_counts(episode_ids: list[int]) -> dict[int, int]:
 
 def choices(values: Mapping[str, str], *, posted: bool) -> dict[str, Any]:
     """The sort, order, status, NHS number and name filters and page asked for. The NHS number
-    and name filters are read from a posted form only. A posted form may carry `resort` ("column:order", a column
-    heading pressed) or `goto` (a page number pressed) from the buttons of a filtered list."""
+    and name filters are read from a posted form only. A posted form may carry `resort`
+    ("column:order", a column heading pressed) or `goto` (a page number pressed) from the buttons
+    of a filtered list. A page number no list has (10**30, -1, "x") is page 1."""
     sort, order = values.get("sort", "fracture_date"), values.get("order", "asc")
     if posted and values.get("resort"):
         sort, _, order = values["resort"].partition(":")
     wanted_page = values.get("goto") if posted and values.get("goto") else values.get("page", "1")
-    try:
-        page_number = int(wanted_page or "1")
-    except ValueError:
-        page_number = 1
+    page_number = query_values.page_number(wanted_page)
     return dict(
         status=values.get("status", ""),
         nhs=values.get("nhs", "")[:20] if posted else "",
