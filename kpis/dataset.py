@@ -121,6 +121,19 @@ ADDED_FIELDS = (
     *FALLS_RISK_FIELDS,
     *REFRACTURE_DETAIL_FIELDS,
 )
+# The patient, for direct care (dataset.md, "Patient, for direct care"): optional,
+# patient-identifiable, never in the FLS-DB format or on public pages. In the canonical CSV they
+# follow the 35 FLS-DB-based columns, in this order.
+DIRECT_CARE_FIELDS = (
+    "given_name",
+    "family_name",
+    "hospital_number",
+    "phone",
+    "gp_practice",
+    "gp_practice_code",
+    "preferred_language",
+    "interpreter_needed",
+)
 
 # Episode fields by journey stage, in the order of dataset.md.
 STAGES = {
@@ -172,8 +185,11 @@ EPISODE_FIELDS = tuple(field for fields in STAGES.values() for field in fields)
 # The 29 episode fields of dataset.md's first 35 columns, in their order.
 DATASET_EPISODE_FIELDS = tuple(field for field in EPISODE_FIELDS if field not in ADDED_FIELDS)
 
-# Canonical CSV column order (dataset.md, "Columns"); fields added later go after, never between.
-CSV_COLUMNS = ("service_code",) + PATIENT_FIELDS + DATASET_EPISODE_FIELDS + ADDED_FIELDS
+# Canonical CSV column order (dataset.md, "Columns"): the 35 FLS-DB-based columns, the eight
+# direct-care ones (columns 36-43), then the fields added later, in the order they were added.
+CSV_COLUMNS = (
+    ("service_code",) + PATIENT_FIELDS + DATASET_EPISODE_FIELDS + DIRECT_CARE_FIELDS + ADDED_FIELDS
+)
 
 # FLS-DB question codes (dataset version 3).
 FLSDB_CODES = {
@@ -284,6 +300,7 @@ CHOICES = {
     "refracture1_site": FRACTURE_SITES,
     "refracture2_site": FRACTURE_SITES,
     "refracture3_site": FRACTURE_SITES,
+    "interpreter_needed": YES_NO_UNKNOWN,
 }
 MULTI_VALUE_FIELDS = ("fracture_sites", "bone_therapy")
 DATE_FIELDS = (
@@ -365,6 +382,15 @@ LABELS = {
     "refracture2_date": "Date of the second new fracture",
     "refracture3_site": "Site of the third new fracture",
     "refracture3_date": "Date of the third new fracture",
+    # For direct care
+    "given_name": "Given name",
+    "family_name": "Family name",
+    "hospital_number": "Hospital number",
+    "phone": "Telephone",
+    "gp_practice": "GP practice",
+    "gp_practice_code": "GP practice code",
+    "preferred_language": "Preferred language",
+    "interpreter_needed": "Interpreter needed",
 }
 
 # Spellings found in old exports that mean "Not known" wherever Not known is allowed

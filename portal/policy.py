@@ -36,6 +36,10 @@ ACTIONS: dict[str, tuple[str, ...]] = {
     "see_every_service_figures": (ADMIN,),
     # Each service's hip fractures a year (NHFD), for the missed-patients estimate.
     "record_hip_fractures": (ADMIN,),
+    # The nurse's day (issue 18): letters to the GP and the patient; the service's letterhead
+    # and the unanswered attempts before a patient is lost to follow-up.
+    "write_letters": EDITORS,
+    "change_service_settings": (LEAD,),
 }
 # Actions that change a service's records: refused while the service is inactive.
 CHANGES_RECORDS = frozenset(
@@ -46,6 +50,8 @@ CHANGES_RECORDS = frozenset(
         "restore_episode",
         "complete_for_audit",
         "reopen_for_audit",
+        "write_letters",
+        "change_service_settings",
     }
 )
 

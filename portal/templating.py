@@ -14,8 +14,9 @@ from markupsafe import Markup
 from kpis import dataset as ds
 from portal import clock, policy
 from portal.access import current_service
-from portal.journey import fields
-from portal.journey.rules import format_value
+from portal.journey import contacts, fields
+from portal.journey.rules import format_value, spaced_nhs_number
+from portal.models.contacts import CONTACT_METHODS, CONTACT_OUTCOMES
 
 
 def field_label(name: str) -> str:
@@ -99,7 +100,14 @@ def init_app(app: Flask) -> None:
         new_submission_id=new_submission_id,
         status_tag=status_tag,
         may=policy.may,
+        contact_purposes=contacts.PURPOSE_LABELS,
+        contact_methods=CONTACT_METHODS,
+        contact_outcomes=CONTACT_OUTCOMES,
     )
     app.jinja_env.filters.update(
-        uk_date=uk_date, uk_datetime=uk_datetime, error_link=error_link, shown=shown
+        uk_date=uk_date,
+        uk_datetime=uk_datetime,
+        error_link=error_link,
+        shown=shown,
+        nhs_number=spaced_nhs_number,
     )

@@ -1,7 +1,7 @@
 """treatment plans, fracture risk and the rest of the FLS-DB dataset
 
 Revision ID: 0009
-Revises: 0007
+Revises: 0008
 
 Issue 19: a treatment plan per episode (treatment_courses, with their doses and reviews in
 treatment_events); on episodes the type of fracture (1.10), FRAX hip and the NOGG category
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 
 revision = '0009'
-down_revision = '0007'
+down_revision = '0008'
 branch_labels = None
 depends_on = None
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from functools import cache
 
 from kpis import dataset as ds
-from portal.journey.forms import APPLIES_WHEN, DATE_PARTS
+from portal.journey.forms import APPLIES_WHEN, DATE_PARTS, FORM_CHOICES, FORM_LABELS
 
 HINTS = {
     "nhs_number": "10 digits, for example 485 777 3456. Spaces and dashes are fine.",
@@ -34,6 +34,14 @@ HINTS = {
     "nogg_risk_category": "As you judged it with the NOGG tool. The portal does not compute FRAX",
     "refracture_count": "Only when there was a new fracture",
     "refracture1_site": "Up to three new fractures, each with its site and, if known, its date",
+    "followup16_not_done_reason": "Lost to follow-up needs the service's number of unanswered "
+    "contact attempts",
+    "followup52_not_done_reason": "Lost to follow-up needs the service's number of unanswered "
+    "contact attempts",
+    "hospital_number": "Letters and digits, for example RXH123456",
+    "phone": "One or two numbers. Separate two numbers with ;",
+    "gp_practice": "The name of the practice",
+    "gp_practice_code": "Its ODS code: one letter and five digits, for example B86001",
 }
 DATE_HINT = "For example, 12 3 2024"
 NUMBER_WIDTHS = {
@@ -43,6 +51,16 @@ NUMBER_WIDTHS = {
     "frax_major_percent": 4,
     "frax_hip_percent": 4,
     "refracture_count": 2,
+}
+TEXT_WIDTHS = {
+    "nhs_number": 10,
+    "postcode": 8,
+    "hospital_number": 10,
+    "gp_practice_code": 5,
+    "given_name": 20,
+    "family_name": 20,
+    "phone": 20,
+    "preferred_language": 10,
 }
 # Long lists read better as a select than as radios.
 SELECT_FIELDS = (
@@ -59,6 +77,7 @@ OPTIONS = {
     **ds.CHOICES,
     "fracture_sites": ds.FRACTURE_SITES,
     "bone_therapy": ds.DRUGS + ds.THERAPY_OUTCOMES,
+    **FORM_CHOICES,
 }
 
 
@@ -95,13 +114,11 @@ def spec(name: str) -> FieldSpec:
         kind = "text"
     return FieldSpec(
         name=name,
-        label=ds.LABELS[name],
+        label=ds.LABELS.get(name) or FORM_LABELS[name],
         kind=kind,
         options=tuple(OPTIONS.get(name, ())),
         hint=HINTS.get(name, DATE_HINT if kind == "date" else ""),
-        width=NUMBER_WIDTHS.get(
-            name, 10 if name == "nhs_number" else 8 if name == "postcode" else None
-        ),
+        width=NUMBER_WIDTHS.get(name, TEXT_WIDTHS.get(name)),
         shown_when=APPLIES_WHEN.get(name),
         exclusive_from=ds.THERAPY_OUTCOMES[0] if name == "bone_therapy" else None,
         withdrawn=ds.WITHDRAWN_DRUGS if name in WITH_WITHDRAWN_DRUGS else (),
@@ -119,7 +136,8 @@ def input_names(name: str) -> tuple[str, ...]:
 @cache
 def anchor(name: str) -> str:
     """The id the error summary links to: the first input of the field."""
-    kind = spec(name).kind if name in ds.LABELS and name != "service_code" else "text"
+    known = name in ds.LABELS or name in FORM_LABELS
+    kind = spec(name).kind if known and name != "service_code" else "text"
     if kind == "date":
         return f"{name}-day"
     if kind in ("radios", "checkboxes"):

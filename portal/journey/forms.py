@@ -16,13 +16,40 @@ if TYPE_CHECKING:
 
 from kpis import dataset as ds
 from portal.journey.rules import ValueProblem, format_value, parse_value
+from portal.models.contacts import NOT_DONE_REASONS
 
-REGISTRATION_FIELDS = ("nhs_number", "date_of_birth", "sex", "postcode", "care_home_resident") + (
-    ds.STAGES["identification"]
+REGISTRATION_FIELDS = (
+    ("nhs_number", "date_of_birth", "sex", "postcode", "care_home_resident")
+    + ds.DIRECT_CARE_FIELDS
+    + ds.STAGES["identification"]
 )
-PATIENT_DETAIL_FIELDS = ("date_of_birth", "sex", "postcode", "care_home_resident", "date_of_death")
+PATIENT_DETAIL_FIELDS = (
+    "date_of_birth",
+    "sex",
+    "postcode",
+    "care_home_resident",
+    "date_of_death",
+) + ds.DIRECT_CARE_FIELDS
 NEW_EPISODE_FIELDS = ds.STAGES["identification"]
 DATE_PARTS = ("day", "month", "year")
+
+# Fields of the follow-up forms that are not dataset fields: why a follow-up was not done
+# (issue 18). Shown after the "done" question, only when it is No.
+NOT_DONE_REASON = {stage: f"{stage}_not_done_reason" for stage in ("followup16", "followup52")}
+FORM_CHOICES = {name: NOT_DONE_REASONS for name in NOT_DONE_REASON.values()}
+FORM_LABELS = {
+    "followup16_not_done_reason": "Why the contact was not done",
+    "followup52_not_done_reason": "Why the follow-up was not done",
+}
+
+
+def stage_fields(stage: str) -> tuple[str, ...]:
+    """The fields a stage's form shows and saves, in their order."""
+    fields = ds.STAGES[stage]
+    if stage in NOT_DONE_REASON:
+        return (fields[0], NOT_DONE_REASON[stage], *fields[1:])
+    return fields
+
 
 # Fields that apply only given another answer of the same stage: the form hides them otherwise,
 # and a value left in a hidden field is discarded rather than refused (the user cannot see it).
@@ -34,6 +61,8 @@ APPLIES_WHEN = {
     "followup52_date": ("followup52_done", "Yes"),
     # The new fractures' detail at 12 months (issue 19).
     **dict.fromkeys(ds.REFRACTURE_DETAIL_FIELDS, ("refracture", "Yes")),
+    "followup16_not_done_reason": ("followup16_done", "No"),
+    "followup52_not_done_reason": ("followup52_done", "No"),
 }
 
 # Conflict views post each candidate under these prefixes and the user's pick under CHOOSE.
@@ -50,7 +79,7 @@ def field_of(input_name: str) -> str:
     return base if base and part in DATE_PARTS else input_name
 
 
-def _date_text(name: str, form: FormData, label: str | None = None) -> str:
+def date_text(name: str, form: FormData, label: str | None = None) -> str:
     """The day, month and year inputs of a date joined as D/M/YYYY for the dataset parser."""
     label = label or ds.LABELS[name]
     parts = {part: (form.get(f"{name}-{part}") or "").strip() for part in DATE_PARTS}
@@ -69,7 +98,7 @@ def _date_text(name: str, form: FormData, label: str | None = None) -> str:
 def read_date(name: str, form: FormData, label: str) -> date | None:
     """A date posted in three inputs outside the dataset (a dose, a review); None when empty.
     Raises ValueProblem with the dataset's words for a date that is not one."""
-    text = _date_text(name, form, label)
+    text = date_text(name, form, label)
     if not text:
         return None
     day, month, year = (int(part) for part in text.split("/"))
@@ -84,9 +113,15 @@ def read_form(fields: tuple[str, ...], form: FormData) -> tuple[dict[str, Any], 
     values: dict[str, Any] = {}
     errors: dict[str, str] = {}
     for name in fields:
+        if name in FORM_CHOICES:
+            chosen = (form.get(name) or "").strip()
+            values[name] = chosen if chosen in FORM_CHOICES[name] else None
+            if chosen and values[name] is None:
+                errors[name] = f"{FORM_LABELS[name]}: choose one of the reasons listed"
+            continue
         try:
             if name in ds.DATE_FIELDS:
-                text = _date_text(name, form)
+                text = date_text(name, form)
             elif name in ds.MULTI_VALUE_FIELDS:
                 text = ";".join(v.strip() for v in form.getlist(name) if v and v.strip())
             else:

@@ -13,9 +13,20 @@ from kpis import dataset as ds
 from portal.audit import events as audit
 from portal.audit.actor import Actor
 from portal.extensions import db
-from portal.journey import versions
+from portal.journey import contacts, unusual_dates, versions
+from portal.journey.forms import FORM_LABELS
+from portal.journey.rules import spaced_nhs_number as nhs_number
 from portal.journey.rules import uk_date
-from portal.models import AuditEvent, Episode, Patient, Service, TreatmentCourse, TreatmentEvent
+from portal.models import (
+    AuditEvent,
+    ContactAttempt,
+    Episode,
+    Letter,
+    Patient,
+    Service,
+    TreatmentCourse,
+    TreatmentEvent,
+)
 
 
 @dataclass(frozen=True)
@@ -33,19 +44,15 @@ class HistoryLine:
 
 # The treatment plan's dates (journey/treatment_saving.py), shown as the dataset's are.
 TREATMENT_DATES = ("started_on", "stopped_on", "event_date")
-RECORDS = {
-    "patient": "Patient",
-    "episode": "Episode",
-    "treatment_course": "Treatment plan",
-    "treatment_event": "Treatment plan",
-}
 
 
 def _shown(name: str, value: Any) -> str:
     """An audited value as people read it (dates day/month/year)."""
     if value is None or value == "":
         return "(empty)"
-    if name in ds.DATE_FIELDS or name in TREATMENT_DATES:
+    if name == "nhs_number":
+        return nhs_number(str(value))
+    if name in ds.DATE_FIELDS or name in TREATMENT_DATES or name == "made_on":
         try:
             return uk_date(date.fromisoformat(str(value)))
         except ValueError:
@@ -53,11 +60,34 @@ def _shown(name: str, value: Any) -> str:
     return str(value)
 
 
+# Records of the episode besides itself, as the history names them (issue 18).
+RECORDS = {
+    "episode": "Episode",
+    "patient": "Patient",
+    "treatment_course": "Treatment plan",
+    "treatment_event": "Treatment plan",
+    "contact_attempt": "Contact attempt",
+    "letter": "Letter",
+}
+# Names of what the history shows that are not dataset fields.
+OTHER_LABELS = {
+    unusual_dates.CONFIRMED_KEY: "Unusual date confirmed",
+    **FORM_LABELS,
+    **contacts.LABELS,
+    "kind": "Letter to",
+    "recipient": "To",
+    "state": "State",
+    "body": "Text",
+}
+
+
 def history(episode: Episode) -> list[HistoryLine]:
-    """Every change of the episode, of its patient and of its treatment plan, newest first: who,
-    when, field, old -> new."""
+    """Every change of the episode, of its patient, of its treatment plan, and of its contact
+    attempts and letters, newest first: who, when, field, old -> new."""
     courses = select(TreatmentCourse.id).where(TreatmentCourse.episode_id == episode.id)
     doses = select(TreatmentEvent.id).where(TreatmentEvent.course_id.in_(courses))
+    attempts = select(ContactAttempt.id).where(ContactAttempt.episode_id == episode.id)
+    letters = select(Letter.id).where(Letter.episode_id == episode.id)
     events = db.session.scalars(
         select(AuditEvent)
         .where(
@@ -65,6 +95,14 @@ def history(episode: Episode) -> list[HistoryLine]:
             | ((AuditEvent.entity_type == "patient") & (AuditEvent.entity_id == episode.patient_id))
             | ((AuditEvent.entity_type == "treatment_course") & AuditEvent.entity_id.in_(courses))
             | ((AuditEvent.entity_type == "treatment_event") & AuditEvent.entity_id.in_(doses))
+            | (
+                (AuditEvent.entity_type == "contact_attempt")
+                & AuditEvent.entity_id.in_(attempts.scalar_subquery())
+            )
+            | (
+                (AuditEvent.entity_type == "letter")
+                & AuditEvent.entity_id.in_(letters.scalar_subquery())
+            )
         )
         .where(AuditEvent.changes.is_not(None))
         .order_by(AuditEvent.at.desc(), AuditEvent.id.desc())
@@ -82,7 +120,8 @@ def history(episode: Episode) -> list[HistoryLine]:
                     who,
                     event.action,
                     record,
-                    ds.LABELS.get(name, name.replace("_", " ").capitalize()),
+                    ds.LABELS.get(name)
+                    or OTHER_LABELS.get(name, name.replace("_", " ").capitalize()),
                     _shown(name, old),
                     _shown(name, new),
                     event.detail or "",

@@ -14,17 +14,26 @@ from sqlalchemy import select
 
 from kpis import dataset as ds
 from portal.extensions import db
-from portal.journey import versions
+from portal.journey import contacts, unusual_dates, versions
 from portal.journey.audit_completion import LOCKED
 from portal.journey.forms import (
     NEW_EPISODE_FIELDS,
+    NOT_DONE_REASON,
     PATIENT_DETAIL_FIELDS,
     REGISTRATION_FIELDS,
     FormData,
     read_form,
+    stage_fields,
 )
 from portal.journey.rules import check_patient_dates, check_record, uk_date
 from portal.models import Episode, Patient, Service
+
+# Fields of the journey's forms that are not dataset fields (their errors are listed last).
+FORM_ONLY_FIELDS = (
+    "followup16_not_done_reason",
+    "followup52_not_done_reason",
+    unusual_dates.CONFIRM_FIELD,
+)
 
 
 @dataclass
@@ -37,10 +46,16 @@ class Plan:
     conflicts: list[versions.Conflict] = field(default_factory=list)
     # The record offered instead (existing patient or episode) or the record being saved.
     record: Any = None
+    # Unusual dates the save brings (journey/unusual_dates.py): refused until confirmed, then
+    # kept in the history with the change.
+    warnings: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         # The error summary lists problems in the order the fields appear in the form.
-        order = {name: index for index, name in enumerate(ds.CSV_COLUMNS)}
+        order = {
+            name: index
+            for index, name in enumerate(ds.CSV_COLUMNS + ds.DIRECT_CARE_FIELDS + FORM_ONLY_FIELDS)
+        }
         self.errors = dict(sorted(self.errors.items(), key=lambda item: order.get(item[0], -1)))
 
 
@@ -86,12 +101,34 @@ def plan_registration(service: Service, form: FormData, today: date) -> Plan:
         )
         if existing is not None:
             return Plan("existing", values=values, record=existing)
+    errors = _hospital_number_taken(service.id, values.get("hospital_number"), None) | errors
     patient = {name: values.get(name) for name in ds.PATIENT_FIELDS}
     episode = {name: values.get(name) for name in ds.EPISODE_FIELDS}
     errors = _with_record_problems(errors, check_record(patient, episode, today))
     if errors:
         return Plan("refused", values=values, errors=errors)
     return Plan("ready", values=values)
+
+
+def _hospital_number_taken(
+    service_id: int, hospital_number: str | None, patient_id: int | None
+) -> dict[str, str]:
+    """A hospital number names one patient of a service (dataset.md; a constraint too)."""
+    if not hospital_number:
+        return {}
+    other = db.session.scalar(
+        select(Patient.id).where(
+            Patient.service_id == service_id,
+            Patient.hospital_number == hospital_number,
+            Patient.id != (patient_id or 0),
+        )
+    )
+    if other is None:
+        return {}
+    return {
+        "hospital_number": f"Hospital number {hospital_number} is already another patient's "
+        "in this service"
+    }
 
 
 def _episode_on(
@@ -132,8 +169,10 @@ def plan_new_episode(patient: Patient, form: FormData, today: date) -> Plan:
 def plan_stage(
     episode: Episode, stage: str, form: FormData, base_version: int | None, today: date
 ) -> Plan:
-    """Save one stage of an episode: parse, merge with others' changes, check the whole record."""
-    fields = ds.STAGES[stage]
+    """Save one stage of an episode: parse, merge with others' changes, check the whole record,
+    the rule of a follow-up not done, and the unusual dates the save brings (refused until the
+    form confirms them)."""
+    fields = stage_fields(stage)
     values, errors = read_form(fields, form)
     if episode.audit_complete_at is not None:  # complete for the audit (audit_completion.py)
         return Plan("refused", values=values, errors={"submission_id": LOCKED}, record=episode)
@@ -159,9 +198,28 @@ def plan_stage(
                 if clash.deleted_at is not None
                 else f"This patient already has an episode for a fracture diagnosed on {uk_date(new_date)}",
             )
+    if stage in NOT_DONE_REASON:
+        problems = (
+            contacts.not_done_problems(
+                episode, stage, after, today, episode.service.attempts_before_lost
+            )
+            | problems
+        )
     if problems:
         return Plan("refused", values=merged, errors=problems, record=episode)
-    return Plan("ready", values=merged, record=episode)
+    unusual = unusual_dates.brought(before, after)
+    if not set(unusual) <= unusual_dates.confirmed(form.get(unusual_dates.CONFIRM_FIELD)):
+        return Plan(
+            "refused",
+            values=merged,
+            errors={unusual_dates.CONFIRM_FIELD: UNUSUAL_DATES_MESSAGE},
+            record=episode,
+            warnings=unusual,
+        )
+    return Plan("ready", values=merged, record=episode, warnings=unusual)
+
+
+UNUSUAL_DATES_MESSAGE = "Check the unusual dates and confirm them to save"
 
 
 def plan_patient(patient: Patient, form: FormData, base_version: int | None, today: date) -> Plan:
@@ -178,6 +236,7 @@ def plan_patient(patient: Patient, form: FormData, base_version: int | None, tod
             check_patient_dates({**before, **merged}, episodes, today),
             PATIENT_DETAIL_FIELDS,
         )
+        | _hospital_number_taken(patient.service_id, merged.get("hospital_number"), patient.id)
         | errors
     )
     if problems:

@@ -30,15 +30,17 @@ from portal.admin.forms import ConfirmForm
 from portal.extensions import db
 from portal.journey import (
     audit_completion,
+    contacts,
     deletion,
     forms,
     history,
-    patients,
+    letters,
     plans,
     saving,
+    unusual_dates,
     worklists,
 )
-from portal.journey.rules import ValueProblem, age_on, stage_status, stage_windows
+from portal.journey.rules import age_on, stage_status, stage_windows
 from portal.journey.submissions import PostedSubmission
 from portal.journey.treatment_plan.routes import plan_context
 from portal.models import Episode, Patient, Service
@@ -78,33 +80,6 @@ def _go(url: str, message: str | None):
 
 
 # Find and register -----------------------------------------------------------------------------
-
-
-@bp.route("/patients/find", methods=["GET", "POST"])
-def find_patient():
-    # The NHS number is posted, never put in a URL, so it stays out of access logs, proxy logs
-    # and browser history (security.md: no patient-identifiable data in logs).
-    service = require_current_service()
-    raw = request.form.get("nhs_number", "")
-    error = nhs_number = None
-    if request.method == "POST":
-        try:
-            nhs_number, found = patients.find_by_nhs_number(service, raw)
-        except ValueProblem as problem:
-            error = str(problem)
-        else:
-            history.record_search(current_actor(), service, found)
-            db.session.commit()
-            if found is not None:
-                return redirect(url_for("journey.patient", patient_id=found.id), 303)
-    return render_template(
-        "journey/find.html",
-        service=service,
-        raw=raw,
-        error=error,
-        not_found=nhs_number,
-        may_edit=_may_edit(service),
-    ), (422 if error else 200)
 
 
 def _registration_page(service, inputs, errors=None, existing=None, status=200):
@@ -253,9 +228,17 @@ def _statuses(episode: Episode) -> dict[str, str]:
 
 
 def _stage_context(
-    episode, stage, *, inputs=None, errors=None, version=None, saved=False, result=None
+    episode,
+    stage,
+    *,
+    inputs=None,
+    errors=None,
+    version=None,
+    saved=False,
+    result=None,
+    warnings=None,
 ):
-    fields_of_stage = ds.STAGES[stage]
+    fields_of_stage = forms.stage_fields(stage)
     return dict(
         episode=episode,
         stage=stage,
@@ -273,17 +256,27 @@ def _stage_context(
             else None
         ),
         windows=stage_windows(episode.fracture_date),
-        # Complete for the audit: read only, unless a refused save shows what was typed.
         may_edit=_may_edit(episode.service)
+        # Complete for the audit: read only, unless a refused save shows what was typed.
         and (not audit_completion.is_locked(episode) or bool(errors)),
+        warnings=warnings or {},
+        confirm_value=unusual_dates.confirmation_value(warnings or {}),
     )
 
 
 def episode_page(
-    episode: Episode, *, stage=None, status=200, plan=None, reopen_error=None, **stage_state
+    episode: Episode,
+    *,
+    stage=None,
+    status=200,
+    plan=None,
+    reopen_error=None,
+    contact_state=None,
+    **stage_state,
 ):
-    """The full episode page; the named stage shows the given state (errors, conflict), and the
-    treatment plan its own (`plan`, treatment_plan.routes.plan_context)."""
+    """The full episode page; the named stage shows the given state (errors, conflict), the
+    treatment plan its own (`plan`, treatment_plan.routes.plan_context), and the contact attempt
+    form what was typed and its errors."""
     sections = {
         name: _stage_context(episode, name, **(stage_state if name == stage else {}))
         for name in ds.STAGES
@@ -305,7 +298,42 @@ def episode_page(
         plan=plan if plan is not None else plan_context(episode),
         reopen_reason=request.form.get("reason", "") if request.method == "POST" else "",
         reopen_error=reopen_error,
+        attempts=contacts.attempts_of(episode),
+        letters=letters.letters_of(episode),
+        contact=_contact_context(episode, **(contact_state or {})),
+        may_edit=_may_edit(episode.service),
     ), status
+
+
+def _contact_context(episode: Episode, inputs=None, errors=None, saved=False):
+    today = clock.today()
+    if inputs is None:
+        inputs = MultiDict(
+            {
+                "purpose": contacts.suggested_purpose(episode, today),
+                "made_on-day": str(today.day),
+                "made_on-month": str(today.month),
+                "made_on-year": str(today.year),
+            }
+        )
+    return dict(inputs=inputs, errors=errors or {}, saved=saved)
+
+
+@bp.post("/episodes/<int:episode_id>/contact-attempts")
+def record_contact_attempt(episode_id: int):
+    record = get_episode(episode_id)
+    require("change_records", record.service)
+    anchor = url_for("journey.episode", episode_id=record.id) + "#contact-attempts"
+    result = saving.record_contact_attempt(
+        current_actor(), record, request.form, _posted(), clock.today(), outcome_url=anchor
+    )
+    db.session.commit()
+    if result.outcome in (saving.SAVED, saving.REPLAYED):
+        if result.outcome == saving.SAVED:
+            flash("Contact attempt recorded.", "success")
+        return _go(result.outcome_url or anchor, None)
+    state = dict(inputs=request.form, errors=result.errors)
+    return episode_page(record, status=422, contact_state=state)
 
 
 def _stage_answer(episode: Episode, stage: str, *, status=200, **state):
@@ -368,7 +396,13 @@ def save_stage(episode_id: int, stage: str):
     if result.outcome == saving.CONFLICT:
         return _stage_answer(record, stage, result=result, status=409)
     return _stage_answer(
-        record, stage, inputs=form, errors=result.errors, version=base_version, status=422
+        record,
+        stage,
+        inputs=form,
+        errors=result.errors,
+        version=base_version,
+        warnings=result.warnings,
+        status=422,
     )
 
 
@@ -486,41 +520,5 @@ def deleted_episodes():
     )
 
 
-# Worklists -------------------------------------------------------------------------------------
-
-
-@bp.get("/worklists")
-def worklist_index():
-    service = require_current_service()
-    return render_template(
-        "journey/worklists.html",
-        service=service,
-        counts=worklists.counts(service, clock.today()),
-    )
-
-
-@bp.route("/worklists/<key>", methods=["GET", "POST"])
-def worklist(key: str):
-    """A worklist, sorted, filtered and paged. Filtering by NHS number is posted and never put in
-    a URL (URLs reach access logs and browser history); sorting and paging a list filtered that
-    way post the filter again. A number given in a query string is ignored."""
-    service = require_current_service()
-    chosen = worklists.WORKLISTS.get(key)
-    if chosen is None:
-        abort(404)
-    posted = request.method == "POST"
-    result = worklists.page(
-        chosen,
-        service,
-        clock.today(),
-        **worklists.choices(request.form if posted else request.args, posted=posted),
-    )
-    history.record_list_view(
-        current_actor(),
-        service,
-        f"worklist {key}, page {result.page} of {result.pages}",
-        [row.patient_id for row in result.rows],
-    )
-    db.session.commit()
-    template = "journey/_worklist_table.html" if is_htmx() else "journey/worklist.html"
-    return render_template(template, service=service, page=result, worklists=worklists.WORKLISTS)
+# The nurse's day: finding a patient, worklists, letters (modules of their own, on this blueprint).
+from portal.journey import letter_routes, search_routes, worklist_routes  # noqa: E402, F401

@@ -26,7 +26,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from kpis import dataset as ds
 from portal.audit.actor import Actor
 from portal.extensions import db
-from portal.journey import plans, submissions, versions
+from portal.journey import contacts, plans, submissions, unusual_dates, versions
 from portal.journey.forms import FormData
 from portal.journey.plans import Plan
 from portal.journey.submissions import PostedSubmission
@@ -60,6 +60,7 @@ class SaveResult:
     conflicts: list[Conflict] = field(default_factory=list)
     status_code: int = 200
     outcome_url: str | None = None
+    warnings: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def of_plan(cls, plan: Plan) -> SaveResult:
@@ -69,6 +70,7 @@ class SaveResult:
             values=plan.values,
             errors=plan.errors,
             conflicts=plan.conflicts,
+            warnings=plan.warnings,
         )
 
 
@@ -85,10 +87,9 @@ def register_patient(
     service offers that patient instead (`existing`)."""
 
     def write(plan: Plan) -> Episode:
-        patient = Patient(
-            service_id=service.id, **{n: plan.values.get(n) for n in ds.PATIENT_FIELDS}
-        )
-        versions.record_create(actor, patient, ds.PATIENT_FIELDS)
+        fields = ds.PATIENT_FIELDS + ds.DIRECT_CARE_FIELDS
+        patient = Patient(service_id=service.id, **{n: plan.values.get(n) for n in fields})
+        versions.record_create(actor, patient, fields)
         episode = Episode(
             service_id=service.id,
             patient_id=patient.id,
@@ -218,8 +219,42 @@ def save_planned(
     )
 
 
+def record_contact_attempt(
+    actor: Actor,
+    episode: Episode,
+    form: FormData,
+    submission: PostedSubmission,
+    today: date,
+    *,
+    outcome_url: str,
+) -> SaveResult:
+    """Record an attempt to reach the patient about an episode (journey/contacts.py)."""
+
+    def plan() -> Plan:
+        values, errors = contacts.read_attempt(episode, form, today)
+        if errors:
+            return Plan("refused", values=values, errors=errors, record=episode)
+        return Plan("ready", values=values, record=episode)
+
+    return _save(
+        actor,
+        submission,
+        kind="contact_attempt",
+        plan=plan,
+        write=lambda planned: contacts.write_attempt(actor, episode, planned.values),
+        outcome_url=lambda _record: outcome_url,
+        known=episode,
+    )
+
+
 def _write_update(actor: Actor, plan: Plan) -> Any:
-    versions.record_update(actor, plan.record, plan.values)
+    # Unusual dates the nurse confirmed are kept with the change they came with.
+    noted = (
+        {unusual_dates.CONFIRMED_KEY: (None, "; ".join(plan.warnings.values()))}
+        if plan.warnings
+        else None
+    )
+    versions.record_update(actor, plan.record, plan.values, noted=noted)
     return plan.record
 
 

@@ -108,10 +108,12 @@ def record_update(
     *,
     action: str = "update",
     detail: str | None = None,
+    noted: dict[str, tuple[Any, Any]] | None = None,
 ) -> dict[str, tuple[Any, Any]]:
     """Write the values that changed and audit them with the versions they move between.
 
-    Returns the changes; nothing is written (and the version stays) when nothing changed. The ORM
+    Returns the changes; nothing is written (and the version stays) when nothing changed.
+    `noted` is kept in the audit event beside the changes (a confirmation that came with them). The ORM
     updates the row only from the version it was read at (the model's version_id_col: `UPDATE ...
     WHERE version = :read`), so a save that lost a race meets StaleDataError and writes nothing.
     """
@@ -124,7 +126,11 @@ def record_update(
         setattr(entity, field, new)
     db.session.flush()
     audit.record(
-        actor, action, entity, {**changes, VERSION_KEY: (before, entity.version)}, detail=detail
+        actor,
+        action,
+        entity,
+        {**changes, **(noted or {}), VERSION_KEY: (before, entity.version)},
+        detail=detail,
     )
     _advance_data_version(entity.service_id)
     return changes

@@ -2,7 +2,10 @@
 
 d is the number of days since fracture_date, today (Europe/London). An episode stays on a list
 until the field that ends its wait is answered; deceased patients and deleted episodes never
-appear. Windows are inclusive and turned into fracture-date bounds so that the database does the
+appear. A follow-up recorded as not done ends the wait once its window has closed, or at once when
+the patient was lost to follow-up (issue 18): a "not done" brought in by an import before then
+keeps the episode listed. Each row shows who the patient is, what is due by when and the last
+attempt to reach them (journey/contacts.py). Windows are inclusive and turned into fracture-date bounds so that the database does the
 filtering, sorting and paging (a service of 30,000 episodes stays fast).
 """
 
@@ -18,12 +21,26 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from kpis import dataset as ds
 from kpis.sql import unindexed
+from portal import query_values
 from portal.extensions import db
-from portal.journey.rules import missing_audited_fields
+from portal.journey import contacts
+from portal.journey.rules import age_on, missing_audited_fields
+from portal.journey.rules.direct_care import fold_name
 from portal.models import Episode, Patient, Service
+from portal.models.contacts import LOST_TO_FOLLOW_UP as LOST
+
+# The last day of each follow-up's window, in days since the fracture.
+FOLLOWUP_CLOSES = {
+    "followup16": ds.FOLLOWUP16_WINDOW_DAYS[1],
+    "followup52": ds.FOLLOWUP52_WINDOW_DAYS[1],
+}
 
 PAGE_SIZE = 50
-STATUSES = ("due", "overdue")
+# The print view and the CSV download show a whole list, up to this many rows.
+WHOLE_LIST = 2000
+STATUSES = ("due", "overdue", "soon")
+# "Due in the next 14 days": the last day of the wait falls within this many days from today.
+SOON_DAYS = 14
 
 
 @dataclass(frozen=True)
@@ -40,6 +57,8 @@ class Worklist:
     due_until: int | None
     due_label: str
     overdue_label: str
+    # What the nurse must do for a listed episode, as a row says it ("16-week contact").
+    task: str = ""
 
 
 WORKLISTS: dict[str, Worklist] = {
@@ -53,6 +72,7 @@ WORKLISTS: dict[str, Worklist] = {
             ds.ASSESSMENT_DUE_DAYS,
             "Waiting",
             "Past day 90",
+            "Assessment",
         ),
         Worklist(
             "dxa-not-done",
@@ -62,6 +82,7 @@ WORKLISTS: dict[str, Worklist] = {
             ds.ASSESSMENT_DUE_DAYS,
             "Waiting",
             "Past day 90",
+            "DXA",
         ),
         Worklist(
             "followup16",
@@ -72,6 +93,7 @@ WORKLISTS: dict[str, Worklist] = {
             ds.FOLLOWUP16_WINDOW_DAYS[1],
             "Due",
             "Overdue",
+            "16-week contact",
         ),
         Worklist(
             "followup52",
@@ -81,6 +103,7 @@ WORKLISTS: dict[str, Worklist] = {
             ds.FOLLOWUP52_WINDOW_DAYS[1],
             "Due",
             "Overdue",
+            "12-month follow-up",
         ),
         Worklist(
             "incomplete",
@@ -90,13 +113,30 @@ WORKLISTS: dict[str, Worklist] = {
             None,
             "Incomplete",
             "",
+            "Missing fields",
+        ),
+        Worklist(
+            "due-soon",
+            "Due in the next 14 days",
+            "Assessment, DXA, the 16-week contact or the 12-month follow-up whose last day falls "
+            "in the next 14 days.",
+            None,
+            None,
+            "Due soon",
+            "",
+            "",
         ),
     )
 }
+# The lists whose waits have a last day, in the order a row of "due in the next 14 days" names
+# the first of them that is due.
+TIMED = ("awaiting-assessment", "dxa-not-done", "followup16", "followup52")
 
 SORTS: dict[str, Any] = {
     "fracture_date": Episode.fracture_date,
     "nhs_number": Patient.nhs_number,
+    "name": Patient.family_name_search,
+    "date_of_birth": Patient.date_of_birth,
 }
 
 
@@ -106,16 +146,30 @@ def _empty(column) -> ColumnElement[bool]:
     return column.is_(None)
 
 
-def _waiting(key: str) -> ColumnElement[bool]:
+def _followup_waiting(stage: str, today: date) -> ColumnElement[bool]:
+    """The follow-up is not answered, or recorded as not done while its window is still open and
+    the patient was not lost to follow-up (an import may bring such a "No")."""
+    done = getattr(Episode, f"{stage}_done")
+    reason = getattr(Episode, f"{stage}_not_done_reason")
+    closes = FOLLOWUP_CLOSES[stage]
+    return or_(
+        _empty(done),
+        and_(
+            done == "No",
+            Episode.fracture_date >= _day(today, closes),
+            or_(reason.is_(None), reason != LOST),
+        ),
+    )
+
+
+def _waiting(key: str, today: date) -> ColumnElement[bool]:
     """The field that ends the wait is not answered."""
     if key == "awaiting-assessment":
         return _empty(Episode.assessment_date)
     if key == "dxa-not-done":
         return and_(Episode.dxa_status == "Recommended", _empty(Episode.dxa_date))
-    if key == "followup16":
-        return _empty(Episode.followup16_done)
-    if key == "followup52":
-        return _empty(Episode.followup52_done)
+    if key in ("followup16", "followup52"):
+        return _followup_waiting(key, today)
     if key == "incomplete":
         return or_(
             *(
@@ -138,14 +192,34 @@ def _live_in(service: Service) -> list[ColumnElement[bool]]:
 
 
 def _membership(worklist: Worklist, service: Service, today: date) -> list[ColumnElement[bool]]:
+    if worklist.key == "due-soon":
+        return [*_live_in(service), Patient.date_of_death.is_(None), _due_soon(service, today)]
     conditions = [
         *_live_in(service),
         Patient.date_of_death.is_(None),
-        _waiting(worklist.key),
+        _waiting(worklist.key, today),
     ]
     if worklist.listed_from is not None:
         conditions.append(Episode.fracture_date <= _day(today, worklist.listed_from))
     return conditions
+
+
+def _soon(worklist: Worklist, today: date) -> ColumnElement[bool]:
+    """The last day of the wait is today or within the next SOON_DAYS days."""
+    assert worklist.due_until is not None
+    return and_(
+        Episode.fracture_date >= _day(today, worklist.due_until),
+        Episode.fracture_date <= _day(today, worklist.due_until - SOON_DAYS),
+    )
+
+
+def _due_soon(service: Service, today: date) -> ColumnElement[bool]:
+    return or_(
+        *(
+            and_(*_membership(WORKLISTS[key], service, today)[3:], _soon(WORKLISTS[key], today))
+            for key in TIMED
+        )
+    )
 
 
 def _overdue(worklist: Worklist, today: date) -> ColumnElement[bool] | None:
@@ -164,6 +238,15 @@ class Row:
     days: int
     overdue: bool
     missing: int | None
+    name: str = ""
+    given_name: str | None = None
+    family_name: str | None = None
+    age: int | None = None
+    phone: str | None = None
+    # What is due (the list's task, or the first due of "due in the next 14 days") and by when.
+    task: str = ""
+    due_by: date | None = None
+    last_attempt: contacts.LastAttempt | None = None
 
 
 @dataclass(frozen=True)
@@ -177,6 +260,12 @@ class Page:
     order: str
     status: str
     nhs: str
+    name: str = ""
+
+    @property
+    def identifying(self) -> bool:
+        """Filtered by NHS number or name: sorting and paging post the filter again."""
+        return bool(self.nhs or self.name)
 
 
 def _missing_counts(episode_ids: list[int]) -> dict[int, int]:
@@ -198,20 +287,19 @@ def _missing_counts(episode_ids: list[int]) -> dict[int, int]:
 
 
 def choices(values: Mapping[str, str], *, posted: bool) -> dict[str, Any]:
-    """The sort, order, status, NHS number filter and page asked for. The NHS number filter is
-    read from a posted form only. A posted form may carry `resort` ("column:order", a column
-    heading pressed) or `goto` (a page number pressed) from the buttons of a filtered list."""
+    """The sort, order, status, NHS number and name filters and page asked for. The NHS number
+    and name filters are read from a posted form only. A posted form may carry `resort`
+    ("column:order", a column heading pressed) or `goto` (a page number pressed) from the buttons
+    of a filtered list. A page number no list has (10**30, -1, "x") is page 1."""
     sort, order = values.get("sort", "fracture_date"), values.get("order", "asc")
     if posted and values.get("resort"):
         sort, _, order = values["resort"].partition(":")
     wanted_page = values.get("goto") if posted and values.get("goto") else values.get("page", "1")
-    try:
-        page_number = int(wanted_page or "1")
-    except ValueError:
-        page_number = 1
+    page_number = query_values.page_number(wanted_page)
     return dict(
         status=values.get("status", ""),
         nhs=values.get("nhs", "")[:20] if posted else "",
+        name=values.get("name", "").strip()[:100] if posted else "",
         sort=sort,
         order=order,
         page_number=page_number,
@@ -225,23 +313,37 @@ def page(
     *,
     status: str = "",
     nhs: str = "",
+    name: str = "",
     sort: str = "fracture_date",
     order: str = "asc",
     page_number: int = 1,
+    page_size: int = PAGE_SIZE,
 ) -> Page:
-    """One page of a worklist, filtered by status (due/overdue) and NHS number, sorted and paged.
+    """One page of a worklist, filtered by status (due, overdue, due in the next 14 days), NHS
+    number and name, sorted and paged.
 
     Sorting by fracture date oldest first puts the longest wait at the top.
     """
     conditions = _membership(worklist, service, today)
     overdue = _overdue(worklist, today)
     if status in STATUSES and overdue is not None:
-        conditions.append(overdue if status == "overdue" else ~overdue)
+        if status == "soon":
+            conditions.append(_soon(worklist, today))
+        else:
+            conditions.append(overdue if status == "overdue" else ~overdue)
     else:
         status = ""
     digits = "".join(ch for ch in nhs if ch.isdigit())
     if digits:
         conditions.append(Patient.nhs_number.contains(digits, autoescape=True))
+    folded = fold_name(name)
+    if folded:
+        conditions.append(
+            or_(
+                Patient.family_name_search.contains(folded, autoescape=True),
+                Patient.given_name_search.contains(folded, autoescape=True),
+            )
+        )
     sort = sort if sort in SORTS else "fracture_date"
     order = "desc" if order == "desc" else "asc"
     column = SORTS[sort]
@@ -253,6 +355,11 @@ def page(
         Patient.nhs_number,
         Episode.fracture_date,
         Episode.fracture_sites,
+        Patient.given_name,
+        Patient.family_name,
+        Patient.date_of_birth,
+        Patient.phone,
+        *(WAIT_COLUMNS if worklist.key == "due-soon" else ()),
         # The size of the whole list comes with its page: one pass over the service's episodes.
         func.count().over().label("total"),
     ]
@@ -263,8 +370,8 @@ def page(
             .join(Patient, Patient.id == Episode.patient_id)
             .where(*conditions)
             .order_by(*ordering)
-            .limit(PAGE_SIZE)
-            .offset((number - 1) * PAGE_SIZE)
+            .limit(page_size)
+            .offset((number - 1) * page_size)
         ).all()
 
     page_number = max(1, page_number)
@@ -279,14 +386,17 @@ def page(
             )
             or 0
         )
-        page_number = max(1, -(-total // PAGE_SIZE))
+        page_number = max(1, -(-total // page_size))
         results = fetch(page_number)
     total = results[0].total if results else 0
-    pages = max(1, -(-total // PAGE_SIZE))
-    missing = _missing_counts([r.id for r in results]) if worklist.key == "incomplete" else {}
+    pages = max(1, -(-total // page_size))
+    ids = [r.id for r in results]
+    missing = _missing_counts(ids) if worklist.key == "incomplete" else {}
+    attempts = contacts.last_attempts(ids)
     rows = []
     for result in results:
         days = (today - result.fracture_date).days
+        task, due_by = _task(worklist, result, today)
         rows.append(
             Row(
                 episode_id=result.id,
@@ -297,9 +407,61 @@ def page(
                 days=days,
                 overdue=worklist.due_until is not None and days > worklist.due_until,
                 missing=missing.get(result.id),
+                name=" ".join(p for p in (result.given_name, result.family_name) if p),
+                given_name=result.given_name,
+                family_name=result.family_name,
+                age=age_on(result.date_of_birth, today),
+                phone=result.phone,
+                task=task,
+                due_by=due_by,
+                last_attempt=attempts.get(result.id),
             )
         )
-    return Page(worklist, rows, total, page_number, pages, sort, order, status, nhs)
+    return Page(worklist, rows, total, page_number, pages, sort, order, status, nhs, name)
+
+
+# What "due in the next 14 days" reads to tell which wait of a row is due.
+WAIT_COLUMNS = (
+    Episode.assessment_date,
+    Episode.dxa_status,
+    Episode.dxa_date,
+    Episode.followup16_done,
+    Episode.followup16_not_done_reason,
+    Episode.followup52_done,
+    Episode.followup52_not_done_reason,
+)
+
+
+def _waits(result: Any, today: date) -> list[str]:
+    """The timed lists a "due in the next 14 days" row waits on, read from its columns."""
+    days = (today - result.fracture_date).days
+    waits = []
+    if not result.assessment_date:
+        waits.append("awaiting-assessment")
+    if result.dxa_status == "Recommended" and not result.dxa_date:
+        waits.append("dxa-not-done")
+    for stage in ("followup16", "followup52"):
+        done, reason = getattr(result, f"{stage}_done"), getattr(result, f"{stage}_not_done_reason")
+        closes = FOLLOWUP_CLOSES[stage]
+        if not done or (done == "No" and days <= closes and reason != LOST):
+            waits.append(stage)
+    return waits
+
+
+def _task(worklist: Worklist, result: Any, today: date) -> tuple[str, date | None]:
+    """What is due for a row and its last day."""
+    if worklist.key == "incomplete":
+        return worklist.task, None
+    if worklist.key != "due-soon":
+        assert worklist.due_until is not None
+        return worklist.task, result.fracture_date + timedelta(days=worklist.due_until)
+    for key in _waits(result, today):
+        timed = WORKLISTS[key]
+        assert timed.due_until is not None
+        due_by = result.fracture_date + timedelta(days=timed.due_until)
+        if today <= due_by <= today + timedelta(days=SOON_DAYS):
+            return timed.task, due_by
+    return "", None
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from portal.models.accounts import (
 from portal.models.audit import AuditEvent
 from portal.models.base import Base
 from portal.models.clinical import Episode, Patient
+from portal.models.contacts import ContactAttempt, Letter
 from portal.models.hip_fractures import HipFractureCount
 from portal.models.imports import ImportJob
 from portal.models.service import Service
@@ -19,9 +20,11 @@ from portal.models.treatment import TreatmentCourse, TreatmentEvent
 __all__ = [
     "AuditEvent",
     "Base",
+    "ContactAttempt",
     "Episode",
     "HipFractureCount",
     "ImportJob",
+    "Letter",
     "Patient",
     "RecoveryCode",
     "Service",

@@ -15,10 +15,11 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from kpis import dataset as ds
 from portal import clock
+from portal.journey.rules.direct_care import fold_name
 from portal.models.base import Base, one_of
 
 
@@ -31,6 +32,12 @@ class Patient(Base):
         CheckConstraint("length(nhs_number) = 10", name="nhs_number_ten_digits"),
         one_of("sex", ds.SEXES),
         one_of("care_home_resident", ds.YES_NO_UNKNOWN),
+        # For direct care (migration 0008): a hospital number names one patient of a service.
+        Index(
+            "uq_patients_service_id_hospital_number", "service_id", "hospital_number", unique=True
+        ),
+        one_of("interpreter_needed", ds.YES_NO_UNKNOWN),
+        Index("ix_patients_service_id_family_name_search", "service_id", "family_name_search"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -41,6 +48,19 @@ class Patient(Base):
     postcode: Mapped[str | None] = mapped_column(String(10))
     care_home_resident: Mapped[str | None] = mapped_column(String(20))
     date_of_death: Mapped[date | None] = mapped_column(Date)
+    # For direct care (dataset.md): patient-identifiable, never in the FLS-DB format or on
+    # public pages, URLs or logs.
+    given_name: Mapped[str | None] = mapped_column(String(100))
+    family_name: Mapped[str | None] = mapped_column(String(100))
+    hospital_number: Mapped[str | None] = mapped_column(String(20))
+    phone: Mapped[str | None] = mapped_column(String(100))
+    gp_practice: Mapped[str | None] = mapped_column(String(200))
+    gp_practice_code: Mapped[str | None] = mapped_column(String(6))
+    preferred_language: Mapped[str | None] = mapped_column(String(50))
+    interpreter_needed: Mapped[str | None] = mapped_column(String(20))
+    # The names as the search compares them (case and accents set aside), kept with every write.
+    given_name_search: Mapped[str | None] = mapped_column(String(100))
+    family_name_search: Mapped[str | None] = mapped_column(String(100))
     version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     created_at: Mapped[datetime] = mapped_column(DateTime, default=clock.utcnow)
     updated_at: Mapped[datetime] = mapped_column(
@@ -53,6 +73,16 @@ class Patient(Base):
     )
 
     __mapper_args__ = {"version_id_col": version}
+
+    @validates("given_name", "family_name")
+    def _keep_search_name(self, key: str, value: str | None) -> str | None:
+        setattr(self, f"{key}_search", fold_name(value))
+        return value
+
+    @property
+    def name(self) -> str:
+        """The patient's name as a letter or list shows it, or "" when not recorded."""
+        return " ".join(part for part in (self.given_name, self.family_name) if part)
 
 
 class Episode(Base):
@@ -149,6 +179,9 @@ class Episode(Base):
     followup52_date: Mapped[date | None] = mapped_column(Date)
     therapy52: Mapped[str | None] = mapped_column(String(40))
     refracture: Mapped[str | None] = mapped_column(String(20))
+    # Why a follow-up was not done (the nurse's day, migration 0008; not an FLS-DB field).
+    followup16_not_done_reason: Mapped[str | None] = mapped_column(String(40))
+    followup52_not_done_reason: Mapped[str | None] = mapped_column(String(40))
 
     # Added with issue 19: the type of fracture, NOGG's fracture risk, the falls-risk items and
     # the new fractures at 12 months (kpis.dataset.ADDED_FIELDS).

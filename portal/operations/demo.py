@@ -18,6 +18,7 @@ from portal.extensions import db
 from portal.models import Patient, Service, User
 from portal.operations import synthetic
 from portal.operations.progress import Progress
+from portal.operations.synthetic.contacts import add_day_of_work
 
 # Three and a half years of fractures, so the oldest have finished their 12-month follow-up.
 YEARS = 3
@@ -152,6 +153,13 @@ def fill(actor: Actor, today: date | None = None, progress: Progress | None = No
         f"{written.first_fracture} to {written.last_fracture}"
     )
     _add_hip_fractures(actor, services, today)
+    nurses = {
+        u.services[0].code: u for u, _ in users if u.role == "clinician" and len(u.services) == 1
+    }
+    attempts, letters = add_day_of_work(
+        random.Random(f"fls-portal-day-{today}"), services, nurses, today
+    )
+    summary += f", {attempts} contact attempts and {letters} letters"
     audit.record(actor, "demo_loaded", detail=f"{summary}; today {today.isoformat()}")
     db.session.flush()
     return _sign_in_text(summary, users)

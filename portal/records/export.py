@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Row, func, select
 
 from kpis.csv_output import SafeWriter
-from kpis.dataset import CSV_COLUMNS, PATIENT_FIELDS
+from kpis.dataset import CSV_COLUMNS, DIRECT_CARE_FIELDS, PATIENT_FIELDS
 from kpis.sql import unindexed
 from portal.audit import events as audit
 from portal.audit.actor import Actor
@@ -46,7 +46,8 @@ def record_export(
 def live_episode_values(service: Service, names: Sequence[str]) -> Iterator[Row[Any]]:
     """The named patient and episode fields of every live episode of the service, by
     fracture_date then nhs_number (the canonical export's and the FLS-DB file's order)."""
-    columns = [getattr(Patient if f in PATIENT_FIELDS else Episode, f) for f in names]
+    of_patient = set(PATIENT_FIELDS) | set(DIRECT_CARE_FIELDS)
+    columns = [getattr(Patient if f in of_patient else Episode, f) for f in names]
     statement = (
         select(*columns)
         .join(Patient, Patient.id == Episode.patient_id)

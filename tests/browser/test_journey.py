@@ -276,14 +276,16 @@ def test_worklist_filtered_by_nhs_number_keeps_the_number_out_of_every_address(
     wait_for_htmx(page)
     page.click("#worklist-table th >> text=NHS number")  # then descending
     wait_for_htmx(page)
-    first = page.inner_text("#worklist-table tbody tr:first-child td:first-child")
-    assert first == f"{7310000000 + 54 * 7}"
+    # The NHS number is the second column (after the name), shown 3-3-4.
+    first = page.inner_text("#worklist-table tbody tr:first-child td:nth-child(2)")
+    number = f"{7310000000 + 54 * 7}"
+    assert first == f"{number[:3]} {number[3:6]} {number[6:]}"
 
     page.click("#worklist-table .nhsuk-pagination__link--next")
     wait_for_htmx(page)
     table = page.inner_text("#worklist-table")
     assert "55 episodes, page 2 of 2" in table
-    assert page.inner_text("#worklist-table tbody tr:last-child td:first-child") == "7310000000"
+    assert page.inner_text("#worklist-table tbody tr:last-child td:nth-child(2)") == "731 000 0000"
     assert page.input_value("#nhs") == prefix
 
     assert prefix not in page.url

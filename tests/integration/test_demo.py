@@ -207,6 +207,26 @@ def test_demo_fills_an_empty_database_and_prints_how_to_sign_in(app, db, runner)
     )
 
 
+def _assert_people_are_invented(db, patients: dict) -> None:
+    """Issue 18: names and numbers that cannot be mistaken for real ones, some contact attempts
+    and letters."""
+    import re
+
+    from portal.models import ContactAttempt, Letter
+
+    people = list(patients.values())
+    assert all(p["nhs_number"].startswith("999") for p in people)
+    assert all(p["given_name"] and p["family_name"] for p in people)
+    assert all(p["hospital_number"].startswith("DEMO") for p in people)
+    assert len({(p["service_id"], p["hospital_number"]) for p in people}) == len(people)
+    drama = re.compile(r"^(01632 960\d{3}|07700 900\d{3})$")
+    assert all(drama.match(n) for p in people for n in p["phone"].split("; "))
+    assert all(p["gp_practice_code"].startswith("Z99") for p in people)
+    attempts = db.session.query(ContactAttempt).count()
+    finals = db.session.query(Letter).filter_by(state="final").count()
+    assert attempts >= 20 and finals >= 10, (attempts, finals)
+
+
 def test_demo_records_are_realistic_audited_and_keep_the_dataset_rules(db, runner):
     assert _run_demo(runner).exit_code == 0
     patients = {p["id"]: p for p in _rows(db, Patient)}
@@ -217,6 +237,7 @@ def test_demo_records_are_realistic_audited_and_keep_the_dataset_rules(db, runne
     assert last <= TODAY
     assert (last - first).days >= 3 * 365
     _assert_rows_keep_the_rules(patients, episodes, TODAY)
+    _assert_people_are_invented(db, patients)
 
     # The spread reference.md describes.
     hips = sum("Hip" in e["fracture_sites"] for e in episodes) / len(episodes)

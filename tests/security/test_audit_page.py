@@ -55,8 +55,10 @@ def test_lead_sees_only_the_current_service(client, make_user, trail):
     page = client.get("/audit/")
     html = page.get_data(as_text=True)
     assert page.status_code == 200
-    assert "9434765919" in html  # a change of the lead's own service, with its values
-    assert "9434765870" not in html and "nurse.oth@nhs.test" not in html
+    assert "943 476 5919" in html  # a change of the lead's own service, with its values
+    assert (
+        "943 476 5870" not in html and "9434765870" not in html and "nurse.oth@nhs.test" not in html
+    )
     assert "OTH" not in html
 
 
@@ -65,8 +67,8 @@ def test_admin_sees_all_but_values_of_other_services_are_withheld(client, make_u
     sign_in(client, make_user(role="admin", services=[brd]))
     html = client.get("/audit/").get_data(as_text=True)
     assert "nurse.oth@nhs.test" in html and "nurse.brd@nhs.test" in html
-    assert "9434765919" in html  # member of BRD: values shown
-    assert "9434765870" not in html  # not a member of OTH: values withheld
+    assert "943 476 5919" in html  # member of BRD: values shown (NHS numbers as 3-3-4)
+    assert "943 476 5870" not in html  # not a member of OTH: values withheld
     assert "Field values withheld" in html
 
 

@@ -54,7 +54,15 @@ def _logic_modules() -> list[Path]:
     modules = []
     for path in sorted(PORTAL.rglob("*.py")):
         relative = path.relative_to(ROOT).as_posix()
-        if path.name in NOT_LOGIC or relative in NOT_LOGIC_PATHS or "/models/" in relative:
+        # An area's routes may be split into modules named for what they serve
+        # (journey/search_routes.py, worklist_routes.py, letter_routes.py): routes too.
+        routes = path.name.endswith("_routes.py")
+        if (
+            path.name in NOT_LOGIC
+            or routes
+            or relative in NOT_LOGIC_PATHS
+            or "/models/" in relative
+        ):
             continue
         modules.append(path)
     return modules

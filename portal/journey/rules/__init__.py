@@ -46,6 +46,7 @@ from portal.journey.rules.values import (
     normalise_postcode,
     parse_value,
     parse_values,
+    spaced_nhs_number,
     split_values,
     uk_date,
 )
@@ -73,6 +74,7 @@ __all__ = [
     "on_aom",
     "parse_value",
     "parse_values",
+    "spaced_nhs_number",
     "split_values",
     "stage_fields_that_apply",
     "stage_status",

@@ -22,6 +22,7 @@ from nhs_number import calculate_checksum
 from kpis.dataset import (
     CHOICES,
     DATE_FIELDS,
+    DIRECT_CARE_FIELDS,
     DRUG_SYNONYMS,
     DRUGS,
     EPISODE_FIELDS,
@@ -111,6 +112,16 @@ def clean_nhs_number(raw: str) -> str:
             f"{label} is not valid: its check digit does not match (check for a typing error)"
         )
     return digits
+
+
+def spaced_nhs_number(value: str | None) -> str:
+    """An NHS number as people read and say it, 999 590 8301 (stored and exported as 10 digits)."""
+    if not value:
+        return ""
+    text = str(value)
+    if len(text) != 10 or not text.isdigit():
+        return text
+    return f"{text[:3]} {text[3:6]} {text[6:]}"
 
 
 # Postcode -------------------------------------------------------------------------------------
@@ -314,7 +325,30 @@ def _parse_service_code(text: str) -> str:
     return code
 
 
-PARSEABLE_FIELDS = ("service_code",) + PATIENT_FIELDS + EPISODE_FIELDS
+PARSEABLE_FIELDS = ("service_code",) + PATIENT_FIELDS + EPISODE_FIELDS + DIRECT_CARE_FIELDS
+
+
+def _parse_direct_care(field: str, text: str) -> str:
+    """The patient's direct-care fields (rules/direct_care.py). A cell the portal's own export
+    neutralised (a leading apostrophe before = + - @) reads back as it was exported."""
+    from portal.journey.rules import direct_care
+
+    if text[:1] == "'" and text[1:2] in ("=", "+", "-", "@"):
+        text = text[1:]
+    try:
+        if field in ("given_name", "family_name"):
+            return direct_care.parse_name(field, text)
+        if field == "hospital_number":
+            return direct_care.parse_hospital_number(text)
+        if field == "phone":
+            return direct_care.parse_phone(text)
+        if field == "gp_practice_code":
+            return direct_care.parse_gp_practice_code(text)
+        if field in ("gp_practice", "preferred_language"):
+            return direct_care.parse_free_text(field, text)
+    except direct_care._Problem as problem:
+        raise ValueProblem(str(problem)) from None
+    return _one_of(field, text)
 
 
 def parse_value(field: str, raw: str | list[str] | tuple[str, ...] | None) -> Any:
@@ -335,6 +369,8 @@ def parse_value(field: str, raw: str | list[str] | tuple[str, ...] | None) -> An
     text = _clean(raw)
     if text is None:
         return None
+    if field == "phone":  # stored as typed, only trimmed (dataset.md)
+        return _parse_direct_care(field, str(raw).translate(_INVISIBLE).strip())
     if field == "nhs_number":
         return clean_nhs_number(text)
     if field == "postcode":
@@ -351,6 +387,8 @@ def parse_value(field: str, raw: str | list[str] | tuple[str, ...] | None) -> An
         return _parse_bone_therapy(text)
     if CHOICES.get(field) is FRACTURE_SITES:  # a new fracture's site (7.08...) in FLS-DB's words
         text = FRACTURE_SITE_SYNONYMS.get(_fold(text), text)
+    if field in DIRECT_CARE_FIELDS:
+        return _parse_direct_care(field, text)
     return _one_of(field, text)
 
 

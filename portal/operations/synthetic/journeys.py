@@ -10,6 +10,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from kpis import dataset as ds
+from portal.operations.synthetic.direct_care import People
 from portal.operations.synthetic.people import (
     NhsNumbers,
     Row,
@@ -313,6 +314,9 @@ def generate(
     # Issue 19's fields and treatment plans come from a generator of their own, so every value
     # drawn from `rng` stays as it was (risk_and_treatment.py).
     extra = random.Random(f"risk-and-treatment-{start.isoformat()}-{count}")
+    # Names and numbers for direct care from a stream of their own, so that the clinical rows
+    # drawn from `rng` are the same with or without them.
+    people = People(random.Random(f"direct-care-{start.isoformat()}-{today.isoformat()}"))
     weights = [p.weight for p in profiles]
     made = 0
     while made < count:
@@ -321,7 +325,7 @@ def generate(
             if made >= count:
                 break
             profile = rng.choices(profiles, weights=weights)[0]
-            person = patient(rng, profile, fracture, next(numbers))
+            person = people.add(patient(rng, profile, fracture, next(numbers)))
             limit = today
             if rng.random() < death_rate:  # died during the follow-up year or later
                 death = fracture + timedelta(days=rng.randint(20, 900))

@@ -20,7 +20,9 @@ from portal.models import Episode, Patient, TreatmentCourse, TreatmentEvent
 from portal.operations.progress import Progress, ProgressBar, quiet
 from portal.operations.synthetic.people import Row
 
-PATIENT_COLUMNS = ("service_id",) + ds.PATIENT_FIELDS
+PATIENT_COLUMNS = ("service_id",) + ds.PATIENT_FIELDS + ds.DIRECT_CARE_FIELDS
+# The names as the search compares them: written with the patient, never audited (derived).
+SEARCH_COLUMNS = ("given_name_search", "family_name_search")
 EPISODE_COLUMNS = ("service_id", "patient_id", "previous_episode_id") + ds.EPISODE_FIELDS
 
 # A declarative model's __table__ is a Table; SQLAlchemy types it as any FromClause.
@@ -140,7 +142,7 @@ def write(
             next_patient += 1
             waiting.patients.append(
                 {"id": patient_id, "version": 1, "created_at": now, "updated_at": now}
-                | {c: patient[c] for c in PATIENT_COLUMNS}
+                | {c: patient.get(c) for c in PATIENT_COLUMNS + SEARCH_COLUMNS}
             )
             event(
                 "create",

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Table, bindparam, func, insert, select, text, update
 
-from kpis.dataset import EPISODE_FIELDS, PATIENT_FIELDS
+from kpis.dataset import EPISODE_FIELDS
 from portal import clock
 from portal.audit import events
 from portal.audit.actor import Actor
@@ -21,9 +21,11 @@ from portal.extensions import db
 from portal.journey.versions import VERSION_KEY
 from portal.models import ImportJob
 from portal.models.base import Base
+from portal.records import direct_care
 from portal.records.importing.report import ImportReport, audit_changes, created_changes
 from portal.records.importing.spool import (
     PATIENT_VALUE_FIELDS,
+    STORED_PATIENT_FIELDS,
     EpisodeAddition,
     EpisodeUpdate,
     ImportPlan,
@@ -173,7 +175,8 @@ def _add_patients(plan: ImportPlan, trail: _AuditTrail, now: datetime) -> _Patie
                 "updated_at": now,
                 "version": 1,
             }
-            | {f: state.values.get(f) for f in PATIENT_FIELDS}
+            | {f: state.values.get(f) for f in STORED_PATIENT_FIELDS}
+            | direct_care.search_names(state.values)
             for state in batch
         ]
         db.session.execute(insert(_patients), rows)
@@ -195,14 +198,19 @@ def _update_patients(
         update(_patients)
         .where(_patients.c.id == bindparam("_id"))
         .values(
-            {f: bindparam(f) for f in PATIENT_VALUE_FIELDS}
+            {f: bindparam(f) for f in PATIENT_VALUE_FIELDS + direct_care.SEARCH_COLUMNS}
             | {"version": _patients.c.version + 1, "updated_at": now}
         )
     )
     for batch in batches:
         db.session.execute(
             statement,
-            [{"_id": s.id} | {f: s.values.get(f) for f in PATIENT_VALUE_FIELDS} for s in batch],
+            [
+                {"_id": s.id}
+                | {f: s.values.get(f) for f in PATIENT_VALUE_FIELDS}
+                | direct_care.search_names(s.values)
+                for s in batch
+            ],
         )
         for state in batch:
             patient_id, version = state.id_and_version()

@@ -19,7 +19,7 @@ from typing import Any
 
 from sqlalchemy import Table, select
 
-from kpis.dataset import EPISODE_FIELDS, PATIENT_FIELDS
+from kpis.dataset import EPISODE_FIELDS
 from portal import clock
 from portal.audit.events import plain
 from portal.extensions import db
@@ -33,6 +33,7 @@ from portal.journey.rules import (
 from portal.models import Service
 from portal.models.base import Base
 from portal.records import csv_files as csv_reading
+from portal.records import direct_care
 from portal.records.csv_files import Columns, FileRefused
 from portal.records.importing.cells import ReadRow, RowReader, label
 from portal.records.importing.report import (
@@ -44,6 +45,7 @@ from portal.records.importing.report import (
 )
 from portal.records.importing.spool import (
     PATIENT_VALUE_FIELDS,
+    STORED_PATIENT_FIELDS,
     EpisodeAddition,
     EpisodeKey,
     EpisodeSpool,
@@ -91,6 +93,7 @@ class Checker:
         self.seen: dict[EpisodeKey, int] = {}
         self.new_lines: list[tuple[EpisodeKey, int]] = []
         self.position = {name: i for i, name in enumerate(columns.headers)}
+        self.hospital_numbers = direct_care.HospitalNumbers()
 
     def plan(self) -> ImportPlan:
         return ImportPlan(
@@ -108,6 +111,7 @@ class Checker:
         keys = list({key for row in read if (key := _patient_key(row)) is not None})
         self.patients = self.index.patients(keys)
         self.seen = self.index.lines(keys)
+        self.hospital_numbers.load(read)
         episodes = self._load(read)
         for row in read:
             self._check(row, episodes)
@@ -152,7 +156,7 @@ class Checker:
                     _patients.c.service_id == service_id, _patients.c.nhs_number.in_(numbers)
                 )
             ).mappings():
-                stored = {f: patient[f] for f in PATIENT_FIELDS}
+                stored = {f: patient[f] for f in STORED_PATIENT_FIELDS}
                 loaded.add(patient["id"])
                 self.patients[(service_id, patient["nhs_number"])] = PatientState(
                     service_id,
@@ -193,6 +197,8 @@ class Checker:
         patient_typed = {f: values[f] for f in PATIENT_VALUE_FIELDS if f in values}
         if state is not None:
             problems += self._another_person(state, patient_typed, row)
+        if key is not None:
+            problems += self.hospital_numbers.problems(key[0], key[1], patient_typed, column_of)
         patient = (
             dict(state.values) if state is not None else {"nhs_number": values.get("nhs_number")}
         )
@@ -209,6 +215,9 @@ class Checker:
         if problems:
             self._refuse(row.line, problems)
             return
+        assert key is not None  # a row without its key is refused above
+        self.hospital_numbers.claim(row.line, key[0], key[1], patient_typed)
+        direct_care.warn(self.report, row.line, column_of, stored_episode, episode, self.today)
         state = self._keep_patient(row, state, patient, episode)
         if stored_episode is None:
             self._add(row, state, episode)

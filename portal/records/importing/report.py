@@ -45,6 +45,9 @@ class ImportReport:
     refused: int = 0
     refused_cells: int = 0
     refusals: list[dict[str, Any]] = field(default_factory=list)
+    # Accepted rows with something unusual (issue 18; records/direct_care.py): line, column, reason.
+    warnings: list[dict[str, Any]] = field(default_factory=list)
+    warned: int = 0
     to_add: list[dict[str, Any]] = field(default_factory=list)
     to_update: list[dict[str, Any]] = field(default_factory=list)
     file_refused: str | None = None

@@ -17,12 +17,14 @@ from dataclasses import dataclass
 from datetime import date
 from typing import IO, Any, NamedTuple
 
-from kpis.dataset import PATIENT_FIELDS
+from kpis.dataset import DIRECT_CARE_FIELDS, PATIENT_FIELDS
 from portal.journey.rules import format_value
 from portal.records.importing.report import Changes, ImportReport
 
-# A patient's fields other than its key.
-PATIENT_VALUE_FIELDS = tuple(f for f in PATIENT_FIELDS if f != "nhs_number")
+# A patient's fields other than its key: the FLS-DB-based ones, then the direct-care ones
+# (issue 18; an empty or missing cell leaves the stored value alone, as for every field).
+PATIENT_VALUE_FIELDS = tuple(f for f in PATIENT_FIELDS if f != "nhs_number") + DIRECT_CARE_FIELDS
+STORED_PATIENT_FIELDS = PATIENT_FIELDS + DIRECT_CARE_FIELDS
 # SQLite's limit of parameters per statement is 999 in older builds.
 _KEYS_PER_QUERY = 900
 

@@ -135,6 +135,15 @@
     updateAllConditionals(document);
   });
 
+  // "Print" on a print view (a button hidden without JavaScript, where the browser's own Print
+  // command does the same).
+  Array.prototype.forEach.call(document.querySelectorAll("[data-print-page]"), function (button) {
+    button.hidden = false;
+    button.addEventListener("click", function () {
+      window.print();
+    });
+  });
+
   updateAllConditionals(document);
   moveFocus(document);
 })();

@@ -8,6 +8,7 @@ from datetime import timedelta
 import pytest
 from werkzeug.datastructures import MultiDict
 
+from portal.journey.rules import spaced_nhs_number
 from tests.conftest import TEST_TODAY, sign_in
 
 from .conftest import HTMX, date_inputs, nhs_number, registration
@@ -124,7 +125,7 @@ def test_lead_deletes_with_reason_and_confirmation_admin_restores(
     client.post("/auth/sign-out")
     sign_in(client, admin)
     listing = client.get("/episodes/deleted").get_data(as_text=True)
-    assert episode.patient.nhs_number in listing
+    assert spaced_nhs_number(episode.patient.nhs_number) in listing
     assert client.post(f"/episodes/{episode.id}/restore").status_code == 303
     db.session.expire_all()
     assert db.session.get(Episode, episode.id).deleted_at is None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from portal.journey.rules import spaced_nhs_number
 from tests.conftest import TEST_TODAY
 
 from .conftest import HTMX, nhs_number, registration
@@ -18,7 +19,7 @@ def test_find_accepts_spaces_and_dashes_and_offers_registration(editor, db):
     response = client.post("/patients/find", data={"nhs_number": spaced})
     assert response.status_code == 200
     page = response.get_data(as_text=True)
-    assert f"No patient with NHS number {nhs}" in page
+    assert f"No patient with NHS number {spaced_nhs_number(nhs)}" in page
     assert f'name="nhs_number" value="{nhs}"' in page  # "Register this patient" posts it on
     start = client.post("/patients/new", data={"start": "1", "nhs_number": nhs})
     assert start.status_code == 200 and f'value="{nhs}"' in start.get_data(as_text=True)
