@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 from flask import (
     Blueprint,
+    Flask,
     Response,
     abort,
     current_app,
@@ -16,6 +18,7 @@ from flask import (
     url_for,
 )
 from flask_login import current_user
+from werkzeug.local import LocalProxy
 
 from portal.access import require_current_service, switch_service
 from portal.extensions import db, limiter
@@ -107,8 +110,13 @@ def upload():
     except FileRefused as error:
         return _page(form, str(error), 422)
     db.session.commit()
-    import_jobs.start(current_app._get_current_object(), job.id, apply=False, actor=current_actor())
+    import_jobs.start(_this_app(), job.id, apply=False, actor=current_actor())
     return redirect(url_for("records.job", job_id=job.id), 303)
+
+
+def _this_app() -> Flask:
+    """The application itself (not the context-local proxy), for the job's own thread."""
+    return cast(LocalProxy, current_app)._get_current_object()
 
 
 def _job(job_id: int) -> ImportJob:
@@ -116,7 +124,7 @@ def _job(job_id: int) -> ImportJob:
     job = db.session.get(ImportJob, job_id)
     if job is None:
         abort(404)
-    if job.service_id not in current_user.service_ids:
+    if job.service_id is None or job.service_id not in current_user.service_ids:
         deny("import job of a service the user does not belong to", status=404)
     if job.service_id != require_current_service().id:
         switch_service(job.service_id)
@@ -162,7 +170,7 @@ def apply(job_id: int):
     actor = current_actor()
     if import_jobs.request_apply(actor, job, keep_valid=form.mode.data == "valid"):
         db.session.commit()
-        import_jobs.start(current_app._get_current_object(), job.id, apply=True, actor=actor)
+        import_jobs.start(_this_app(), job.id, apply=True, actor=actor)
     return redirect(url_for("records.job", job_id=job.id), 303)
 
 
