@@ -195,9 +195,10 @@ def export_flsdb():
     count = record_export.count_episodes(service)
     record_export.record_export(current_actor(), service, count, via="page", kind="FLS-DB CSV")
     db.session.commit()
-    # Built whole (a service's file is a few MB): one streamed download per page is enough.
+    # Streamed from the database as it is written, as the canonical export: never whole in
+    # the web worker's memory.
     response = Response(
-        b"".join(flsdb.flsdb_file(service)), mimetype="text/csv; charset=windows-1252"
+        stream_with_context(flsdb.flsdb_file(service)), mimetype="text/csv; charset=windows-1252"
     )
     response.headers["Content-Disposition"] = f'attachment; filename="{service.code}-flsdb.csv"'
     return response
