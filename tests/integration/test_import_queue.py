@@ -314,3 +314,56 @@ def test_an_upload_is_never_read_whole_into_memory(app, signed_in, db):
     assert copy_peak < 8 * uploads.CHUNK_BYTES, copy_peak
     assert os.path.exists(path) is False
     assert not Path(app.instance_path, "imports").exists()
+
+
+def test_a_passing_database_error_is_retried_by_the_queue_then_fails(signed_in, db, monkeypatch):
+    """Huey's retries: the job goes back to waiting and the queue runs it again later; after the
+    last retry it fails, with nothing written."""
+    from sqlalchemy.exc import OperationalError
+
+    from portal import background
+    from portal.models import ImportJob
+    from portal.records import importing as record_import
+    from portal.records import jobs as import_jobs
+
+    check_file = record_import.check_file
+    failures = {"left": 1}
+
+    def flaky(*args, **kwargs):
+        if failures["left"]:
+            failures["left"] -= 1
+            raise OperationalError("SELECT 1", {}, Exception("database is locked"))
+        return check_file(*args, **kwargs)
+
+    monkeypatch.setattr(record_import, "check_file", flaky)
+    client, _user, _service = signed_in()
+    huey = background.huey
+
+    def run_retries() -> int:
+        """Run the retries the queue has scheduled, as a worker would when they fall due."""
+        retries = huey.scheduled()
+        huey.storage.flush_schedule()  # taken off the schedule, as a worker takes them
+        for task in retries:
+            assert task.retries < background.RETRIES
+            huey.execute(task, timestamp=task.eta)
+        return len(retries)
+
+    job_id = job_id_of(upload(client, csv_text([row()]).encode()))
+    db.session.expire_all()
+    waiting = db.session.get(ImportJob, job_id)
+    assert (waiting.status, waiting.heartbeat_at, waiting.attempts) == ("checking", None, 1)
+    assert run_retries() == 1
+    db.session.expire_all()
+    job = db.session.get(ImportJob, job_id)
+    assert (job.status, job.attempts) == ("previewed", 2)
+
+    failures["left"] = 10  # every run fails: the last retry marks the job failed
+    assert client.post(f"/records/import/{job_id}/apply", data={"mode": "all"}).status_code == 303
+    assert run_retries() == 1
+    assert run_retries() == 1
+    assert huey.scheduled() == []
+    db.session.expire_all()
+    job = db.session.get(ImportJob, job_id)
+    assert job.status == "failed" and job.error == import_jobs.UNEXPECTED
+    assert job.attempts == 2 + 1 + background.RETRIES
+    assert count_episodes(db) == 0
