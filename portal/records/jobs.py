@@ -42,7 +42,6 @@ from portal.records.csv_files import FileRefused
 RUNNING = ("checking", "applying")
 # An upload is deleted after this many days, applied or not.
 UPLOAD_DAYS = 7
-UNAPPLIED_DAYS = UPLOAD_DAYS
 # A running job whose worker has shown no sign of life for this long is taken to have died. A
 # chunk of rows takes well under a second; an apply's transaction holds the job's row (skipped).
 STALL = timedelta(minutes=5)

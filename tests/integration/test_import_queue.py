@@ -38,7 +38,7 @@ def _count(db, model) -> int:
 def _upload_and_apply(client, db, rows: int = 40) -> int:
     text = csv_text([row(nhs_number=nhs_number(n)) for n in range(rows)])
     job_id = job_id_of(upload(client, text.encode()))
-    job = wait_for(db, job_id, ("previewed", "failed"), timeout=60)
+    job = wait_for(db, job_id, ("previewed", "failed"), timeout=120)
     assert job.status == "previewed", job.error
     assert client.post(f"/records/import/{job_id}/apply", data={"mode": "all"}).status_code == 303
     return job_id
@@ -69,7 +69,7 @@ def test_a_real_worker_checks_and_applies_an_upload(
         )
         try:
             job_id = _upload_and_apply(client, db)
-            job = wait_for(db, job_id, ("applied", "failed"), timeout=60)
+            job = wait_for(db, job_id, ("applied", "failed"), timeout=120)
         finally:
             stop(worker)
     assert job.status == "applied", job.error
@@ -106,7 +106,7 @@ def test_a_worker_killed_mid_apply_leaves_nothing_half_written(app, signed_in, d
         )
         try:
             job_id = _upload_and_apply(client, db)
-            deadline = time.monotonic() + 60
+            deadline = time.monotonic() + 120
             while not marker.exists():
                 assert worker.poll() is None, "the worker ended before the apply"
                 assert time.monotonic() < deadline, "the apply never started"
