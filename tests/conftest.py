@@ -25,6 +25,9 @@ IN_CI = os.environ.get("CI") == "true"
 # The day the suite runs as (Europe/London): fixed, so no test depends on the real date. CI runs
 # the suite a second time as of 29 February 2028 (PORTAL_TEST_TODAY=2028-02-29).
 TEST_TODAY = date.fromisoformat(os.environ.get("PORTAL_TEST_TODAY") or "2026-11-18")
+# Queued tasks run at once in the process that queues them (Huey's immediate mode), unless a test
+# starts a real worker (tests/queue_workers.py). Set before anything imports portal.background.
+os.environ.setdefault("PORTAL_QUEUE_IMMEDIATE", "1")
 
 
 @pytest.fixture(autouse=True)

@@ -12,7 +12,7 @@ from portal.models.base import Base
 from portal.models.clinical import Episode, Patient
 from portal.models.contacts import ContactAttempt, Letter
 from portal.models.hip_fractures import HipFractureCount
-from portal.models.imports import ImportJob
+from portal.models.imports import ImportJob, ImportUploadChunk
 from portal.models.service import Service
 from portal.models.submissions import Submission
 from portal.models.treatment import TreatmentCourse, TreatmentEvent
@@ -24,6 +24,7 @@ __all__ = [
     "Episode",
     "HipFractureCount",
     "ImportJob",
+    "ImportUploadChunk",
     "Letter",
     "Patient",
     "RecoveryCode",

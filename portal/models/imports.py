@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, DateTime, ForeignKey, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from portal import clock
@@ -31,9 +31,22 @@ class ImportJob(Base):
     refused: Mapped[int] = mapped_column(Integer, default=0)
     report: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     error: Mapped[str | None] = mapped_column(Text)
-    # The uploaded file is kept on disk between preview and apply.
-    stored_path: Mapped[str | None] = mapped_column(Text)
-    # The process whose thread checks or applies it ("host:pid:start"), to tell when it is gone.
-    runner: Mapped[str | None] = mapped_column(String(160))
+    # Runs of the job a worker has started (a run checks that it is still the latest before it
+    # writes), and the last sign of life of the worker running it (None: waiting in the queue).
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=clock.utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class ImportUploadChunk(Base):
+    """A megabyte of an uploaded file, kept in the database between upload, check and apply so
+    that every instance and worker can read it; deleted after use or after 7 days."""
+
+    __tablename__ = "import_upload_chunks"
+
+    job_id: Mapped[int] = mapped_column(
+        ForeignKey("import_jobs.id", ondelete="CASCADE"), primary_key=True
+    )
+    number: Mapped[int] = mapped_column(Integer, primary_key=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary)

@@ -1,13 +1,10 @@
-"""Import and export of episodes as CSV: upload, preview, apply (in the background), export."""
+"""Import and export of episodes as CSV: upload, preview, apply (on the job queue's workers),
+export."""
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import cast
-
 from flask import (
     Blueprint,
-    Flask,
     Response,
     abort,
     current_app,
@@ -18,7 +15,6 @@ from flask import (
     url_for,
 )
 from flask_login import current_user
-from werkzeug.local import LocalProxy
 
 from portal.access import require_current_service, switch_service
 from portal.extensions import db, limiter
@@ -55,7 +51,6 @@ def _too_large(error):
 def _page(form: UploadForm, error: str | None = None, status: int = 200):
     service = require_current_service()
     jobs = import_jobs.recent_jobs(service)
-    db.session.commit()  # a job whose process has ended is kept as failed
     return (
         render_template(
             "records/index.html",
@@ -104,19 +99,13 @@ def upload():
             upload.stream,
             upload.filename,
             service=service,
-            folder=Path(current_app.instance_path) / "imports",
             max_bytes=limit,
         )
     except FileRefused as error:
         return _page(form, str(error), 422)
     db.session.commit()
-    import_jobs.start(_this_app(), job.id, apply=False, actor=current_actor())
+    import_jobs.queue(job, apply=False, actor=current_actor())
     return redirect(url_for("records.job", job_id=job.id), 303)
-
-
-def _this_app() -> Flask:
-    """The application itself (not the context-local proxy), for the job's own thread."""
-    return cast(LocalProxy, current_app)._get_current_object()
 
 
 def _job(job_id: int) -> ImportJob:
@@ -128,8 +117,6 @@ def _job(job_id: int) -> ImportJob:
         deny("import job of a service the user does not belong to", status=404)
     if job.service_id != require_current_service().id:
         switch_service(job.service_id)
-    if import_jobs.settle(job):  # its process has ended: failed, not running for ever
-        db.session.commit()
     return job
 
 
@@ -139,7 +126,7 @@ def _job_context(job: ImportJob) -> dict:
         "apply_form": ApplyForm(),
         "discard_form": DiscardForm(),
         "percent": int(100 * job.processed_rows / job.total_rows) if job.total_rows else 0,
-        "abandoned": import_jobs.ABANDONED,
+        "stopped": (import_jobs.ABANDONED, import_jobs.UNEXPECTED, import_jobs.EXPIRED),
     }
 
 
@@ -170,7 +157,7 @@ def apply(job_id: int):
     actor = current_actor()
     if import_jobs.request_apply(actor, job, keep_valid=form.mode.data == "valid"):
         db.session.commit()
-        import_jobs.start(_this_app(), job.id, apply=True, actor=actor)
+        import_jobs.queue(job, apply=True, actor=actor)
     return redirect(url_for("records.job", job_id=job.id), 303)
 
 
@@ -208,9 +195,10 @@ def export_flsdb():
     count = record_export.count_episodes(service)
     record_export.record_export(current_actor(), service, count, via="page", kind="FLS-DB CSV")
     db.session.commit()
-    # Built whole (a service's file is a few MB): one streamed download per page is enough.
+    # Streamed from the database as it is written, as the canonical export: never whole in
+    # the web worker's memory.
     response = Response(
-        b"".join(flsdb.flsdb_file(service)), mimetype="text/csv; charset=windows-1252"
+        stream_with_context(flsdb.flsdb_file(service)), mimetype="text/csv; charset=windows-1252"
     )
     response.headers["Content-Disposition"] = f'attachment; filename="{service.code}-flsdb.csv"'
     return response

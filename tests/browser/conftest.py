@@ -1,7 +1,8 @@
 """Browser fixtures: the real portal on 127.0.0.1 and Debian's chromium driven by Playwright.
 
 - `live_server`: the app served by werkzeug in a thread on a free port, on its own temporary SQLite
-  database migrated to head through Alembic. CSRF, sign-in and service scoping stay on (only the
+  database migrated to head through Alembic, with a job-queue worker process (scripts/worker)
+  running its imports. CSRF, sign-in and service scoping stay on (only the
   per-address rate limit is off, as in tests/conftest.py, so many sign-ins from 127.0.0.1 are
   fine). Tables are emptied after each test. `live_server.make_service(...)`,
   `live_server.make_user(...)` add data; `live_server.url_for(path)` builds a URL.
@@ -23,8 +24,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from huey.storage import SqliteStorage
 
 from tests.browser.helpers import BROWSER_PASSWORD, unavailable
+from tests.queue_workers import real_queue, start_worker, stop
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -62,6 +65,8 @@ class LiveServer:
     app: object
     host: str
     port: int
+    queue_name: str
+    queue_file: Path
 
     @property
     def url(self) -> str:
@@ -170,15 +175,26 @@ def _live_server(tmp_path_factory) -> Iterator[LiveServer]:
     )
     with app.app_context():
         upgrade()
+    # Imports run on a real worker process (scripts/worker), its queue in the instance folder,
+    # as with scripts/dev; each test queues into it (live_server).
+    queue_name = "fls-browser-" + uuid.uuid4().hex[:8]
+    worker = start_worker(app.config["SQLALCHEMY_DATABASE_URI"], instance, name=queue_name)
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, name="live-server", daemon=True)
     thread.start()
     try:
-        yield LiveServer(app=app, host="127.0.0.1", port=server.server_port)
+        yield LiveServer(
+            app=app,
+            host="127.0.0.1",
+            port=server.server_port,
+            queue_name=queue_name,
+            queue_file=instance / "queue.db",
+        )
     finally:
         server.shutdown()
         thread.join(timeout=10)
         server.server_close()
+        stop(worker)
         from portal.extensions import db
 
         with app.app_context():
@@ -187,8 +203,10 @@ def _live_server(tmp_path_factory) -> Iterator[LiveServer]:
 
 @pytest.fixture
 def live_server(_live_server) -> Iterator[LiveServer]:
-    """The running portal; whatever a test adds is removed afterwards."""
-    yield _live_server
+    """The running portal; whatever a test adds is removed afterwards. While the test runs, this
+    process's queue is the live worker's (other tests run queued tasks at once)."""
+    with real_queue(SqliteStorage, _live_server.queue_name, filename=str(_live_server.queue_file)):
+        yield _live_server
     _live_server.empty_tables()
 
 

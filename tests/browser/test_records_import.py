@@ -54,7 +54,7 @@ def test_upload_progress_preview_apply_and_export(page, live_server, page_log, t
     page.set_input_files("#file", str(_file(tmp_path, 3000)))
     with page.expect_navigation():
         page.click("text=Check the file")
-    # The job page opens at once with a progress bar while a background thread checks the rows.
+    # The job page opens at once with a progress bar while a queue worker checks the rows.
     progress = page.locator("progress#import-progress")
     assert progress.count() == 1
     assert progress.get_attribute("max") == "3000"

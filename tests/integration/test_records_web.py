@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from portal import clock
 from tests.conftest import sign_in
 from tests.records_csv import csv_text, nhs_number, row
 
@@ -310,139 +309,26 @@ def test_unexpected_failure_ends_the_job_and_logs_no_patient_data(
     job = wait_for(db, job_id)
     assert job.status == "failed"
     assert job.error == "The import failed unexpectedly: nothing was written."
-    assert job.stored_path is None
+    from portal.records import uploads
+
+    assert not uploads.is_kept(job_id)
     assert nhs_number(1) not in caplog.text
     assert "RuntimeError" in caplog.text
 
 
-def _job(db, service, user, status, *, runner=None, stored_path=None, created_at=None):
+def test_an_upload_is_kept_in_the_database_not_on_this_machine(app, signed_in, db, tmp_path):
+    """Issue 21: any instance's worker reads the upload; no copy stays on the web host's disk
+    (issue 23, finding 10: nor readable by other local accounts while it passes through)."""
+    import tempfile
 
-    from portal.models import ImportJob
+    from portal.records import uploads
 
-    job = ImportJob(
-        service_id=service.id,
-        user_id=user.id,
-        file_name="clinic.csv",
-        file_sha256="0" * 64,
-        status=status,
-        total_rows=1000,
-        processed_rows=400,
-        runner=runner,
-        stored_path=stored_path,
-        created_at=created_at or clock.utcnow(),
-    )
-    db.session.add(job)
-    db.session.commit()
-    return job
-
-
-def _ended_process() -> str:
-    """The runner name of a process of this host that has ended."""
-    import socket
-    import subprocess
-    import sys
-
-    child = subprocess.Popen([sys.executable, "-c", "pass"])
-    child.wait()
-    return f"{socket.gethostname()}:{child.pid}:1"
-
-
-def test_a_job_whose_process_ended_is_failed_not_running_for_ever(signed_in, db, tmp_path):
-    """A restart or crash mid-import: the next page showing the job marks it failed (an apply
-    is one transaction, so nothing was written) and deletes the kept upload."""
-    from portal.models import ImportJob
-    from portal.records import jobs as import_jobs
-
-    client, user, service = signed_in()
-    kept = tmp_path / "upload.csv"
-    kept.write_text("nhs_number\n")
-    dead = _job(db, service, user, "applying", runner=_ended_process(), stored_path=str(kept))
-    alive = _job(db, service, user, "checking", runner=import_jobs.this_process())
-    elsewhere = _job(db, service, user, "checking", runner="another-host.nhs.test:4242:99")
-
-    html = client.get(f"/records/import/{dead.id}/progress", headers=POLL).get_data(as_text=True)
-    assert "The import stopped" in html and import_jobs.ABANDONED in html
-    assert "hx-get" not in html  # no more polling
-    db.session.expire_all()
-    assert db.session.get(ImportJob, dead.id).status == "failed"
-    assert not kept.exists()
-
-    # Still running in this very process, or on another host (which cannot be seen): unchanged.
-    for job in (alive, elsewhere):
-        html = client.get(f"/records/import/{job.id}").get_data(as_text=True)
-        assert '<progress class="portal-progress"' in html
-        assert db.session.get(ImportJob, job.id).status == "checking"
-
-    # The import page's list settles them too.
-    again = _job(db, service, user, "checking", runner=_ended_process())
-    assert client.get("/records/").status_code == 200
-    db.session.expire_all()
-    assert db.session.get(ImportJob, again.id).status == "failed"
-
-
-def test_the_process_that_accepts_a_job_is_named_its_runner(signed_in, db):
-    from portal.records import jobs as import_jobs
-
-    client, _, _ = signed_in()
-    job = wait_for(db, job_id_of(upload(client, csv_text([row()]).encode())))
-    assert job.status == "previewed"
-    assert job.runner == import_jobs.this_process()
-    assert not import_jobs.runner_gone(job.runner)
-    # A job from before runners were named (or a name that cannot be read) is left running.
-    assert not import_jobs.runner_gone(None)
-    assert not import_jobs.runner_gone("no-pid-here")
-
-
-def test_uploads_never_applied_are_deleted_after_a_week(signed_in, db, tmp_path):
-    from datetime import timedelta
-
-    from portal.models import ImportJob
-    from portal.records import jobs as import_jobs
-
-    client, user, service = signed_in()
-    old_file, new_file = tmp_path / "old.csv", tmp_path / "new.csv"
-    old_file.write_text("x")
-    new_file.write_text("x")
-    week = timedelta(days=import_jobs.UNAPPLIED_DAYS)
-    old = _job(
-        db,
-        service,
-        user,
-        "previewed",
-        stored_path=str(old_file),
-        created_at=clock.utcnow() - week - timedelta(minutes=1),
-    )
-    new = _job(
-        db,
-        service,
-        user,
-        "previewed",
-        stored_path=str(new_file),
-        created_at=clock.utcnow() - week + timedelta(minutes=5),
-    )
-
-    wait_for(db, job_id_of(upload(client, csv_text([row()]).encode())))  # any upload tidies up
-    db.session.expire_all()
-    expired = db.session.get(ImportJob, old.id)
-    assert expired.status == "discarded" and expired.error == import_jobs.EXPIRED
-    assert not old_file.exists() and expired.stored_path is None
-    assert db.session.get(ImportJob, new.id).status == "previewed" and new_file.exists()
-    page = client.get(f"/records/import/{old.id}").get_data(as_text=True)
-    assert import_jobs.EXPIRED in page
-
-
-def test_an_uploaded_file_is_readable_by_its_owner_only(app, signed_in, db):
-    """Issue 23, finding 10: uploads were written 0644, readable by every local account."""
-    from pathlib import Path
-
-    from portal.models import ImportJob
-
+    before = set(Path(tempfile.gettempdir()).glob("fls-*"))
     client, _user, _service = signed_in(role="clinician")
-    from kpis.dataset import CSV_COLUMNS
-
-    job_id = job_id_of(upload(client, (",".join(CSV_COLUMNS) + "\n").encode()))
-    wait_for(db, job_id)
-    folder = Path(app.instance_path) / "imports"
-    assert folder.stat().st_mode & 0o077 == 0
-    kept = Path(db.session.get(ImportJob, job_id).stored_path)
-    assert kept.parent == folder and kept.stat().st_mode & 0o777 == 0o600
+    text = csv_text([row(nhs_number=nhs_number(n)) for n in range(5)])
+    job_id = job_id_of(upload(client, text.encode()))
+    job = wait_for(db, job_id)
+    assert job.status == "previewed"
+    assert b"".join(uploads.chunks(job_id)) == text.encode()
+    assert not (Path(app.instance_path) / "imports").exists()
+    assert set(Path(tempfile.gettempdir()).glob("fls-*")) == before

@@ -37,7 +37,10 @@ NOT_LOGIC_PATHS = {
 
 # Writes that are nobody's act: housekeeping the portal does by itself as time passes.
 HOUSEKEEPING = {
-    "portal/records/jobs.py": {"settle", "expire_unapplied"},
+    "portal/records/jobs.py": {"settle_stalled", "expire_uploads"},
+    # An upload's rows are the file itself: kept and deleted within acts jobs.py audits (the
+    # upload, the discard), after use, or after 7 days.
+    "portal/records/uploads.py": {"keep", "forget"},
 }
 
 # session.add(...), audit.record(...): a method of one of these receivers.

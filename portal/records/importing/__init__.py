@@ -11,7 +11,7 @@ Two steps, so that nothing is half-written and nurses' saves are not held up:
    checking that no episode or patient it updates changed since step 1 (their `version`), with one
    audit event per patient and per episode holding its field changes and one for the import.
 
-`import_file` does both, for the command line and for the page's background thread.
+`import_file` does both, for the command line and for the page's queued jobs (portal.background).
 """
 
 from __future__ import annotations
@@ -51,11 +51,14 @@ def import_file(
     job: ImportJob | None = None,
     on_refusal: Callable[[Refusal], None] | None = None,
     progress: Callable[[int, int], None] | None = None,
+    before_write: Callable[[], None] | None = None,
 ) -> ImportReport:
     """Check a file, then write it unless refused (all-or-nothing) or a dry run.
 
     The caller commits when `report.written` is true; with anything refused and keep_valid
     false, or a dry run, nothing is written. Raises FileRefused or StaleRecords.
+    `before_write` runs first in the writing transaction (a queued job checks there that it is
+    still its own, and takes its row); whatever it raises stops the import, nothing written.
     """
     plan = check_file(
         path,
@@ -70,6 +73,8 @@ def import_file(
         report.keep_valid, report.dry_run = keep_valid, dry_run
         if dry_run or (report.refused and not keep_valid):
             return report
+        if before_write is not None:
+            before_write()
         try:
             apply_plan(
                 plan,
