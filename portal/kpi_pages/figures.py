@@ -195,9 +195,15 @@ def run_chart(
 
 
 def chart_image(
-    kpi_number: int, service: Service | None, period: Period, as_of: date, public: bool, fmt: str
+    kpi_number: int,
+    service: Service | None,
+    period: Period,
+    as_of: date,
+    public: bool,
+    fmt: str,
+    size: str = charts.WIDE,
 ) -> bytes:
-    """The run chart drawn as SVG or PNG; drawn once per change of the data."""
+    """The run chart drawn as SVG or PNG, wide or narrow; drawn once per change of the data."""
     what = {
         "page": "chart_image",
         "kpi": kpi_number,
@@ -206,10 +212,11 @@ def chart_image(
         "as_of": as_of,
         "public": public,
         "format": fmt,
+        "size": size,
     }
     return cached(
         what,
-        lambda: charts.render(run_chart(kpi_number, service, period, as_of, public), fmt),
+        lambda: charts.render(run_chart(kpi_number, service, period, as_of, public), fmt, size),
     )
 
 

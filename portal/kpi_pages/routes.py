@@ -9,7 +9,7 @@ from flask import Blueprint, Response, abort, flash, redirect, render_template, 
 from flask_login import current_user
 from werkzeug.exceptions import NotFound
 
-from kpis.charts import FORMATS
+from kpis.charts import FORMATS, size_of
 from kpis.definitions import BAND_WORDS, KPI, KPI_BY_NUMBER, KPIS
 from kpis.periods import Period
 from kpis.splits import SPLIT_BY_NAME, SPLITS
@@ -125,7 +125,8 @@ def kpi_chart_image(number: int, fmt: str):
         abort(404)
     service = _service()
     choice = choices.choose_period(request.args, default_months=24)
-    image = kpi_figures.chart_image(number, service, choice.period, choice.as_of, False, fmt)
+    size = size_of(request.args.get("size"))
+    image = kpi_figures.chart_image(number, service, choice.period, choice.as_of, False, fmt, size)
     return Response(image, mimetype=CONTENT_TYPES[fmt])
 
 
@@ -222,7 +223,8 @@ def outcomes_curve(fmt: str):
         abort(404)
     service = _service()
     choice = choices.choose_period(request.args, default_months=12)
-    return _image(outcome_figures.curve_image(service, choice.period, choice.as_of, fmt), fmt)
+    size = size_of(request.args.get("size"))
+    return _image(outcome_figures.curve_image(service, choice.period, choice.as_of, fmt, size), fmt)
 
 
 @bp.get("/outcomes/data.csv")
@@ -249,7 +251,10 @@ def kpi_funnel_image(number: int, fmt: str):
         abort(404)
     service = _service()
     choice = choices.choose_period(request.args)
-    image = comparison.funnel_image(number, choice.period, choice.as_of, service.code, False, fmt)
+    size = size_of(request.args.get("size"))
+    image = comparison.funnel_image(
+        number, choice.period, choice.as_of, service.code, False, fmt, size
+    )
     return _image(image, fmt)
 
 
@@ -291,7 +296,10 @@ def splits_chart(scope: str, fmt: str):
     service = _service()
     choice = choices.choose_period(request.args)
     subject = service if scope == "service" else None
-    image = split_figures.chart_image(_split(), subject, choice.period, choice.as_of, False, fmt)
+    size = size_of(request.args.get("size"))
+    image = split_figures.chart_image(
+        _split(), subject, choice.period, choice.as_of, False, fmt, size
+    )
     return _image(image, fmt)
 
 
