@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import math
+import textwrap
 from dataclasses import dataclass
 
 import matplotlib
@@ -45,12 +46,13 @@ class Look:
     small: float
     legend_columns: int
     x_labels: int
+    label_characters: int  # a legend entry longer than this wraps onto another line
 
 
 LOOKS = {
-    WIDE: Look(11, 6.4, 14, 12.5, 2, 12),
+    WIDE: Look(11, 6.4, 14, 12.5, 2, 12, 55),
     # 5.4 in drawn about 370 px wide on a phone: 12 pt type is about 11 px there.
-    NARROW: Look(5.4, 6.6, 12, 11, 1, 6),
+    NARROW: Look(5.4, 6.6, 12, 11, 1, 6, 44),
 }
 
 
@@ -65,7 +67,7 @@ def legend_below(figure: Figure, axes: Axes, look: Look) -> None:
     if handles:
         figure.legend(
             handles,
-            labels,
+            [textwrap.fill(label, look.label_characters) for label in labels],
             loc="outside lower center",
             ncols=min(look.legend_columns, len(handles)),
             fontsize=look.small,

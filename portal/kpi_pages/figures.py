@@ -17,7 +17,9 @@ from kpis.definitions import AMBER, KPI, KPIS, RED
 from kpis.engine import Figure, Report, Row
 from kpis.periods import Period
 from kpis.recommendations import recommendations_for
+from portal import pdf
 from portal.extensions import db
+from portal.kpi_pages import outcome_figures
 from portal.kpi_pages.caching import cached, counts_by_service, data_versions, service_infos
 from portal.kpi_pages.choices import NATIONAL, ExportRequest
 from portal.models import Service
@@ -319,3 +321,16 @@ def all_services() -> list:
     """Every service's id, code and name, in order of code (an admin's service picker)."""
     query = select(Service.id, Service.code, Service.name).order_by(Service.code)
     return list(db.session.execute(query).all())
+
+
+def report_images(service: Service, year: int, as_of: date) -> dict[object, str]:
+    """The annual report's charts as inline PNG images for its PDF: "curve" (another fracture)
+    and each KPI's run chart by number, wide, as on a desktop."""
+    period = Period.year(year)
+    images: dict[object, str] = {
+        "curve": pdf.inline_image(outcome_figures.curve_image(service, period, as_of, "png"))
+    }
+    for kpi in KPIS:
+        png = chart_image(kpi.number, service, period, as_of, False, "png")
+        images[kpi.number] = pdf.inline_image(png)
+    return images

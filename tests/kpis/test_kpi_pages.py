@@ -202,9 +202,9 @@ def test_a_second_request_for_a_chart_does_not_draw_it_again(
     drawn = []
     real = charts.render
 
-    def counting(chart, fmt):
+    def counting(chart, fmt, size=charts.WIDE):
         drawn.append((chart.kpi.number, fmt))
-        return real(chart, fmt)
+        return real(chart, fmt, size)
 
     monkeypatch.setattr(charts, "render", counting)
     url = "/benchmarks/AAA/4/chart.png"
