@@ -85,7 +85,9 @@ def test_admin_sees_every_services_figures(make_user, client, fixture_services):
     assert response.status_code == 200
     html = _text(response)
     assert "BBB Fracture Liaison Service" in html
-    assert "<td>70.6%</td>" in _row(html, "1. Data completeness")
+    assert '<td>70.6% <span class="nhsuk-body-s">of fields complete enough</span></td>' in _row(
+        html, "1. Data completeness"
+    )
 
 
 def test_bad_period_keeps_what_was_typed_and_says_why(member):
