@@ -42,7 +42,7 @@ def member(make_user, client, fixture_services):
 def test_annual_report_loads_every_chart_eagerly_with_a_narrow_rendition(member):
     html = _text(member.get("/kpis/report", query_string=REPORT_2024))
     assert 'loading="lazy"' not in html
-    assert html.count("/chart.svg?") == 2 * 11  # wide and narrow of each KPI's run chart
+    assert html.count("/chart.png?") == 2 * 11  # wide and narrow of each KPI's run chart
     assert html.count("size=narrow") == 12  # and of the curve of another fracture
     assert "/kpis/report.pdf?" in html
     # Each run chart's text alternative is on the page.
