@@ -107,7 +107,7 @@ def _draw_bands(axes: Axes, chart: RunChart, top: float, look: Look) -> None:
             low,
             high,
             facecolor=to_rgba(colour, 0.10),
-            edgecolor=to_rgba(colour, 0.30),
+            edgecolor=to_rgba(colour, 0.55),
             hatch=BAND_HATCHES[band],
             linewidth=0,
             zorder=0,
