@@ -87,7 +87,9 @@ class RunChart:
         run, crossings = self.signal_positions()
         if run is not None:
             first, last = self.months[run[0]].month.label(), self.months[run[1]].month.label()
-            words.append(f"The unusually long run, {first} to {last}, is shaded with hatching.")
+            words.append(
+                f'The unusually long run, {first} to {last}, is shaded and labelled "Long run".'
+            )
         if self.rules.few_crossings:
             words.append(
                 f"Each of the {len(crossings)} crossing(s) of the median is marked with a cross."

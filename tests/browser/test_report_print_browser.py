@@ -31,7 +31,9 @@ def test_printing_the_annual_report_gives_every_chart(page, live_server):
     _episodes(live_server, west, 40)
     lead = live_server.make_user("lead", [west])
     sign_in_browser(page, live_server, lead)
-    page.goto(live_server.url_for("/kpis/report?year=2024&as_of=2025-03-15"))
+    # Twelve charts drawn for the first time (then kept): more than the default 10 s on a busy
+    # 2-core machine.
+    page.goto(live_server.url_for("/kpis/report?year=2024&as_of=2025-03-15"), timeout=60_000)
     wait_for_htmx(page)
     # Straight to print, without scrolling: every chart must already be there.
     page.emulate_media(media="print")
