@@ -70,3 +70,54 @@ def test_a_phone_gets_the_narrow_chart(_chromium, live_server):
         assert width <= 390
     finally:
         context.close()
+
+
+# NHS.UK lists and tables bleed 2 px either side by design (margin: -2px): allowed.
+PRINTED_WIDER_THAN_THE_PAGE = """() => {
+  const width = document.documentElement.clientWidth;
+  return [...document.querySelectorAll('main *')]
+    .filter(e => e.getBoundingClientRect().right > width + 2)
+    .map(e => `${e.tagName}.${e.className} right ${Math.round(e.getBoundingClientRect().right)} of ${width} in ${e.closest('[id]')?.id}`).slice(0, 3);
+}"""
+
+
+def test_kpi_page_and_worklist_print_cleanly(page, live_server):
+    from datetime import date
+
+    from portal.extensions import db
+    from portal.models import Episode, Patient
+
+    east = live_server.make_service("PRT", "Print Fracture Liaison Service")
+    _episodes(live_server, east, 30)
+    with live_server.app.app_context():
+        patient = Patient(
+            service_id=east.id,
+            nhs_number="9434765919",
+            date_of_birth=date(1950, 1, 1),
+            sex="Female",
+            postcode="LS1 4AB",
+            care_home_resident="No",
+        )
+        db.session.add(patient)
+        db.session.flush()
+        db.session.add(
+            Episode(service_id=east.id, patient_id=patient.id, fracture_date=date(2024, 3, 1))
+        )
+        db.session.commit()
+    lead = live_server.make_user("lead", [east])
+    sign_in_browser(page, live_server, lead)
+    page.set_viewport_size({"width": 794, "height": 1123})  # an A4 page at 96 dpi
+    for url in ("/kpis/?kind=year&year=2024&as_of=2025-03-15", "/worklists/awaiting-assessment"):
+        page.goto(live_server.url_for(url), timeout=60_000)
+        wait_for_htmx(page)
+        page.emulate_media(media="print")
+        # What is for the screen only (forms, the period picker, breadcrumbs) is not printed.
+        for selector in ("main form", ".nhsuk-breadcrumb", ".nhsuk-header__navigation"):
+            printed = page.locator(selector).evaluate_all(
+                "els => els.filter(e => e.getClientRects().length > 0).map(e => e.outerHTML.slice(0, 120))"
+            )
+            assert printed == [], f"{selector} is printed on {url}: {printed}"
+        assert page.evaluate(PRINTED_WIDER_THAN_THE_PAGE) == [], url
+        pdf = PdfReader(io.BytesIO(page.pdf(format="A4")))
+        assert len(pdf.pages) >= 1
+        page.emulate_media(media="screen")
