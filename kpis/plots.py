@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import math
+import textwrap
 from collections.abc import Sequence
 from fractions import Fraction
 
@@ -19,6 +20,7 @@ from kpis.charts import (
     LIMIT_COLOUR,
     LINE_COLOUR,
     LOOKS,
+    NARROW,
     NATIONAL_COLOUR,
     WIDE,
     legend_below,
@@ -195,7 +197,7 @@ def draw_split(
     """A dot plot: one row per measure, one marker per part (shape and colour), a bar for the
     whole. None (no value, or not shown) leaves the marker out. The title is the page's."""
     look = LOOKS[size]
-    height = 2.2 + 0.55 * len(measures)
+    height = 2.2 + (0.8 if size == NARROW else 0.55) * len(measures)
     figure = Figure(figsize=(look.width, height), dpi=100, layout="constrained")
     axes = figure.add_subplot()
     rows = list(range(len(measures)))[::-1]
@@ -214,7 +216,9 @@ def draw_split(
             label=label,
             zorder=4,
         )
-    axes.set_yticks(rows, list(measures), fontsize=look.small)
+    # On a phone the measures' names wrap, so the plot keeps most of the width.
+    width = 20 if size == NARROW else 60
+    axes.set_yticks(rows, [textwrap.fill(m, width) for m in measures], fontsize=look.small)
     axes.set_xlim(0, 100)
     axes.set_xlabel("Per cent", fontsize=look.text)
     axes.tick_params(axis="x", labelsize=look.small)
