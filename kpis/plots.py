@@ -1,7 +1,7 @@
 """Funnel plots, cumulative-incidence curves and split charts, drawn with matplotlib's
 object-oriented API (a `Figure`, never pyplot: pyplot keeps global state that leaks between
-requests), in the style of kpis.charts: large type, NHS colours, a marker shape as well as a
-colour for every series."""
+requests), in the style of kpis.charts: the title left to the page, the legend below the plot, a
+marker shape or line style as well as a colour for every series, wide and narrow renditions."""
 
 from __future__ import annotations
 
@@ -15,7 +15,16 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.backends.backend_svg import FigureCanvasSVG
 from matplotlib.figure import Figure
 
-from kpis.charts import FORMATS, LIMIT_COLOUR, LINE_COLOUR, NATIONAL_COLOUR
+from kpis.charts import (
+    FORMATS,
+    LIMIT_COLOUR,
+    LINE_COLOUR,
+    LOOKS,
+    NARROW,
+    NATIONAL_COLOUR,
+    WIDE,
+    legend_below,
+)
 from kpis.funnel import ABOVE_95, ABOVE_998, BELOW_95, BELOW_998
 from kpis.funnel_chart import FunnelChart
 
@@ -43,28 +52,29 @@ def to_bytes(figure: Figure, fmt: str) -> bytes:
     return buffer.getvalue()
 
 
-def _title(figure: Figure, title: str) -> None:
-    """The title across the whole figure, wrapped, so a long service name is never cut off."""
-    figure.suptitle(textwrap.fill(title, 90), x=0.01, ha="left", fontsize=15)
-
-
-def draw_funnel(chart: FunnelChart) -> Figure:
+def draw_funnel(chart: FunnelChart, size: str = WIDE) -> Figure:
     """Points at (denominator, value), the target line and the 95% and 99.8% limit lines."""
-    figure = Figure(figsize=(11, 6.5), dpi=100, layout="constrained")
+    look = LOOKS[size]
+    figure = Figure(figsize=(look.width, look.height), dpi=100, layout="constrained")
     axes = figure.add_subplot()
     plot = chart.plot
     if plot.target is None:
         axes.text(
-            0.5, 0.5, "No service to show", transform=axes.transAxes, ha="center", fontsize=16
+            0.5,
+            0.5,
+            "No service to show",
+            transform=axes.transAxes,
+            ha="center",
+            fontsize=look.text,
         )
         axes.set_axis_off()
         return figure
     ns = chart.curve_denominators()
     bounds = [plot.limits_for(n) for n in ns]
     for attribute, style, label in (
-        ("upper998", ":", "99.8% limits"),
+        ("upper998", ":", "99.8% limits (dotted)"),
         ("lower998", ":", None),
-        ("upper95", "--", "95% limits"),
+        ("upper95", "--", "95% limits (dashed)"),
         ("lower95", "--", None),
     ):
         axes.plot(
@@ -76,7 +86,7 @@ def draw_funnel(chart: FunnelChart) -> Figure:
             label=label,
         )
     axes.axhline(
-        100 * float(plot.target), color=NATIONAL_COLOUR, linewidth=2, label="National value"
+        100 * float(plot.target), color=NATIONAL_COLOUR, linewidth=2, label="National value (solid)"
     )
     plain = [p for p in chart.shown if p.flag not in FLAG_STYLE and p.point.code != chart.highlight]
     axes.scatter(
@@ -117,18 +127,17 @@ def draw_funnel(chart: FunnelChart) -> Figure:
             (x, y),
             textcoords="offset points",
             xytext=(10, 8),
-            fontsize=14,
+            fontsize=look.text,
             weight="bold",
         )
     axes.set_ylim(0, 100)
     axes.set_xlim(0, ns[-1])
-    axes.set_xlabel("Denominator (patients)", fontsize=15)
-    axes.set_ylabel("Per cent", fontsize=15)
-    axes.tick_params(labelsize=13)
-    _title(figure, chart.title)
+    axes.set_xlabel("Denominator (patients)", fontsize=look.text)
+    axes.set_ylabel("Per cent", fontsize=look.text)
+    axes.tick_params(labelsize=look.small)
     axes.grid(color="#d8dde0", linewidth=1)
     axes.spines[["top", "right"]].set_visible(False)
-    axes.legend(fontsize=11, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
+    legend_below(figure, axes, look)
     return figure
 
 
@@ -136,36 +145,45 @@ def draw_incidence(
     title: str,
     series: Sequence[tuple[str, list[tuple[int, Fraction]]]],
     until: int,
+    size: str = WIDE,
 ) -> Figure:
     """Cumulative incidence of refracture (per cent) against days since the index fracture, as
-    steps; one line per series (the service, the nation)."""
-    figure = Figure(figsize=(11, 6), dpi=100, layout="constrained")
+    steps; one line per series (the service solid, the nation dotted). The title is the page's."""
+    look = LOOKS[size]
+    figure = Figure(figsize=(look.width, look.height * 0.9), dpi=100, layout="constrained")
     axes = figure.add_subplot()
     top = 5.0
-    for (label, steps), (style, colour) in zip(
-        series, (("-", LINE_COLOUR), (":", NATIONAL_COLOUR)), strict=False
+    for (label, steps), (style, colour, words) in zip(
+        series,
+        (("-", LINE_COLOUR, "solid"), (":", NATIONAL_COLOUR, "dotted")),
+        strict=False,
     ):
         days = [day for day, _ in steps] + [until]
         values = [100 * float(cif) for _, cif in steps]
         values.append(values[-1])
         top = max(top, max(values) * 1.2)
         axes.step(
-            days, values, where="post", linestyle=style, color=colour, linewidth=3, label=label
+            days,
+            values,
+            where="post",
+            linestyle=style,
+            color=colour,
+            linewidth=3,
+            label=f"{label} ({words})",
         )
     axes.set_xlim(0, until)
     axes.set_ylim(0, math.ceil(top))
     axes.set_xticks(
         [0, 91, 182, 274, 365, 456, 547, 639, 730][: 1 + until // 91],
         ["0", "3", "6", "9", "12", "15", "18", "21", "24"][: 1 + until // 91],
-        fontsize=13,
+        fontsize=look.small,
     )
-    axes.tick_params(axis="y", labelsize=13)
-    axes.set_xlabel("Months since the fracture", fontsize=15)
-    axes.set_ylabel("Per cent with another fracture", fontsize=15)
-    _title(figure, title)
+    axes.tick_params(axis="y", labelsize=look.small)
+    axes.set_xlabel("Months since the fracture", fontsize=look.text)
+    axes.set_ylabel("Per cent with another fracture", fontsize=look.text)
     axes.grid(color="#d8dde0", linewidth=1)
     axes.spines[["top", "right"]].set_visible(False)
-    axes.legend(fontsize=12, loc="upper left", frameon=False)
+    legend_below(figure, axes, look)
     return figure
 
 
@@ -174,11 +192,13 @@ def draw_split(
     measures: Sequence[str],
     parts: Sequence[tuple[str, Sequence[float | None]]],
     whole: Sequence[float | None],
+    size: str = WIDE,
 ) -> Figure:
     """A dot plot: one row per measure, one marker per part (shape and colour), a bar for the
-    whole. None (no value, or not shown) leaves the marker out."""
-    height = 1.2 + 0.55 * len(measures)
-    figure = Figure(figsize=(11, height), dpi=100, layout="constrained")
+    whole. None (no value, or not shown) leaves the marker out. The title is the page's."""
+    look = LOOKS[size]
+    height = 2.2 + (0.8 if size == NARROW else 0.55) * len(measures)
+    figure = Figure(figsize=(look.width, height), dpi=100, layout="constrained")
     axes = figure.add_subplot()
     rows = list(range(len(measures)))[::-1]
     for row, value in zip(rows, whole, strict=True):
@@ -196,12 +216,13 @@ def draw_split(
             label=label,
             zorder=4,
         )
-    axes.set_yticks(rows, list(measures), fontsize=12)
+    # On a phone the measures' names wrap, so the plot keeps most of the width.
+    width = 20 if size == NARROW else 60
+    axes.set_yticks(rows, [textwrap.fill(m, width) for m in measures], fontsize=look.small)
     axes.set_xlim(0, 100)
-    axes.set_xlabel("Per cent", fontsize=14)
-    axes.tick_params(axis="x", labelsize=12)
-    _title(figure, title)
+    axes.set_xlabel("Per cent", fontsize=look.text)
+    axes.tick_params(axis="x", labelsize=look.small)
     axes.grid(axis="x", color="#d8dde0", linewidth=1)
     axes.spines[["top", "right"]].set_visible(False)
-    axes.legend(fontsize=11, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
+    legend_below(figure, axes, look)
     return figure

@@ -11,7 +11,7 @@ from kpis.definitions import KPI
 from kpis.engine import MonthPoint
 from kpis.numbers import format_denominator, format_value
 from kpis.periods import Month, Period
-from kpis.spc import PChart, RunRules, anhoej, p_chart
+from kpis.spc import PChart, RunRules, anhoej, p_chart, run_marks
 
 
 @dataclass(frozen=True)
@@ -65,6 +65,37 @@ class RunChart:
     def flagged(self) -> list[ChartMonth]:
         return [m for m in self.months if m.flagged]
 
+    def signal_positions(self) -> tuple[tuple[int, int] | None, list[tuple[int, int]]]:
+        """Where the run rules' signals lie, as positions in `months` (gaps included): the
+        unusually long run (first, last), or None, and the crossings of the median when there are
+        unusually few of them (the months either side of each), or []."""
+        places = [i for i, m in enumerate(self.months) if m.value is not None]
+        marks = run_marks([_value(self.months[i]) for i in places])
+        run = None
+        if self.rules.long_run and marks.longest_run is not None:
+            run = (places[marks.longest_run[0]], places[marks.longest_run[1]])
+        crossings = []
+        if self.rules.few_crossings:
+            crossings = [(places[a], places[b]) for a, b in marks.crossings]
+        return run, crossings
+
+    def marks_words(self) -> list[str]:
+        """How the chart marks what it flags, for its legend's readers and the text alternative."""
+        words = []
+        if self.flagged:
+            words.append("Months outside the control limits are ringed.")
+        run, crossings = self.signal_positions()
+        if run is not None:
+            first, last = self.months[run[0]].month.label(), self.months[run[1]].month.label()
+            words.append(
+                f'The unusually long run, {first} to {last}, is shaded and labelled "Long run".'
+            )
+        if self.rules.few_crossings:
+            words.append(
+                f"Each of the {len(crossings)} crossing(s) of the median is marked with a cross."
+            )
+        return words
+
     def text_alternative(self) -> str:
         """What the chart shows, in words, for a screen reader and for the printed page."""
         shown = self.shown
@@ -89,6 +120,9 @@ class RunChart:
                 parts.append("No month outside the control limits.")
         signals = self.rules.describe()
         parts.extend(signals or ["No unusual run or shortage of crossings: random variation only."])
+        parts.extend(self.marks_words())
+        if self.has_national:
+            parts.append("The national value is the dotted line with square markers.")
         hidden = len(self.months) - len(shown)
         if hidden:
             parts.append(f"{hidden} month(s) with fewer than 5 in the denominator are not shown.")

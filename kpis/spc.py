@@ -128,3 +128,37 @@ def anhoej(values: Sequence[Fraction]) -> RunRules:
         crossings,
         fewest_crossings(useful),
     )
+
+
+@dataclass(frozen=True)
+class RunMarks:
+    """Where the Anhoej signals lie, as positions in the values the rules read, so a chart can mark
+    them: the longest run (first and last position, months on the median inside it included) and
+    each crossing of the median (the positions of the two months either side)."""
+
+    longest_run: tuple[int, int] | None
+    crossings: list[tuple[int, int]]
+
+
+def run_marks(values: Sequence[Fraction]) -> RunMarks:
+    """The positions of the longest run and of the crossings, read as `anhoej` reads them (the
+    first of equally long runs)."""
+    if not values:
+        return RunMarks(None, [])
+    median = statistics.median(values)
+    sided = [(i, 1 if v > median else -1) for i, v in enumerate(values) if v != median]
+    if not sided:
+        return RunMarks(None, [])
+    best = (sided[0][0], sided[0][0])
+    best_length = length = 1
+    start = sided[0][0]
+    crossings = []
+    for (i, before), (j, after) in zip(sided, sided[1:], strict=False):
+        if after == before:
+            length += 1
+            if length > best_length:
+                best_length, best = length, (start, j)
+        else:
+            crossings.append((i, j))
+            start, length = j, 1
+    return RunMarks(best, crossings)

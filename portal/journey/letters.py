@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from portal import clock
+from portal import clock, pdf
 from portal.audit import events as audit
 from portal.audit.actor import Actor
 from portal.extensions import db
@@ -274,12 +274,6 @@ def patient_line(episode: Episode) -> str:
 
 
 def pdf_of(html: str) -> bytes:
-    """A letter's page as PDF, made on the server (WeasyPrint; no request leaves the server: the
+    """A letter's page as PDF, made on the server (portal.pdf: no request leaves the server; the
     page carries its own styles and no images)."""
-    from weasyprint import HTML
-
-    def no_fetching(url: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        raise ValueError(f"letters load nothing: {url[:40]}")
-
-    pdf: bytes = HTML(string=html, url_fetcher=no_fetching).write_pdf()
-    return pdf
+    return pdf.pdf_of(html)

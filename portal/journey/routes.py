@@ -35,6 +35,7 @@ from portal.journey import (
     forms,
     history,
     letters,
+    next_steps,
     plans,
     saving,
     unusual_dates,
@@ -256,6 +257,7 @@ def _stage_context(
             else None
         ),
         windows=stage_windows(episode.fracture_date),
+        timing=next_steps.stage_timing(episode, stage, clock.today()),
         may_edit=_may_edit(episode.service)
         # Complete for the audit: read only, unless a refused save shows what was typed.
         and (not audit_completion.is_locked(episode) or bool(errors)),

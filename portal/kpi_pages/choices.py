@@ -10,7 +10,7 @@ from datetime import date
 
 from sqlalchemy import select
 
-from kpis.periods import EARLIEST_YEAR, LATEST_YEAR, Month, Period, PeriodError
+from kpis.periods import EARLIEST_YEAR, LATEST_YEAR, DueCutoffs, Month, Period, PeriodError
 from portal import clock, query_values
 from portal.extensions import db
 from portal.models import Service
@@ -82,6 +82,8 @@ class PeriodChoice:
     as_of: date
     period: Period
     errors: dict[str, str] = field(default_factory=dict)
+    # True when no period was asked for: the page opens on the latest fully due months.
+    first_view: bool = False
 
     def query(self) -> dict[str, str]:
         """The query string that asks for this period again."""
@@ -100,11 +102,26 @@ def years() -> list[int]:
     return list(range(clock.today().year, FIRST_YEAR - 1, -1))
 
 
+def last_month_all_due(as_of: date) -> Month:
+    """The latest month in which every KPI has episodes due on `as_of`: every fracture of it at
+    least 392 days (the end of the 48-56 week window, KPI 11) before the as-of date."""
+    cutoff = DueCutoffs(as_of).due52
+    month = Month.of(cutoff)
+    return month if month.last_day <= cutoff else month.plus(-1)
+
+
 def choose_period(args: Mapping[str, str], default_months: int = 12) -> PeriodChoice:
     """The period from a page's query string; a bad value falls back to the default with the
-    reason kept for the page (nothing the user typed is lost: it stays in the picker)."""
+    reason kept for the page (nothing the user typed is lost: it stays in the picker). With no
+    period asked for, the page opens on the latest `default_months` months in which every KPI has
+    episodes due, so KPI 11 is never empty only for being too recent."""
     now = clock.today()
-    last_month = Month.of(now).plus(-1)
+    first_view = not any(args.get(name) for name in ("kind", "year", "quarter", "from", "to"))
+    try:
+        due_on = parse_as_of(args.get("as_of"), "As-of date")
+    except KpiRequestError:
+        due_on = now
+    last_month = last_month_all_due(due_on)
     default = Period(last_month.plus(1 - default_months), last_month)
     errors: dict[str, str] = {}
     kind = args.get("kind") or "months"
@@ -145,7 +162,7 @@ def choose_period(args: Mapping[str, str], default_months: int = 12) -> PeriodCh
     if period.months > 12 * 12:
         errors["from"] = "Choose at most 12 years"
         period = default
-    return PeriodChoice(kind, year, quarter, start, end, as_of, period, errors)
+    return PeriodChoice(kind, year, quarter, start, end, as_of, period, errors, first_view)
 
 
 FUNNEL_KPIS = range(3, 12)  # the proportions of patients: KPIs 3 to 11

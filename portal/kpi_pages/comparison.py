@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
-from kpis import engine, export, plots
+from kpis import charts, engine, export, plots
 from kpis.definitions import KPI, KPI_BY_NUMBER
 from kpis.funnel import (
     ABOVE_95,
@@ -95,7 +95,13 @@ def funnel_chart(
 
 
 def funnel_image(
-    kpi_number: int, period: Period, as_of: date, highlight: str | None, public: bool, fmt: str
+    kpi_number: int,
+    period: Period,
+    as_of: date,
+    highlight: str | None,
+    public: bool,
+    fmt: str,
+    size: str = charts.WIDE,
 ) -> bytes:
     """The funnel plot drawn as SVG or PNG, once per change of the data."""
     what = {
@@ -106,9 +112,10 @@ def funnel_image(
         "highlight": highlight,
         "public": public,
         "format": fmt,
+        "size": size,
     }
     chart = funnel_chart(kpi_number, period, as_of, highlight, public)
-    return cached(what, lambda: plots.to_bytes(plots.draw_funnel(chart), fmt))
+    return cached(what, lambda: plots.to_bytes(plots.draw_funnel(chart, size), fmt))
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,9 @@ from kpis.definitions import AMBER, KPI, KPIS, RED
 from kpis.engine import Figure, Report, Row
 from kpis.periods import Period
 from kpis.recommendations import recommendations_for
+from portal import pdf
 from portal.extensions import db
+from portal.kpi_pages import outcome_figures
 from portal.kpi_pages.caching import cached, counts_by_service, data_versions, service_infos
 from portal.kpi_pages.choices import NATIONAL, ExportRequest
 from portal.models import Service
@@ -195,9 +197,15 @@ def run_chart(
 
 
 def chart_image(
-    kpi_number: int, service: Service | None, period: Period, as_of: date, public: bool, fmt: str
+    kpi_number: int,
+    service: Service | None,
+    period: Period,
+    as_of: date,
+    public: bool,
+    fmt: str,
+    size: str = charts.WIDE,
 ) -> bytes:
-    """The run chart drawn as SVG or PNG; drawn once per change of the data."""
+    """The run chart drawn as SVG or PNG, wide or narrow; drawn once per change of the data."""
     what = {
         "page": "chart_image",
         "kpi": kpi_number,
@@ -206,10 +214,11 @@ def chart_image(
         "as_of": as_of,
         "public": public,
         "format": fmt,
+        "size": size,
     }
     return cached(
         what,
-        lambda: charts.render(run_chart(kpi_number, service, period, as_of, public), fmt),
+        lambda: charts.render(run_chart(kpi_number, service, period, as_of, public), fmt, size),
     )
 
 
@@ -312,3 +321,16 @@ def all_services() -> list:
     """Every service's id, code and name, in order of code (an admin's service picker)."""
     query = select(Service.id, Service.code, Service.name).order_by(Service.code)
     return list(db.session.execute(query).all())
+
+
+def report_images(service: Service, year: int, as_of: date) -> dict[object, str]:
+    """The annual report's charts as inline PNG images for its PDF: "curve" (another fracture)
+    and each KPI's run chart by number, wide, as on a desktop."""
+    period = Period.year(year)
+    images: dict[object, str] = {
+        "curve": pdf.inline_image(outcome_figures.curve_image(service, period, as_of, "png"))
+    }
+    for kpi in KPIS:
+        png = chart_image(kpi.number, service, period, as_of, False, "png")
+        images[kpi.number] = pdf.inline_image(png)
+    return images

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
-from kpis import counting, export, outcomes, plots
+from kpis import charts, counting, export, outcomes, plots
 from kpis.outcomes import FollowUp, OutcomeFigure
 from kpis.periods import Period
 from portal.extensions import db
@@ -116,7 +116,9 @@ def national_follow_up(period: Period, as_of: date) -> FollowUp:
 CURVE_DAYS = 730  # the curve runs to the 24-month horizon
 
 
-def curve_image(service: Service, period: Period, as_of: date, fmt: str) -> bytes:
+def curve_image(
+    service: Service, period: Period, as_of: date, fmt: str, size: str = charts.WIDE
+) -> bytes:
     """The cumulative incidence of refracture of a service and nationally, drawn once per change
     of the data."""
 
@@ -131,6 +133,7 @@ def curve_image(service: Service, period: Period, as_of: date, fmt: str) -> byte
                 ("National", outcomes.curve(national, CURVE_DAYS)),
             ],
             CURVE_DAYS,
+            size,
         )
         return plots.to_bytes(figure, fmt)
 
@@ -140,6 +143,7 @@ def curve_image(service: Service, period: Period, as_of: date, fmt: str) -> byte
         "period": str(period),
         "as_of": as_of,
         "format": fmt,
+        "size": size,
     }
     return cached(what, draw)
 

@@ -9,11 +9,11 @@ from flask import Blueprint, Response, abort, flash, redirect, render_template, 
 from flask_login import current_user
 from werkzeug.exceptions import NotFound
 
-from kpis.charts import FORMATS
+from kpis.charts import FORMATS, size_of
 from kpis.definitions import BAND_WORDS, KPI, KPI_BY_NUMBER, KPIS
 from kpis.periods import Period
 from kpis.splits import SPLIT_BY_NAME, SPLITS
-from portal import clock
+from portal import clock, pdf
 from portal.access import current_service, switch_service
 from portal.extensions import db
 from portal.kpi_pages import (
@@ -125,7 +125,8 @@ def kpi_chart_image(number: int, fmt: str):
         abort(404)
     service = _service()
     choice = choices.choose_period(request.args, default_months=24)
-    image = kpi_figures.chart_image(number, service, choice.period, choice.as_of, False, fmt)
+    size = size_of(request.args.get("size"))
+    image = kpi_figures.chart_image(number, service, choice.period, choice.as_of, False, fmt, size)
     return Response(image, mimetype=CONTENT_TYPES[fmt])
 
 
@@ -143,9 +144,8 @@ def kpi_chart_csv(number: int):
     )
 
 
-@bp.get("/report")
-def annual_report():
-    service = _service()
+def _report_context(service: Service) -> dict:
+    """What the annual report shows, on screen and in its PDF: last year unless asked."""
     args = request.args.to_dict()
     args["kind"] = "year"
     args.setdefault("year", str(clock.today().year - 1))
@@ -153,13 +153,39 @@ def annual_report():
     report = kpi_figures.annual_report(service, choice.year, choice.as_of)
     year = Period.year(choice.year)
     positions = {p.kpi.number: p for p in comparison.positions(service.code, year, choice.as_of)}
-    outcomes = outcome_figures.service_outcomes(service, year, choice.as_of)
-    return render_template(
-        "kpis/report.html",
-        report=report,
-        positions=positions,
-        outcomes=outcomes,
+    return {
+        "report": report,
+        "positions": positions,
+        "outcomes": outcome_figures.service_outcomes(service, year, choice.as_of),
+        "charts": {
+            line.kpi.number: kpi_figures.run_chart(
+                line.kpi.number, service, year, choice.as_of, public=False
+            )
+            for line in report.lines
+        },
         **_context(service, choice),
+    }
+
+
+@bp.get("/report")
+def annual_report():
+    service = _service()
+    return render_template("kpis/report.html", images=None, **_report_context(service))
+
+
+@bp.get("/report.pdf")
+def annual_report_pdf():
+    """The annual report as an A4 PDF made on the server, every chart in it."""
+    service = _service()
+    context = _report_context(service)
+    report = context["report"]
+    images = kpi_figures.report_images(service, report.year, report.as_of)
+    html = render_template("kpis/report_pdf.html", images=images, **context)
+    name = f"annual-report-{service.code}-{report.year}.pdf"
+    return Response(
+        pdf.pdf_of(html),
+        mimetype="application/pdf",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )
 
 
@@ -222,7 +248,8 @@ def outcomes_curve(fmt: str):
         abort(404)
     service = _service()
     choice = choices.choose_period(request.args, default_months=12)
-    return _image(outcome_figures.curve_image(service, choice.period, choice.as_of, fmt), fmt)
+    size = size_of(request.args.get("size"))
+    return _image(outcome_figures.curve_image(service, choice.period, choice.as_of, fmt, size), fmt)
 
 
 @bp.get("/outcomes/data.csv")
@@ -249,7 +276,10 @@ def kpi_funnel_image(number: int, fmt: str):
         abort(404)
     service = _service()
     choice = choices.choose_period(request.args)
-    image = comparison.funnel_image(number, choice.period, choice.as_of, service.code, False, fmt)
+    size = size_of(request.args.get("size"))
+    image = comparison.funnel_image(
+        number, choice.period, choice.as_of, service.code, False, fmt, size
+    )
     return _image(image, fmt)
 
 
@@ -291,7 +321,10 @@ def splits_chart(scope: str, fmt: str):
     service = _service()
     choice = choices.choose_period(request.args)
     subject = service if scope == "service" else None
-    image = split_figures.chart_image(_split(), subject, choice.period, choice.as_of, False, fmt)
+    size = size_of(request.args.get("size"))
+    image = split_figures.chart_image(
+        _split(), subject, choice.period, choice.as_of, False, fmt, size
+    )
     return _image(image, fmt)
 
 

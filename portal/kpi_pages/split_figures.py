@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from kpis import plots, split_table
+from kpis import charts, plots, split_table
 from kpis.periods import Period
 from kpis.split_table import SplitTable
 from kpis.splits import SPLIT_BY_NAME, SplitCounts, split_counts
@@ -62,7 +62,13 @@ def table(
 
 
 def chart_image(
-    split: str, service: Service | None, period: Period, as_of: date, public: bool, fmt: str
+    split: str,
+    service: Service | None,
+    period: Period,
+    as_of: date,
+    public: bool,
+    fmt: str,
+    size: str = charts.WIDE,
 ) -> bytes:
     """The split drawn as a dot plot (KPIs 3-11 and the outcomes), once per change of the data."""
 
@@ -78,7 +84,11 @@ def chart_image(
             for i, label in enumerate(shown.part_labels)
         ]
         figure = plots.draw_split(
-            shown.title, [row.label for row in rows], parts, [value(row.whole) for row in rows]
+            shown.title,
+            [row.label for row in rows],
+            parts,
+            [value(row.whole) for row in rows],
+            size,
         )
         return plots.to_bytes(figure, fmt)
 
@@ -90,5 +100,6 @@ def chart_image(
         "as_of": as_of,
         "public": public,
         "format": fmt,
+        "size": size,
     }
     return cached(what, draw)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, abort, render_template, request
 from markupsafe import Markup
 
-from kpis.charts import FORMATS
+from kpis.charts import FORMATS, size_of
 from kpis.definitions import BAND_WORDS, KPI, KPI_BY_NUMBER, KPIS
 from kpis.periods import Period
 from kpis.splits import SPLIT_BY_NAME, SPLITS
@@ -121,7 +121,10 @@ def chart_image(code: str, number: int, fmt: str):
         abort(404)
     subject = _subject(code)
     year = _year()
-    image = kpi_figures.chart_image(number, subject, Period.year(year), clock.today(), True, fmt)
+    size = size_of(request.args.get("size"))
+    image = kpi_figures.chart_image(
+        number, subject, Period.year(year), clock.today(), True, fmt, size
+    )
     return Response(image, mimetype=CONTENT_TYPES[fmt])
 
 
@@ -176,7 +179,8 @@ def funnel_image(number: int, fmt: str):
     if fmt not in FORMATS:
         abort(404)
     year = _year()
-    image = comparison.funnel_image(number, Period.year(year), clock.today(), None, True, fmt)
+    size = size_of(request.args.get("size"))
+    image = comparison.funnel_image(number, Period.year(year), clock.today(), None, True, fmt, size)
     return Response(image, mimetype=CONTENT_TYPES[fmt])
 
 
@@ -216,8 +220,9 @@ def splits_chart(code: str, fmt: str):
         abort(404)
     subject = _subject(code)
     year = _year()
+    size = size_of(request.args.get("size"))
     image = split_figures.chart_image(
-        _split(), subject, Period.year(year), clock.today(), True, fmt
+        _split(), subject, Period.year(year), clock.today(), True, fmt, size
     )
     return Response(image, mimetype=CONTENT_TYPES[fmt])
 

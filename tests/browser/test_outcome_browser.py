@@ -67,7 +67,10 @@ def _episodes(server, service, count: int, spine_every: int) -> None:
 def _check(page, page_log, url: str) -> None:
     for width in WIDTHS:
         page.set_viewport_size({"width": width, "height": 900})
-        page.goto(url)
+        # A chart is a <picture>: a new width fetches the other rendition; let it arrive rather
+        # than cut it off by leaving.
+        page.wait_for_function("() => [...document.images].every(i => i.complete)")
+        page.goto(url, timeout=60_000)
         wait_for_htmx(page)
         # Lazy images (the annual report's run charts) load now, so none is cut off by leaving.
         page.evaluate(

@@ -85,7 +85,9 @@ def test_admin_sees_every_services_figures(make_user, client, fixture_services):
     assert response.status_code == 200
     html = _text(response)
     assert "BBB Fracture Liaison Service" in html
-    assert "<td>70.6%</td>" in _row(html, "1. Data completeness")
+    assert '<td>70.6% <span class="nhsuk-body-s">of fields complete enough</span></td>' in _row(
+        html, "1. Data completeness"
+    )
 
 
 def test_bad_period_keeps_what_was_typed_and_says_why(member):
@@ -202,9 +204,9 @@ def test_a_second_request_for_a_chart_does_not_draw_it_again(
     drawn = []
     real = charts.render
 
-    def counting(chart, fmt):
+    def counting(chart, fmt, size=charts.WIDE):
         drawn.append((chart.kpi.number, fmt))
-        return real(chart, fmt)
+        return real(chart, fmt, size)
 
     monkeypatch.setattr(charts, "render", counting)
     url = "/benchmarks/AAA/4/chart.png"
