@@ -134,11 +134,12 @@ class Cluster:
                 start_new_session=True,
             )
 
-    def flask(self, *args: str) -> str:
+    def flask(self, *args: str, stdin: str | None = None) -> str:
         result = subprocess.run(
             [sys.executable, "-m", "flask", *args],
             cwd=ROOT,
             env=self.env(),
+            input=stdin,
             capture_output=True,
             text=True,
             timeout=600,
