@@ -32,6 +32,7 @@ GUNICORN_CONFIG = ROOT / "deploy" / "gunicorn.conf.py"
 WORKER_SCRIPT = ROOT / "scripts" / "worker"
 DEFAULT_DATABASE = "postgresql+psycopg://postgres@127.0.0.1:5432/fls_portal"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
+RESTART_DELAY_SECONDS = 3
 # Variables of the calling environment that would change what the instances run against.
 _OWN_VARIABLES = ("FLASK_", "PORTAL_", "DATABASE_URL", "SECRET_KEY", "REDIS_URL")
 
@@ -370,6 +371,9 @@ def main() -> int:
                 if process is not None and process.poll() is not None:
                     print(f"instance {index + 1} ended; starting it again", file=sys.stderr)
                     cluster.instances[index] = None
+                    # Once the balancer has taken it out (2 failed checks a second apart):
+                    # gunicorn opens its port before its workers are ready to answer.
+                    time.sleep(RESTART_DELAY_SECONDS)
                     cluster.start_instance(index)
             time.sleep(1)
     except KeyboardInterrupt:
