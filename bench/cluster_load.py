@@ -39,6 +39,7 @@ import threading
 import time
 import uuid
 from collections import Counter, defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlencode
@@ -330,8 +331,8 @@ def main() -> int:
             for n, (email, ids) in enumerate(nurses_data)
         ]
         print("signing in ...", file=sys.stderr)
-        for nurse in nurses:
-            nurse.sign_in()
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            list(pool.map(Nurse.sign_in, nurses))
         print(f"running {seconds:.0f} s ...", file=sys.stderr)
         started = time.monotonic()
         until = started + seconds
