@@ -382,6 +382,7 @@ def main() -> int:
     )
     consistent = check_saves(url, nurses)
     print("every acknowledged save stored exactly once, none twice:", "yes" if consistent else "NO")
+    print(f"logs of the instances and of HAProxy: {workdir}")
     drop_database(admin_url, name)
     return 0 if consistent else 1
 
