@@ -20,6 +20,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     if config:
         app.config.update(config)
     _configure_sqlite(app)
+    _configure_transaction_pooling(app)
     if app.config.get("PORTAL_TRUST_PROXY"):
         from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -59,6 +60,16 @@ def _configure_sqlite(app: Flask) -> None:
     if uri.startswith("sqlite"):
         options = app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {})
         options.setdefault("connect_args", {}).setdefault("timeout", 15)
+
+
+def _configure_transaction_pooling(app: Flask) -> None:
+    """Behind a PgBouncer in transaction pooling each transaction may run on another server
+    connection, where a statement psycopg prepared on the last one does not exist: psycopg then
+    prepares none (prepare_threshold=None)."""
+    uri = app.config["SQLALCHEMY_DATABASE_URI"]
+    if app.config.get("DATABASE_TRANSACTION_POOLING") and uri.startswith("postgresql"):
+        options = app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {})
+        options.setdefault("connect_args", {})["prepare_threshold"] = None
 
 
 @event.listens_for(Engine, "connect")

@@ -35,6 +35,9 @@ def from_environment(instance_path: str) -> dict:
         "SECRET_KEY": _secret_key(instance_path),
         "SQLALCHEMY_DATABASE_URI": database_url,
         "REDIS_URL": os.environ.get("REDIS_URL"),
+        # PostgreSQL reached through a PgBouncer in transaction pooling (README, "Production").
+        "DATABASE_TRANSACTION_POOLING": os.environ.get("DATABASE_TRANSACTION_POOLING", "").lower()
+        in ("1", "true", "yes"),
         # `__Host-` (security.md): the browser keeps it only if Secure, for Path=/ and with no
         # Domain, so no other host or path can plant or read it.
         "SESSION_COOKIE_NAME": "__Host-fls-session" if production else "session",

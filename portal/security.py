@@ -23,6 +23,7 @@ PUBLIC_ENDPOINTS = {
     "auth.second_factor",
     "auth.set_password",
     "main.health",
+    "main.ready",
     "main.reachability",
     "main.csrf_token",
     "offline.offline_page",

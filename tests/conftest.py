@@ -32,10 +32,10 @@ os.environ.setdefault("PORTAL_QUEUE_IMMEDIATE", "1")
 
 @pytest.fixture(autouse=True)
 def clock(request):
-    """Every test but the browser ones (whose browser and server keep the real time) runs on
+    """Every test but the browser and cluster ones (whose servers keep the real time) runs on
     TEST_TODAY at 10:00 in London, the clock then moving on as usual. A test sets another time
     with `clock.move_to(...)` (time-machine); portal.clock reads it like the system clock."""
-    if request.node.get_closest_marker("browser"):
+    if request.node.get_closest_marker("browser") or request.node.get_closest_marker("cluster"):
         yield None
         return
     moment = datetime.combine(TEST_TODAY, time(10, 0), tzinfo=ZoneInfo("Europe/London"))

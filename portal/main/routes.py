@@ -1,15 +1,15 @@
-"""The home page, switching service, and the health and reachability checks."""
+"""The home page, switching service, and the health, readiness and reachability checks."""
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, jsonify, redirect, render_template, request
-from sqlalchemy import text
+from flask import Blueprint, abort, current_app, jsonify, redirect, render_template, request
 
 from portal import query_values
 from portal.access import current_service, switch_service
 from portal.accounts.routes import _safe_next
 from portal.admin.forms import ConfirmForm
 from portal.extensions import db
+from portal.operations import readiness
 
 bp = Blueprint("main", __name__)
 
@@ -37,9 +37,20 @@ def choose_service():
 
 @bp.get("/health")
 def health():
-    """For a load balancer: the process answers and the database is reachable."""
-    db.session.execute(text("SELECT 1"))
+    """For a load balancer or a process supervisor: the process answers (nothing else is asked,
+    so a database outage never makes every instance look dead at once)."""
     return jsonify(status="ok")
+
+
+@bp.get("/ready")
+def ready():
+    """For a load balancer: whether this instance may take requests (operations/readiness.py).
+    503 tells the balancer to send requests elsewhere."""
+    found = readiness.readiness(db.engine, current_app.config.get("REDIS_URL"))
+    response = jsonify(status="ready" if found.ready else "not ready", checks=found.checks)
+    response.status_code = 200 if found.ready else 503
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @bp.route("/ping", methods=["GET", "HEAD"])
