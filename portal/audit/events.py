@@ -22,7 +22,7 @@ _EVENT_ROWS = insert(Base.metadata.tables["audit_events"])
 
 def plain(value: Any) -> Any:
     """A JSON-safe form of a stored value."""
-    if isinstance(value, date | datetime):
+    if isinstance(value, date):  # a datetime is a date too
         return value.isoformat()
     if isinstance(value, Decimal):
         return float(value)

@@ -4,6 +4,7 @@ service's profile makes it; and `generate`, which makes the patients and their e
 
 from __future__ import annotations
 
+import itertools
 import random
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import date, timedelta
@@ -311,21 +312,30 @@ def generate(
     end = min(end, today)
     profiles = make_profiles(rng, services)
     numbers = NhsNumbers(rng)
+    # The 999 test range holds about 909,000 valid numbers: a data set with more patients (ten
+    # years of a nation) gives each service a walk of its own. The schema asks a number to be
+    # unique within a service only, and no figure joins services by NHS number.
+    own_numbers = (
+        {p.id: NhsNumbers(random.Random(f"nhs-numbers-{p.code}")) for p in profiles}
+        if count > NhsNumbers.CAPACITY
+        else None
+    )
     # Issue 19's fields and treatment plans come from a generator of their own, so every value
     # drawn from `rng` stays as it was (risk_and_treatment.py).
     extra = random.Random(f"risk-and-treatment-{start.isoformat()}-{count}")
     # Names and numbers for direct care from a stream of their own, so that the clinical rows
     # drawn from `rng` are the same with or without them.
     people = People(random.Random(f"direct-care-{start.isoformat()}-{today.isoformat()}"))
-    weights = [p.weight for p in profiles]
+    running_totals = list(itertools.accumulate(p.weight for p in profiles))
     made = 0
     while made < count:
         batch = min(10_000, count - made)
         for fracture in _fracture_dates(rng, start, end, batch):
             if made >= count:
                 break
-            profile = rng.choices(profiles, weights=weights)[0]
-            person = people.add(patient(rng, profile, fracture, next(numbers)))
+            profile = rng.choices(profiles, cum_weights=running_totals)[0]
+            number = next(own_numbers[profile.id] if own_numbers else numbers)
+            person = people.add(patient(rng, profile, fracture, number))
             limit = today
             if rng.random() < death_rate:  # died during the follow-up year or later
                 death = fracture + timedelta(days=rng.randint(20, 900))

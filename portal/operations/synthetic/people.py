@@ -4,6 +4,9 @@ belongs to (age, sex, where they live, care home)."""
 
 from __future__ import annotations
 
+import bisect
+import functools
+import itertools
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -125,6 +128,8 @@ class NhsNumbers:
     the dataset rules.
     """
 
+    CAPACITY = 900_000  # valid numbers in the range, a little under (a tenth fail the check)
+
     def __init__(self, rng: random.Random):
         # A step coprime with 10**6 visits every 6-digit suffix once in a scattered order.
         self.step = rng.choice((7919, 104729, 15485863 % 10**6 or 1, 86028121 % 10**6))
@@ -157,8 +162,15 @@ def years_before(day: date, years: int) -> date:
 
 
 def pick(rng: random.Random, weights: Mapping[str, float]) -> str:
-    """One of the keys, drawn with the weights given."""
-    return rng.choices(list(weights), weights=list(weights.values()))[0]
+    """One of the keys, drawn with the weights given: the draw of `rng.choices(keys, weights)`,
+    with the running totals kept (millions of draws make a benchmark-sized data set)."""
+    keys, totals = _running_totals(tuple(weights.items()))
+    return keys[bisect.bisect(totals, rng.random() * (totals[-1] + 0.0), 0, len(keys) - 1)]
+
+
+@functools.lru_cache(maxsize=1024)
+def _running_totals(items: tuple[tuple[str, float], ...]) -> tuple[list[str], list[float]]:
+    return [key for key, _ in items], list(itertools.accumulate(weight for _, weight in items))
 
 
 def _postcode(rng: random.Random, areas: Sequence[str]) -> str:

@@ -16,7 +16,7 @@ from kpis import dataset as ds
 from portal import clock
 from portal.audit import events as audit
 from portal.audit.actor import Actor
-from portal.models import Episode, Patient, TreatmentCourse, TreatmentEvent
+from portal.models import AuditEvent, Episode, Patient, TreatmentCourse, TreatmentEvent
 from portal.operations.progress import Progress, ProgressBar, quiet
 from portal.operations.synthetic.people import Row
 
@@ -30,7 +30,13 @@ _PATIENTS = cast(Table, Patient.__table__)
 _EPISODES = cast(Table, Episode.__table__)
 _COURSES = cast(Table, TreatmentCourse.__table__)
 _TREATMENT_EVENTS = cast(Table, TreatmentEvent.__table__)
+_AUDIT_EVENTS = cast(Table, AuditEvent.__table__)
 COURSE_COLUMNS = ("drug", "route", "started_on", "stopped_on", "stop_reason")
+
+
+# Writes rows of one table in the session's transaction: a faster path than SQLAlchemy's
+# executemany for a benchmark-sized load (PostgreSQL's COPY, in bench/make_dataset.py).
+BulkInsert = Callable[[Table, list[Row]], Any]
 
 
 @dataclass
@@ -44,7 +50,8 @@ class Written:
 
 def _created(values: Mapping[str, Any], columns: Sequence[str]) -> dict[str, list[Any]]:
     """The changes of a create audit event: every recorded value, old value none."""
-    return {c: [None, audit.plain(values[c])] for c in columns if values.get(c) is not None}
+    plain = audit.plain
+    return {c: [None, plain(v)] for c in columns if (v := values.get(c)) is not None}
 
 
 @dataclass
@@ -54,26 +61,33 @@ class _Chunk:
     session: Session | scoped_session[Any]
     bar: ProgressBar
     after_chunk: Callable[[], Any] | None
+    bulk: BulkInsert | None = None
     patients: list[Row] = field(default_factory=list)
     episodes: list[Row] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
     courses: list[Row] = field(default_factory=list)
     doses: list[Row] = field(default_factory=list)
 
+    def insert(self, table: Table, rows: list[Row]) -> None:
+        if not rows:
+            return
+        if self.bulk is not None:
+            self.bulk(table, rows)
+        elif table is _AUDIT_EVENTS:
+            audit.record_many(rows)
+        else:
+            self.session.execute(insert(table), rows)
+
     def flush(self) -> None:
-        if self.patients:
-            self.session.execute(insert(_PATIENTS), self.patients)
-        if self.episodes:
-            self.session.execute(insert(_EPISODES), self.episodes)
+        self.insert(_PATIENTS, self.patients)
+        self.insert(_EPISODES, self.episodes)
         # A switch points at its follow-on course, written in the same chunk after it.
         for switched in (False, True):
-            batch = [c for c in self.courses if (c["follow_on_id"] is not None) == switched]
-            if batch:
-                self.session.execute(insert(_COURSES), batch)
-        if self.doses:
-            self.session.execute(insert(_TREATMENT_EVENTS), self.doses)
-        if self.events:
-            audit.record_many(self.events)
+            self.insert(
+                _COURSES, [c for c in self.courses if (c["follow_on_id"] is not None) == switched]
+            )
+        self.insert(_TREATMENT_EVENTS, self.doses)
+        self.insert(_AUDIT_EVENTS, self.events)
         self.bar.update(len(self.episodes))
         if (
             self.after_chunk is not None
@@ -98,11 +112,13 @@ def write(
     audited: bool = True,
     now: datetime | None = None,
     after_chunk: Callable[[], Any] | None = None,
+    bulk: BulkInsert | None = None,
 ) -> Written:
     """Bulk-insert generated rows with SQLAlchemy Core, in chunks, with a `create` audit event per
     patient and episode (and a `delete` one per soft-deleted episode, by the service's user in
     `deleted_by`). Writes in the session's transaction and never commits itself; `after_chunk` is
-    called after each chunk."""
+    called after each chunk; `bulk`, when given, writes each table's rows instead of SQLAlchemy
+    Core inserts (and of `audit.record_many` for the events, made by `audit.event_row`)."""
     now = now or clock.utcnow()
     next_patient = (session.scalar(select(func.max(Patient.id))) or 0) + 1
     next_episode = (session.scalar(select(func.max(Episode.id))) or 0) + 1
@@ -111,7 +127,7 @@ def write(
     written = Written()
 
     with (progress or quiet)(total, "Writing episodes") as bar:
-        waiting = _Chunk(session, bar, after_chunk)
+        waiting = _Chunk(session, bar, after_chunk, bulk)
 
         def event(
             action: str,
