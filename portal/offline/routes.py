@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from functools import lru_cache
 from pathlib import Path
 
 from flask import (
@@ -37,11 +36,9 @@ bp = Blueprint("offline", __name__)
 # that does not exist in this app is left out.
 BLANK_FORM_ENDPOINTS = ("journey.register_patient",)
 
-# Static files the service worker keeps: the portal's own and the vendored ones. Not the offline
-# script's sources: pages load their bundle, vendor/offline.js (scripts/build-assets.mjs).
-_PRECACHED_DIRECTORIES = ("js", "css", "vendor")
+# Static files the service worker keeps: the ones pages load (portal/static_files.py), under their
+# fingerprinted names. Not the offline script's sources: pages load their bundle, vendor/offline.js.
 _PRECACHED_SUFFIXES = (".js", ".css", ".svg", ".png", ".ico")
-_NOT_PRECACHED = ("js/offline/",)
 
 
 @bp.get("/device-key")
@@ -77,14 +74,18 @@ def offline_page():
 def service_worker():
     """The service worker script with this release's cache version and file lists."""
     static_folder = Path(current_app.static_folder or "static")
-    assets, version = _static_assets(static_folder, _stamp(static_folder))
+    script = (static_folder / "js" / "sw.js").read_text(encoding="utf-8")
+    assets = _precached_urls()
+    # A new release changes a file's fingerprint or the worker itself, and so the cache version.
+    digest = hashlib.sha256(script.encode())
+    for url in assets:
+        digest.update(url.encode())
     settings = {
-        "version": version,
-        "assets": [url_for("static", filename=name) for name in assets],
+        "version": digest.hexdigest()[:16],
+        "assets": assets,
         "blankForms": _blank_form_urls(),
         "offlinePage": url_for("offline.offline_page"),
     }
-    script = (static_folder / "js" / "sw.js").read_text(encoding="utf-8")
     body = f"const PORTAL_SW = {json.dumps(settings)};\n{script}"
     response = Response(body, mimetype="text/javascript")
     # Browsers check for a new worker at each navigation; the script itself is never kept stale.
@@ -123,30 +124,9 @@ def _blank_form_urls() -> list[str]:
     return urls
 
 
-def _stamp(static_folder: Path) -> tuple[tuple[str, int, int], ...]:
-    """Names, sizes and modification times: a new release changes the cache version."""
-    stamp = []
-    for directory in _PRECACHED_DIRECTORIES:
-        root = static_folder / directory
-        if not root.is_dir():
-            continue
-        for path in sorted(root.rglob("*")):
-            name = path.relative_to(static_folder).as_posix()
-            if path.is_file() and path.suffix in _PRECACHED_SUFFIXES:
-                if name.startswith(_NOT_PRECACHED):
-                    continue
-                stat = path.stat()
-                stamp.append((name, stat.st_size, stat.st_mtime_ns))
-    return tuple(stamp)
-
-
-@lru_cache(maxsize=4)
-def _static_assets(static_folder: Path, stamp: tuple) -> tuple[list[str], str]:
-    digest = hashlib.sha256()
-    names = []
-    for name, _size, _mtime in stamp:
-        digest.update(name.encode())
-        digest.update((static_folder / name).read_bytes())
-        if name != "js/sw.js":
-            names.append(name)
-    return names, digest.hexdigest()[:16]
+def _precached_urls() -> list[str]:
+    """The URLs of the static files pages load: fingerprinted where the build is current."""
+    served = current_app.extensions.get("portal_static_files") or []
+    return [
+        url_for("static", filename=name) for name in served if name.endswith(_PRECACHED_SUFFIXES)
+    ]
