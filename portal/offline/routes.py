@@ -13,6 +13,7 @@ import base64
 import hashlib
 import json
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from flask import (
     Blueprint,
@@ -94,23 +95,62 @@ def service_worker():
     return response
 
 
+# Issue 22: what a refused form says, in plain words (Flask-WTF's own reason, "The CSRF session
+# token is missing.", never reaches anyone).
+SESSION_ENDED = (
+    "Your session has ended, so this form was not sent. What you typed is kept on this device: "
+    "sign in again and it is sent from here."
+)
+FORM_EXPIRED = "The form had expired. It is being sent again with a fresh one."
+
+
 @bp.app_errorhandler(CSRFError)
 def csrf_refused(error: CSRFError):
-    """An expired or missing CSRF token. The offline script reads the JSON answer, fetches a fresh
-    token and sends the waiting submission again (offline.md), instead of dropping it."""
+    """A missing or expired CSRF token. Without a signed-in session the session has ended (signed
+    out in another tab, or timed out): scripts get 401 as for any signed-out request, and the
+    offline script keeps the submission and asks the user to sign in (offline.md). With one, the
+    token had expired: the offline script fetches a fresh token and sends it again."""
+    signed_in = current_user.is_authenticated
     if is_htmx() or request.accept_mimetypes.best == "application/json":
-        response = jsonify(error="csrf", reason=error.description)
+        if not signed_in:
+            response = jsonify(
+                error="signed_out", reason=SESSION_ENDED, sign_in=url_for("auth.sign_in")
+            )
+            response.status_code = 401
+            return response
+        response = jsonify(error="csrf", reason=FORM_EXPIRED)
         response.status_code = 400
         return response
+    if not signed_in:
+        # A form sent without the page's scripts is not kept anywhere, so this says what to do.
+        return (
+            render_template(
+                "errors/session_ended.html",
+                sign_in=url_for("auth.sign_in", next=_same_site_path(request.referrer)),
+            ),
+            400,
+        )
     return (
         render_template(
             "errors/error.html",
             status=400,
-            title="The request could not be handled",
-            description="The form had expired. Go back, reload the page and try again.",
+            title="The form had expired",
+            description="Go back, reload the page and fill in the form again.",
         ),
         400,
     )
+
+
+def _same_site_path(referrer: str | None) -> str | None:
+    """The path of the page the form was on, when it is one of ours (never another site)."""
+    if not referrer:
+        return None
+    parts = urlsplit(referrer)
+    if parts.netloc and parts.netloc != request.host:
+        return None
+    if not parts.path.startswith("/") or parts.path.startswith("//"):
+        return None
+    return parts.path
 
 
 def _blank_form_urls() -> list[str]:
