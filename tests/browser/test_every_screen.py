@@ -111,7 +111,7 @@ def test_public_pages_fit_and_are_axe_clean(live_server, page, width):
             "/benchmarks/BRD/1",
             "/benchmarks/BRD/for-patients",
             "/benchmarks/BRD/splits",
-            "/benchmarks/funnel/2",
+            "/benchmarks/funnel/3",
             "/benchmarks/outlier-policy",
         ],
         width,
@@ -165,7 +165,7 @@ def test_the_kpi_pages_fit_and_are_axe_clean(live_server, page, width):
         [
             "/kpis/",
             "/kpis/1",
-            "/kpis/2/funnel",
+            "/kpis/3/funnel",
             "/kpis/outcomes",
             "/kpis/splits",
             "/kpis/hip-fractures",
