@@ -88,5 +88,9 @@ def _is_fingerprinted(path: str, url: str) -> bool:
 
 
 def _static_headers(headers: Any, path: str, url: str) -> None:
-    # The security headers Flask adds to its own answers that matter for a file (security.py).
-    headers["X-Content-Type-Options"] = "nosniff"
+    # The security headers Flask adds to its own answers (security.py): WhiteNoise answers
+    # before Flask does, so they are added here.
+    from portal.security import SECURITY_HEADERS
+
+    for name, value in SECURITY_HEADERS:
+        headers[name] = value
