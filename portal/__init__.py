@@ -10,7 +10,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 from portal import config as config_module
-from portal.extensions import csrf, db, htmx, limiter, login_manager, migrate
+from portal.extensions import compress, csrf, db, htmx, limiter, login_manager, migrate
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
@@ -41,17 +41,26 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     csrf.init_app(app)
     htmx.init_app(app)
     app.config.setdefault("RATELIMIT_ENABLED", True)
+    # Pages, htmx fragments and JSON only (files and exports are sent as they are); Brotli where
+    # the browser takes it, else gzip; streamed answers (CSV exports) left alone.
+    app.config.setdefault(
+        "COMPRESS_MIMETYPES", ["text/html", "application/json", "text/javascript"]
+    )
+    app.config.setdefault("COMPRESS_ALGORITHM", ["br", "gzip"])
+    app.config.setdefault("COMPRESS_STREAMS", False)
     limiter.init_app(app)
 
     from portal import blueprints
 
     blueprints.register(app)
 
-    from portal import cli, security, templating
+    from portal import cli, security, static_files, templating
 
     security.init_app(app)
     templating.init_app(app)
     cli.init_app(app)
+    static_files.init_app(app)
+    compress.init_app(app)
     return app
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, cast
 
+from flask_compress import Compress
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
@@ -23,6 +24,9 @@ migrate = Migrate()
 login_manager = LoginManager()
 csrf = CSRFProtect()
 htmx = Htmx()
+# HTML answers compressed as they leave (issue 22: a ward's slow network); static files are
+# compressed at build time instead (portal/static_files.py). BREACH: docs/security.md.
+compress = Compress()
 # Limits are declared on the routes that need them (security.md: sign-in, the second factor,
 # uploads); none applies to the whole application.
 limiter = Limiter(key_func=get_remote_address, default_limits=[])

@@ -254,7 +254,7 @@ def start_session(user) -> None:
     session.permanent = True
 
 
-_SECURITY_HEADERS = (
+SECURITY_HEADERS = (
     ("Content-Security-Policy", _CSP),
     ("X-Content-Type-Options", "nosniff"),
     ("Referrer-Policy", "same-origin"),
@@ -268,7 +268,7 @@ def _security_headers(response):
     headers = response.headers
     # Each one unless the route set its own. (Not Headers.setdefault, which finds a missing
     # header by raising and catching KeyError: six exceptions on every answer.)
-    for name, value in _SECURITY_HEADERS:
+    for name, value in SECURITY_HEADERS:
         if name not in headers:
             headers[name] = value
     if request.is_secure and "Strict-Transport-Security" not in headers:

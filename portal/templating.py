@@ -3,6 +3,7 @@ state and status tags. Registered as Jinja globals and filters while the app is 
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import UTC, date, datetime
 from typing import Any
@@ -15,6 +16,7 @@ from kpis import dataset as ds
 from portal import clock, policy
 from portal.access import current_service
 from portal.journey import contacts, fields
+from portal.journey.forms import FORM_LABELS
 from portal.journey.rules import format_value, spaced_nhs_number
 from portal.models.contacts import CONTACT_METHODS, CONTACT_OUTCOMES
 
@@ -86,12 +88,71 @@ def uk_datetime(value: datetime | None) -> str:
     return f"{local.day} {local.strftime('%B %Y, %H:%M')}"
 
 
+# Fields of records outside the dataset that the audit trail shows (accounts, services, versions).
+_AUDIT_LABELS = {
+    "_version": "Version of the record",
+    "active": "Active",
+    "email": "Email",
+    "display_name": "Name",
+    "role": "Role",
+    "code": "Service code",
+    "name": "Name",
+}
+
+
+def audit_field_label(name: str) -> str:
+    """A changed field's label as its form shows it (issue 22)."""
+    return (
+        ds.LABELS.get(name)
+        or FORM_LABELS.get(name)
+        or _AUDIT_LABELS.get(name)
+        or name.replace("_", " ").capitalize()
+    )
+
+
+def audit_value(value: Any, name: str) -> str:
+    """A value in the audit trail as the user typed or chose it (issue 22): "Yes"/"No", dates
+    as 18 November 2026, several choices separated by commas; never "True" or "2026-11-18"."""
+    if value is None or value == "":
+        return "(empty)"
+    if isinstance(value, bool):
+        return "Yes" if value else "No"
+    if isinstance(value, list):
+        return ", ".join(audit_value(part, name) for part in value) or "(empty)"
+    if name == "nhs_number":
+        return spaced_nhs_number(str(value))
+    if isinstance(value, str):
+        if _ISO_DATE.fullmatch(value):
+            try:
+                return uk_date(date.fromisoformat(value))
+            except ValueError:
+                return value
+        if name in ds.MULTI_VALUE_FIELDS:
+            return ", ".join(part for part in value.split(";") if part)
+    return str(value)
+
+
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def patient_label(patient: Any) -> str:
+    """Who a kept form is about, for the list of what waits on a device (issue 22)."""
+    number = f"NHS number {spaced_nhs_number(patient.nhs_number)}"
+    return f"{patient.name}, {number}" if patient.name else number
+
+
+def episode_label(episode: Any) -> str:
+    """Which episode a kept form is about: its patient and fracture date (issue 22)."""
+    return f"{patient_label(episode.patient)}: fracture of {uk_date(episode.fracture_date)}"
+
+
 def init_app(app: Flask) -> None:
     app.jinja_env.trim_blocks = True
     app.jinja_env.lstrip_blocks = True
     app.jinja_env.globals.update(
         current_service=current_service,  # None when signed out
         field_label=field_label,
+        audit_field_label=audit_field_label,
         field_spec=fields.spec,
         field_anchor=fields.anchor,
         described_by=described_by,
@@ -99,6 +160,7 @@ def init_app(app: Flask) -> None:
         very_high_risk_advice=ds.VERY_HIGH_RISK_ADVICE,
         new_submission_id=new_submission_id,
         status_tag=status_tag,
+        stage_titles=ds.STAGE_TITLES,
         may=policy.may,
         contact_purposes=contacts.PURPOSE_LABELS,
         contact_methods=CONTACT_METHODS,
@@ -110,4 +172,7 @@ def init_app(app: Flask) -> None:
         error_link=error_link,
         shown=shown,
         nhs_number=spaced_nhs_number,
+        patient_label=patient_label,
+        audit_value=audit_value,
+        episode_label=episode_label,
     )

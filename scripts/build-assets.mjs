@@ -3,14 +3,25 @@
 // Output (served by Flask as /static/vendor/...):
 //   htmx.min.js            htmx 2.0.x, unchanged
 //   nhsuk.css              NHS.UK frontend compiled from its Sass without the web font (see nhsuk.scss)
-//   nhsuk-frontend.min.js  NHS.UK frontend components (an ES module; js/nhsuk-init.js starts it)
+//   nhsuk-init.js          js/nhsuk-init.js bundled by esbuild with only the NHS.UK frontend
+//                          components the portal starts (an ES module)
 //   offline.js             the portal's offline-tolerant forms: js/offline/*.js with idb, bundled
 //                          by esbuild into one ES module (base.html loads it)
 //   assets/images/...      every image nhsuk.css refers to, plus the favicons base.html links
 //
+// and portal/static/dist/ (issue 22: a ward's slow network): every file a page loads, vendor/ and
+// the portal's own css/ and js/, copied under a name carrying a hash of its content
+// (css/portal.css -> dist/css/portal.1a2b3c4d5e.css) with dist/manifest.json mapping the one to
+// the other. portal/static_files.py makes url_for('static', ...) give the fingerprinted name and
+// WhiteNoise serves dist/ with far-future immutable caching: a changed file gets a new name, so
+// nothing stale is ever kept. Every dist/ file is then pre-compressed (gzip and Brotli) by
+// WhiteNoise's own `python -m whitenoise.compress`, so nothing is compressed per request.
+//
 // The build fails if the stylesheet would ask anything of another origin or of a file that is not
 // in vendor/: the Content-Security-Policy would block it and the page would quietly lose it.
-import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -19,7 +30,9 @@ import * as esbuild from "esbuild";
 import * as sass from "sass";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
-const vendor = join(root, "portal", "static", "vendor");
+const staticDir = join(root, "portal", "static");
+const vendor = join(staticDir, "vendor");
+const dist = join(staticDir, "dist");
 const require = createRequire(import.meta.url);
 
 const htmxDir = dirname(require.resolve("htmx.org/package.json"));
@@ -31,11 +44,6 @@ const PAGE_IMAGES = ["favicon.ico", "favicon.svg", "nhsuk-icon-180.png"];
 function copy(from, to) {
   mkdirSync(dirname(to), { recursive: true });
   copyFileSync(from, to);
-}
-
-function stripSourceMap(text) {
-  // The .map files are not shipped; a dangling reference only makes devtools ask for a 404.
-  return text.replace(/\n?\/\/# sourceMappingURL=\S+\s*$/, "\n");
 }
 
 function buildStylesheet() {
@@ -87,14 +95,101 @@ function buildOfflineScript() {
   });
 }
 
+function buildComponentsScript() {
+  // Only the components js/nhsuk-init.js imports: esbuild leaves the others out (nhsuk-frontend
+  // declares itself free of side effects). Minified: it is third-party code.
+  esbuild.buildSync({
+    entryPoints: [join(root, "portal", "static", "js", "nhsuk-init.js")],
+    outfile: join(vendor, "nhsuk-init.js"),
+    bundle: true,
+    format: "esm",
+    minify: true,
+    charset: "utf8",
+    legalComments: "none",
+    banner: { js: "// Built by scripts/build-assets.mjs from js/nhsuk-init.js and nhsuk-frontend: do not edit." },
+    logLevel: "warning",
+  });
+}
+
+// The files pages load, relative to portal/static/. js/sw.js is served by the /sw.js route and
+// js/offline/ and js/nhsuk-init.js are sources of vendor/ bundles, so none of them is listed.
+function servedFiles() {
+  const names = [];
+  const walk = (dir) => {
+    for (const entry of readdirSync(join(staticDir, dir), { withFileTypes: true })) {
+      const name = `${dir}/${entry.name}`;
+      if (entry.isDirectory()) walk(name);
+      else names.push(name);
+    }
+  };
+  walk("vendor");
+  for (const entry of readdirSync(join(staticDir, "css"))) {
+    if (entry.endsWith(".css")) names.push(`css/${entry}`);
+  }
+  names.push("js/portal.js", "js/session-timeout.js");
+  return names.filter((name) => !name.endsWith("versions.json"));
+}
+
+function sha256(data) {
+  return createHash("sha256").update(data).digest("hex");
+}
+
+function fingerprinted(name, content) {
+  const dot = name.lastIndexOf(".");
+  return `dist/${name.slice(0, dot)}.${sha256(content).slice(0, 12)}${name.slice(dot)}`;
+}
+
+function buildFingerprinted() {
+  rmSync(dist, { recursive: true, force: true });
+  const manifest = {};
+  const names = servedFiles();
+  // Images first: the stylesheets name them, so their new names go into the CSS before it is hashed.
+  names.sort((a, b) => Number(a.endsWith(".css")) - Number(b.endsWith(".css")));
+  for (const name of names) {
+    const source = readFileSync(join(staticDir, name));
+    let content = source;
+    if (name.endsWith(".css")) {
+      content = Buffer.from(
+        source.toString("utf8").replace(/url\(\s*(['"]?)([^'")]+)\1\s*\)/g, (whole, quote, target) => {
+          if (target.startsWith("data:")) return whole;
+          const wanted = join(dirname(name), target).split(/[?#]/)[0];
+          const entry = manifest[wanted];
+          if (!entry) throw new Error(`${name} refers to ${target}, which is not built`);
+          return `url(${quote}${relative(dirname(fingerprinted(name, source)), entry.file)}${quote})`;
+        }),
+        "utf8"
+      );
+    }
+    const file = fingerprinted(name, content);
+    mkdirSync(dirname(join(staticDir, file)), { recursive: true });
+    writeFileSync(join(staticDir, file), content);
+    manifest[name] = { file, source: sha256(source) };
+  }
+  writeFileSync(join(dist, "manifest.json"), JSON.stringify(manifest, null, 2) + "\n");
+  compress();
+  return Object.keys(manifest).length;
+}
+
+function compress() {
+  // WhiteNoise's own compressor (the one its Django storage uses), from the portal's virtualenv:
+  // gzip and Brotli copies beside each file, kept only where they save space.
+  const python = process.env.PORTAL_PYTHON
+    ?? [join(root, ".venv", "bin", "python"), "python3"].find((p) => p === "python3" || existsSync(p));
+  const run = spawnSync(python, ["-m", "whitenoise.compress", "--quiet", dist], { stdio: "inherit" });
+  if (run.status !== 0) {
+    throw new Error(`${python} -m whitenoise.compress failed: install the portal first (scripts/setup)`);
+  }
+  const brotli = readdirSync(dist, { recursive: true }).some((name) => String(name).endsWith(".br"));
+  if (!brotli) throw new Error("whitenoise.compress made no Brotli files: the brotli package is missing");
+}
+
 function main() {
   rmSync(vendor, { recursive: true, force: true });
   mkdirSync(vendor, { recursive: true });
 
   copy(join(htmxDir, "dist", "htmx.min.js"), join(vendor, "htmx.min.js"));
 
-  const nhsukJs = readFileSync(join(nhsukDir, "nhsuk-frontend.min.js"), "utf8");
-  writeFileSync(join(vendor, "nhsuk-frontend.min.js"), stripSourceMap(nhsukJs));
+  buildComponentsScript();
 
   buildOfflineScript();
 
@@ -112,9 +207,12 @@ function main() {
     esbuild: esbuild.version,
     sass: sass.info.split(/\s+/)[1],
   };
+  const served = buildFingerprinted();
+
   writeFileSync(join(vendor, "versions.json"), JSON.stringify(versions, null, 2) + "\n");
   console.log(`Built ${relative(root, vendor)}/ with ${Object.entries(versions).map(([k, v]) => `${k} ${v}`).join(", ")}`);
   console.log(`  ${images.size} stylesheet images, ${PAGE_IMAGES.length} page icons, no web font`);
+  console.log(`  ${served} files fingerprinted and compressed in ${relative(root, dist)}/`);
 }
 
 main();

@@ -12,6 +12,16 @@ def _in_reach(field) -> None:
         raise ValidationError(f"Enter a date in a year from {EARLIEST_YEAR} to {LATEST_YEAR}")
 
 
+class PlainDateField(DateField):
+    """A date control whose refusal is in plain words, not WTForms' "Not a valid date value"."""
+
+    def process_formdata(self, valuelist):
+        try:
+            super().process_formdata(valuelist)
+        except ValueError as refused:
+            raise ValueError("Enter a real date, or leave this empty") from refused
+
+
 class AuditFilterForm(FlaskForm):
     """The audit page's filters: a GET form (no state change), so no CSRF token."""
 
@@ -32,8 +42,9 @@ class AuditFilterForm(FlaskForm):
         ],
     )
     action = SelectField("Action", validators=[Optional()], validate_choice=False)
-    date_from = DateField("From (YYYY-MM-DD)", validators=[Optional()])
-    date_to = DateField("To (YYYY-MM-DD)", validators=[Optional()])
+    # type="date" controls show the date in the browser's own way (issue 22: not "YYYY-MM-DD").
+    date_from = PlainDateField("From date", validators=[Optional()])
+    date_to = PlainDateField("To date", validators=[Optional()])
 
     def validate_date_from(self, field):
         _in_reach(field)

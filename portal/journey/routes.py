@@ -240,12 +240,18 @@ def _stage_context(
     warnings=None,
 ):
     fields_of_stage = forms.stage_fields(stage)
+    status = stage_status(stage, plans.episode_values(episode))
     return dict(
         episode=episode,
         stage=stage,
         title=ds.STAGE_TITLES[stage],
         fields=fields_of_stage,
-        status=stage_status(stage, plans.episode_values(episode)),
+        status=status,
+        stage_number=list(ds.STAGES).index(stage) + 1,
+        stage_count=len(ds.STAGES),
+        # Issue 22: a complete stage is folded to its heading until opened, unless this answer
+        # is about it (saved, refused, in conflict).
+        folded=status == "complete" and not (errors or saved or result or warnings),
         inputs=inputs if inputs is not None else forms.form_inputs(fields_of_stage, episode),
         errors=errors or {},
         version=version if version is not None else episode.version,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, abort, current_app, jsonify, redirect, render_template, request
+from werkzeug.exceptions import HTTPException
 
 from portal import query_values
 from portal.access import current_service, switch_service
@@ -80,8 +81,29 @@ def bad_request(error):
     return _error_page(400, "The request could not be handled", error), 400
 
 
+@bp.app_errorhandler(HTTPException)
+def other_refusal(error: HTTPException):
+    """Any other refusal (a wrong method, a server fault) in plain words, never Werkzeug's page."""
+    status = error.code or 500
+    if status >= 500:
+        title = "Something went wrong on the server"
+        description = (
+            "What you sent was not saved. Try again; if it happens again, tell the service desk."
+        )
+    else:
+        title = "This could not be done"
+        description = "Go back and try again from the page you were on."
+    return render_template(
+        "errors/error.html", status=status, title=title, description=description
+    ), status
+
+
 def _error_page(status: int, title: str, error):
     description = getattr(error, "description", None)
+    if description == getattr(type(error), "description", None):
+        # Werkzeug's stock wording ("The browser (or proxy) sent a request...") is for
+        # developers: a page without a reason of its own shows only its plain title.
+        description = None
     return render_template("errors/error.html", status=status, title=title, description=description)
 
 

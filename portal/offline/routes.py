@@ -12,8 +12,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from functools import lru_cache
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from flask import (
     Blueprint,
@@ -37,11 +37,9 @@ bp = Blueprint("offline", __name__)
 # that does not exist in this app is left out.
 BLANK_FORM_ENDPOINTS = ("journey.register_patient",)
 
-# Static files the service worker keeps: the portal's own and the vendored ones. Not the offline
-# script's sources: pages load their bundle, vendor/offline.js (scripts/build-assets.mjs).
-_PRECACHED_DIRECTORIES = ("js", "css", "vendor")
+# Static files the service worker keeps: the ones pages load (portal/static_files.py), under their
+# fingerprinted names. Not the offline script's sources: pages load their bundle, vendor/offline.js.
 _PRECACHED_SUFFIXES = (".js", ".css", ".svg", ".png", ".ico")
-_NOT_PRECACHED = ("js/offline/",)
 
 
 @bp.get("/device-key")
@@ -77,14 +75,18 @@ def offline_page():
 def service_worker():
     """The service worker script with this release's cache version and file lists."""
     static_folder = Path(current_app.static_folder or "static")
-    assets, version = _static_assets(static_folder, _stamp(static_folder))
+    script = (static_folder / "js" / "sw.js").read_text(encoding="utf-8")
+    assets = _precached_urls()
+    # A new release changes a file's fingerprint or the worker itself, and so the cache version.
+    digest = hashlib.sha256(script.encode())
+    for url in assets:
+        digest.update(url.encode())
     settings = {
-        "version": version,
-        "assets": [url_for("static", filename=name) for name in assets],
+        "version": digest.hexdigest()[:16],
+        "assets": assets,
         "blankForms": _blank_form_urls(),
         "offlinePage": url_for("offline.offline_page"),
     }
-    script = (static_folder / "js" / "sw.js").read_text(encoding="utf-8")
     body = f"const PORTAL_SW = {json.dumps(settings)};\n{script}"
     response = Response(body, mimetype="text/javascript")
     # Browsers check for a new worker at each navigation; the script itself is never kept stale.
@@ -93,23 +95,62 @@ def service_worker():
     return response
 
 
+# Issue 22: what a refused form says, in plain words (Flask-WTF's own reason, "The CSRF session
+# token is missing.", never reaches anyone).
+SESSION_ENDED = (
+    "Your session has ended, so this form was not sent. What you typed is kept on this device: "
+    "sign in again and it is sent from here."
+)
+FORM_EXPIRED = "The form had expired. It is being sent again with a fresh one."
+
+
 @bp.app_errorhandler(CSRFError)
 def csrf_refused(error: CSRFError):
-    """An expired or missing CSRF token. The offline script reads the JSON answer, fetches a fresh
-    token and sends the waiting submission again (offline.md), instead of dropping it."""
+    """A missing or expired CSRF token. Without a signed-in session the session has ended (signed
+    out in another tab, or timed out): scripts get 401 as for any signed-out request, and the
+    offline script keeps the submission and asks the user to sign in (offline.md). With one, the
+    token had expired: the offline script fetches a fresh token and sends it again."""
+    signed_in = current_user.is_authenticated
     if is_htmx() or request.accept_mimetypes.best == "application/json":
-        response = jsonify(error="csrf", reason=error.description)
+        if not signed_in:
+            response = jsonify(
+                error="signed_out", reason=SESSION_ENDED, sign_in=url_for("auth.sign_in")
+            )
+            response.status_code = 401
+            return response
+        response = jsonify(error="csrf", reason=FORM_EXPIRED)
         response.status_code = 400
         return response
+    if not signed_in:
+        # A form sent without the page's scripts is not kept anywhere, so this says what to do.
+        return (
+            render_template(
+                "errors/session_ended.html",
+                sign_in=url_for("auth.sign_in", next=_same_site_path(request.referrer)),
+            ),
+            400,
+        )
     return (
         render_template(
             "errors/error.html",
             status=400,
-            title="The request could not be handled",
-            description="The form had expired. Go back, reload the page and try again.",
+            title="The form had expired",
+            description="Go back, reload the page and fill in the form again.",
         ),
         400,
     )
+
+
+def _same_site_path(referrer: str | None) -> str | None:
+    """The path of the page the form was on, when it is one of ours (never another site)."""
+    if not referrer:
+        return None
+    parts = urlsplit(referrer)
+    if parts.netloc and parts.netloc != request.host:
+        return None
+    if not parts.path.startswith("/") or parts.path.startswith("//"):
+        return None
+    return parts.path
 
 
 def _blank_form_urls() -> list[str]:
@@ -123,30 +164,9 @@ def _blank_form_urls() -> list[str]:
     return urls
 
 
-def _stamp(static_folder: Path) -> tuple[tuple[str, int, int], ...]:
-    """Names, sizes and modification times: a new release changes the cache version."""
-    stamp = []
-    for directory in _PRECACHED_DIRECTORIES:
-        root = static_folder / directory
-        if not root.is_dir():
-            continue
-        for path in sorted(root.rglob("*")):
-            name = path.relative_to(static_folder).as_posix()
-            if path.is_file() and path.suffix in _PRECACHED_SUFFIXES:
-                if name.startswith(_NOT_PRECACHED):
-                    continue
-                stat = path.stat()
-                stamp.append((name, stat.st_size, stat.st_mtime_ns))
-    return tuple(stamp)
-
-
-@lru_cache(maxsize=4)
-def _static_assets(static_folder: Path, stamp: tuple) -> tuple[list[str], str]:
-    digest = hashlib.sha256()
-    names = []
-    for name, _size, _mtime in stamp:
-        digest.update(name.encode())
-        digest.update((static_folder / name).read_bytes())
-        if name != "js/sw.js":
-            names.append(name)
-    return names, digest.hexdigest()[:16]
+def _precached_urls() -> list[str]:
+    """The URLs of the static files pages load: fingerprinted where the build is current."""
+    served = current_app.extensions.get("portal_static_files") or []
+    return [
+        url_for("static", filename=name) for name in served if name.endswith(_PRECACHED_SUFFIXES)
+    ]

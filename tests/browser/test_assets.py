@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from urllib.parse import urlsplit
 
 import pytest
@@ -35,15 +36,15 @@ def test_sign_in_page_has_the_nhs_look_and_stays_on_its_own_origin(page, page_lo
     assert "script-src 'self'" in response.headers["content-security-policy"]
 
     _assert_clean(page_log)
-    requested = {urlsplit(url).path for url in page_log.requests}
+    # Every file under its fingerprinted name (scripts/build-assets.mjs, portal/static_files.py).
+    requested = {re.sub(r"\.[0-9a-f]{12}\.", ".", urlsplit(url).path) for url in page_log.requests}
     for asset in (
-        "/static/vendor/nhsuk.css",
-        "/static/vendor/htmx.min.js",
-        "/static/vendor/nhsuk-frontend.min.js",
-        "/static/vendor/offline.js",
-        "/static/css/portal.css",
-        "/static/js/portal.js",
-        "/static/js/nhsuk-init.js",
+        "/static/dist/vendor/nhsuk.css",
+        "/static/dist/vendor/htmx.min.js",
+        "/static/dist/vendor/nhsuk-init.js",
+        "/static/dist/vendor/offline.js",
+        "/static/dist/css/portal.css",
+        "/static/dist/js/portal.js",
     ):
         assert asset in requested
 

@@ -135,7 +135,9 @@ def test_register_and_fill_every_stage_with_an_error_fixed(live_server, page, pa
     _save(page, "followup52")
     assert page.is_visible("#stage-followup52 .portal-saved")
 
-    # Identification: a correction.
+    # Identification: a correction. Complete since registration, it is folded (issue 22): the
+    # nurse opens it from the list of stages.
+    page.click("nav.portal-stage-list a[href='#stage-identification']")
     _choose(page, "admitted", "No")
     _save(page, "identification")
     assert page.is_visible("#stage-identification .portal-saved")

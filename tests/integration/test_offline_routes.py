@@ -135,7 +135,9 @@ def test_service_worker_is_public_at_the_root_with_versioned_caches(client, app)
     assert body.startswith("const PORTAL_SW = ")
     settings = __import__("json").loads(body.split("\n", 1)[0][len("const PORTAL_SW = ") : -1])
     assert len(settings["version"]) == 16
-    assert "/static/vendor/offline.js" in settings["assets"]  # built by scripts/build-assets.mjs
+    assert any(
+        url.startswith("/static/dist/vendor/offline.") for url in settings["assets"]
+    )  # fingerprinted by scripts/build-assets.mjs
     assert not [url for url in settings["assets"] if url.startswith("/static/js/offline/")]
     assert "/static/js/sw.js" not in settings["assets"]
     assert settings["offlinePage"] == "/offline"

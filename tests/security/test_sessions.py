@@ -135,7 +135,8 @@ def test_pages_carry_the_warning_and_our_own_script_not_inline(signed_in, clock)
 
     client, _, _ = signed_in()
     html = client.get("/").get_data(as_text=True)
-    assert 'src="/static/js/session-timeout.js"' in html
+    # Under its fingerprinted name (portal/static_files.py).
+    assert re.search(r'src="/static/(dist/)?js/session-timeout(\.[0-9a-f]{12})?\.js"', html)
     assert 'id="session-timeout-warning"' in html and "Stay signed in" in html
     meta = re.search(r'name="session-timeout" content="([^"]+)"', html).group(1)
     settings = json.loads(meta.replace("&#34;", '"'))

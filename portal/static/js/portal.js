@@ -144,6 +144,19 @@
     });
   });
 
+  // The episode page folds complete stages (issue 22): jumping to one from the stage list opens
+  // it. Without scripts its "Show" summary sits right under the heading the link leads to.
+  function openFoldedTarget() {
+    var id = decodeURIComponent(location.hash.slice(1));
+    var target = id && document.getElementById(id);
+    var fold = target && target.querySelector("details.portal-stage__fold");
+    if (fold) {
+      fold.open = true;
+    }
+  }
+  window.addEventListener("hashchange", openFoldedTarget);
+
   updateAllConditionals(document);
   moveFocus(document);
+  openFoldedTarget();
 })();

@@ -50,6 +50,11 @@ export function noticeFor(form, kind) {
     tabindex: "-1",
   });
   form.parentNode.insertBefore(notice, form);
+  // A completed stage is folded on the episode page: a notice about its form must be seen.
+  const fold = form.closest("details");
+  if (fold) {
+    fold.open = true;
+  }
   return notice;
 }
 

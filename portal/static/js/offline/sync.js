@@ -31,6 +31,9 @@ import {
 } from "./shared.js";
 import { deleteItem, deleteItems, userItems } from "./store.js";
 
+// When the server's answer carries no words of its own (a proxy's page, say).
+const NO_REASON = "The server refused it without saying why. Try again, and if it happens again tell the service desk.";
+
 const LEDGER_HOURS = 24;
 const RETRY_FIRST_MS = 5000;
 const RETRY_MAX_MS = 5 * 60 * 1000;
@@ -237,7 +240,7 @@ export function onAfterRequest(event) {
     state.signInNeeded = true;
     work = refreshStatus();
   } else if (status) {
-    showProblem(save.form, "The server could not save this form (" + reasonFromXhr(xhr) + "). What you typed is kept on this device.");
+    showProblem(save.form, "This form was not saved. " + sentence(reasonFromXhr(xhr)) + " What you typed is kept on this device.");
     work = Promise.resolve();
   } else {
     work = Promise.resolve(); // cancelled by htmx: nothing left the browser
@@ -253,21 +256,26 @@ export function onAfterRequest(event) {
 }
 
 function reasonFromXhr(xhr) {
-  // The server's own words: its JSON reason, or the heading and text of its error page.
+  // The server's own plain words (issue 22: never a status code or a framework's wording).
   const type = xhr.getResponseHeader("Content-Type") || "";
   if (type.indexOf("application/json") !== -1) {
     try {
       const body = JSON.parse(xhr.responseText);
-      return body.reason || body.error || "status " + xhr.status;
+      return body.reason || NO_REASON;
     } catch (error) {
-      return "status " + xhr.status;
+      return NO_REASON;
     }
   }
   const doc = new DOMParser().parseFromString(xhr.responseText || "", "text/html");
   const heading = doc.querySelector("main h1, h1");
   const text = heading ? heading.textContent.trim() : "";
   const detail = heading && heading.nextElementSibling ? heading.nextElementSibling.textContent.trim() : "";
-  return (text ? text + (detail ? ": " + detail : "") + ", " : "") + "status " + xhr.status;
+  return text ? text + (detail ? ". " + detail : "") : NO_REASON;
+}
+
+function sentence(text) {
+  const trimmed = text.trim();
+  return /[.!?]$/.test(trimmed) ? trimmed : trimmed + ".";
 }
 
 function queue(save) {
@@ -501,9 +509,9 @@ function reasonFromResponse(response, text) {
   if (type.indexOf("application/json") !== -1) {
     try {
       const body = JSON.parse(text);
-      return body.reason || body.message || body.error || "Refused by the server (" + response.status + ")";
+      return body.reason || body.message || NO_REASON;
     } catch (error) {
-      return "Refused by the server (" + response.status + ")";
+      return NO_REASON;
     }
   }
   const doc = new DOMParser().parseFromString(text, "text/html");
@@ -521,7 +529,7 @@ function reasonFromResponse(response, text) {
     return "Someone else changed this record since: choose, field by field, which answer to keep.";
   }
   const heading = doc.querySelector("h1, h2");
-  return (heading ? heading.textContent.trim() + " " : "") + "(" + response.status + ")";
+  return heading ? heading.textContent.trim() : NO_REASON;
 }
 
 function renderedForm(payload) {
