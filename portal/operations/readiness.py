@@ -16,6 +16,7 @@ from pathlib import Path
 
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
@@ -60,7 +61,7 @@ def migrations_state(engine: Engine, folder: Path = MIGRATIONS) -> str:
 def database_state(engine: Engine) -> str:
     try:
         with engine.connect() as connection:
-            connection.exec_driver_sql("SELECT 1")
+            connection.execute(text("SELECT 1"))
     except Exception as error:  # any driver's failure: the balancer only needs "not ready"
         return f"the database does not answer ({type(error).__name__})"
     return "ok"

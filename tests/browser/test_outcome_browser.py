@@ -68,7 +68,8 @@ def _check(page, page_log, url: str) -> None:
     for width in WIDTHS:
         page.set_viewport_size({"width": width, "height": 900})
         # A chart is a <picture>: a new width fetches the other rendition; let it arrive rather
-        # than cut it off by leaving.
+        # than cut it off by leaving (the fetch starts a moment after the resize).
+        page.wait_for_load_state("networkidle")
         page.wait_for_function("() => [...document.images].every(i => i.complete)")
         page.goto(url, timeout=60_000)
         wait_for_htmx(page)

@@ -98,8 +98,8 @@ def test_no_state_change_on_get(app, client, db, world, make_user):
         sign_in(client, make_user(role=role, services=[mine]))
         before = without(figures(db), "audit_events", "users")
         for route in get_routes(app):
-            response = client.get(route.path(**records["BRD"]))
-            assert response.status_code < 500, route
+            with client.get(route.path(**records["BRD"])) as response:
+                assert response.status_code < 500, route
         assert without(figures(db), "audit_events", "users") == before, role
 
 
