@@ -277,3 +277,49 @@ def test_a_form_sent_after_the_session_ended_says_so_plainly(live_server, page):
         assert wording not in text
     violations = axe_violations(page)
     assert not violations, describe_violations(violations)
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_the_remaining_pages_fit_and_are_axe_clean(live_server, page, width, tmp_path):
+    """The pages reached from others rather than from the menu: a letter, the treatment plan,
+    deleting an episode, the other worklists, re-authentication and an import's own page."""
+    from tests.records_csv import csv_text, nhs_number, row
+
+    service = live_server.make_service()
+    lead = live_server.make_user(role="lead", services=[service])
+    _, episode_id = _episode_part_done(live_server, service)
+    sign_in_browser(page, live_server, lead)
+    page.set_viewport_size({"width": width, "height": 900})
+
+    page.goto(live_server.url_for(f"/episodes/{episode_id}"))
+    wait_for_htmx(page)
+    with page.expect_navigation():
+        page.click("button[name=kind][value=gp]")
+    letter = page.url.removeprefix(live_server.url)
+
+    path = tmp_path / "episodes.csv"
+    cells = [row(service_code="BRD", nhs_number=nhs_number(n)) for n in range(2, 7)]
+    path.write_text(csv_text(cells), encoding="utf-8")
+    page.goto(live_server.url_for("/records/"))
+    page.set_input_files("#file", str(path))
+    with page.expect_navigation():
+        page.click("text=Check the file")
+    page.wait_for_selector("#count-added", timeout=120_000)
+    job = page.url.removeprefix(live_server.url)
+
+    _check_all(
+        page,
+        live_server,
+        [
+            letter,
+            job,
+            f"/episodes/{episode_id}/treatment",
+            f"/episodes/{episode_id}/delete",
+            "/worklists/due-soon",
+            "/worklists/dxa-not-done",
+            "/worklists/followup52",
+            "/worklists/incomplete",
+            "/auth/confirm",
+        ],
+        width,
+    )
