@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import csv
 import io
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
 from kpis.dataset import CSV_COLUMNS, DIRECT_CARE_FIELDS
+from tests.conftest import TEST_TODAY
 from tests.integration.test_records_cli import run_import, write
 from tests.records_csv import csv_text, later_row, nhs_number, row
 
@@ -129,13 +131,15 @@ def test_unusual_dates_and_an_early_not_done_are_accepted_with_warnings(app, db,
     from portal.audit.actor import Actor
     from portal.records import importing
 
+    # A fracture 48 days before the suite's day: the 12-16 week window is still to come.
+    fracture = TEST_TODAY - timedelta(days=48)
     rows = [
         row(nhs_number=nhs_number(1), dxa_date="2025-06-01"),  # more than a year after
         row(
             nhs_number=nhs_number(2),
-            fracture_date="2026-10-01",
-            identification_date="2026-10-20",
-            assessment_date="2026-10-10",
+            fracture_date=fracture.isoformat(),
+            identification_date=(fracture + timedelta(days=19)).isoformat(),
+            assessment_date=(fracture + timedelta(days=9)).isoformat(),
             dxa_date="",
             t_score="",
             followup16_done="No",
