@@ -222,7 +222,9 @@ def seed_portal(url: str, clients: int) -> list[tuple[str, int]]:
         db.session.add(service)
         db.session.flush()
         hashed = hash_password(PASSWORD)
-        fracture = date.today() - timedelta(days=200)
+        from portal import clock
+
+        fracture = clock.today() - timedelta(days=200)
         for number in range(clients):
             user = User(
                 email=f"clinician{number}@bench.test",

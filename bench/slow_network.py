@@ -45,7 +45,7 @@ def start_portal(workdir: Path) -> tuple[str, int]:
     from flask_migrate import upgrade
     from werkzeug.serving import make_server
 
-    from portal import create_app
+    from portal import clock, create_app
     from portal.accounts.users import hash_password
     from portal.extensions import db
     from portal.models import Episode, Patient, Service, User
@@ -73,7 +73,7 @@ def start_portal(workdir: Path) -> tuple[str, int]:
         )
         user.services = [service]
         db.session.add(user)
-        fracture = date.today() - timedelta(days=100)
+        fracture = clock.today() - timedelta(days=100)
         patient = Patient(
             service_id=service.id,
             nhs_number="9995908301",

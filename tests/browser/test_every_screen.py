@@ -9,6 +9,7 @@ from datetime import date, timedelta
 
 import pytest
 
+from portal import clock
 from tests.browser.helpers import (
     axe_violations,
     describe_violations,
@@ -28,7 +29,7 @@ def _episode_part_done(server, service) -> tuple[int, int]:
     from portal.models import Episode, Patient
 
     with server.app.app_context():
-        fracture = date.today() - timedelta(days=100)
+        fracture = clock.today() - timedelta(days=100)
         patient = Patient(
             service_id=service.id,
             nhs_number="9995908301",

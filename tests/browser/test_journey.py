@@ -8,6 +8,7 @@ from datetime import date, timedelta
 
 import pytest
 
+from portal import clock
 from tests.browser.helpers import (
     axe_violations,
     describe_violations,
@@ -17,7 +18,7 @@ from tests.browser.helpers import (
 
 pytestmark = pytest.mark.browser
 
-FRACTURE = date.today() - timedelta(days=400)
+FRACTURE = clock.today() - timedelta(days=400)
 NHS = "4857773457"
 
 
@@ -259,7 +260,7 @@ def test_worklist_filtered_by_nhs_number_keeps_the_number_out_of_every_address(
                 Episode(
                     service_id=clinician.id,
                     patient_id=patient.id,
-                    fracture_date=date.today() - timedelta(days=100 + n),
+                    fracture_date=clock.today() - timedelta(days=100 + n),
                     fracture_sites="Wrist",
                 )
             )

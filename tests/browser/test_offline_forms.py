@@ -14,6 +14,7 @@ from datetime import date, timedelta
 
 import pytest
 
+from portal import clock
 from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS
 from tests.browser.helpers import axe_violations, describe_violations
 from tests.browser.portal_process import PASSWORD, ROOT, PortalServer, postgres_database
@@ -111,7 +112,7 @@ def fill_date(page, name: str, day: date) -> None:
 
 
 def fill_registration(page, number: str) -> None:
-    today = date.today()
+    today = clock.today()
     page.fill("#nhs_number", number)
     fill_date(page, "date_of_birth", date(1948, 3, 12))
     page.check("input[name=sex][value=Female]")

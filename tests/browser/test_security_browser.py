@@ -10,6 +10,7 @@ from datetime import date, timedelta
 import pyotp
 import pytest
 
+from portal import clock
 from tests.browser.helpers import sign_in_browser, wait_for_htmx
 
 pytestmark = pytest.mark.browser
@@ -31,7 +32,7 @@ def _patient_with_episode(server, service) -> tuple[int, int]:
         episode = Episode(
             service_id=service.id,
             patient_id=patient.id,
-            fracture_date=date.today() - timedelta(days=30),
+            fracture_date=clock.today() - timedelta(days=30),
             fracture_sites="Hip",
         )
         db.session.add(episode)

@@ -9,6 +9,7 @@ from datetime import date, timedelta
 
 import pytest
 
+from portal import clock
 from tests.browser.helpers import axe_violations, describe_violations, wait_for_htmx
 from tests.browser.test_journey import _register
 from tests.browser.test_offline_forms import (
@@ -73,7 +74,7 @@ def test_treatment_plan_and_new_fields_are_axe_clean(live_server, page, lead, wi
     _clean(page)
     page.select_option("#start-drug", "Denosumab")
     page.select_option("#start-route", "Subcutaneous")
-    _fill_date(page, "start-started_on", date.today() - timedelta(days=300))
+    _fill_date(page, "start-started_on", clock.today() - timedelta(days=300))
     page.click("#start-save")
     wait_for_htmx(page)
     assert "Denosumab injection" in page.inner_text("#treatment-plan")
@@ -100,12 +101,12 @@ def test_treatment_forms_work_without_javascript(live_server, _chromium):
         page.click("#treatment-plan summary:has-text('Start a drug')")
         page.select_option("#start-drug", "Zoledronate")
         page.select_option("#start-route", "Intravenous")
-        _fill_date(page, "start-started_on", date.today() + timedelta(days=3))
+        _fill_date(page, "start-started_on", clock.today() + timedelta(days=3))
         with page.expect_navigation():
             page.click("#start-save")
         assert "cannot be in the future" in page.inner_text("#start-started_on-error")
         assert page.input_value("#start-drug") == "Zoledronate"  # what was typed stays
-        _fill_date(page, "start-started_on", date.today() - timedelta(days=30))
+        _fill_date(page, "start-started_on", clock.today() - timedelta(days=30))
         with page.expect_navigation():
             page.click("#start-save")
         assert page.url.endswith("#treatment-plan")
@@ -115,7 +116,7 @@ def test_treatment_forms_work_without_javascript(live_server, _chromium):
 
 
 def _register_without_js(page) -> None:
-    fracture = date.today() - timedelta(days=200)
+    fracture = clock.today() - timedelta(days=200)
     page.goto("/patients/new")
     page.fill("#nhs_number", "4857773457")
     for name, day in (("date_of_birth", date(1950, 6, 15)), ("fracture_date", fracture)):
@@ -135,7 +136,7 @@ def test_a_dose_recorded_offline_is_sent_later_and_saved_once(browser, server): 
         page.click("#treatment-plan summary:has-text('Start a drug')")
         page.select_option("#start-drug", "Denosumab")
         page.select_option("#start-route", "Subcutaneous")
-        _fill_date(page, "start-started_on", date.today() - timedelta(days=10))
+        _fill_date(page, "start-started_on", clock.today() - timedelta(days=10))
         page.click("#start-save")
         page.wait_for_function("() => !document.querySelector('.htmx-request')")
         page.locator("#treatment-plan summary:has-text('Record a dose')").wait_for()
@@ -143,7 +144,7 @@ def test_a_dose_recorded_offline_is_sent_later_and_saved_once(browser, server): 
         form = page.locator("form[data-offline-form*='-treatment-dose-']")
         context.set_offline(True)
         key = form.get_attribute("data-offline-form")
-        day = date.today() - timedelta(days=1)
+        day = clock.today() - timedelta(days=1)
         for part, value in (("day", day.day), ("month", day.month), ("year", day.year)):
             form.locator(f"input[name='given_on-{part}']").fill(str(value))
         form.locator("button[type=submit]").click()

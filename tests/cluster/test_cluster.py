@@ -17,6 +17,7 @@ from datetime import date, timedelta
 import pytest
 from sqlalchemy import create_engine, text
 
+from portal import clock
 from tests.cluster.conftest import SERVICE, Browser
 from tests.records_csv import csv_text, nhs_number, row
 
@@ -69,7 +70,7 @@ def registration(nhs: str, fracture: date) -> list[tuple[str, str]]:
 
 def recent_fracture() -> date:
     # The servers run on the real date (not the suite's fixed day): a fracture a month before it.
-    return date.today() - timedelta(days=30)
+    return clock.today() - timedelta(days=30)
 
 
 def patients_with(database, nhs: str) -> int:
