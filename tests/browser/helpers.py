@@ -76,3 +76,45 @@ def describe_violations(violations: list[dict]) -> str:
         targets = ", ".join(str(node["target"]) for node in violation["nodes"][:5])
         lines.append(f"{violation['id']} ({violation['impact']}): {violation['help']} at {targets}")
     return "\n".join(lines)
+
+
+def named_patient_100_days_on(server, service, **episode_values) -> tuple[int, int]:
+    """Zoë Brontë (NHS number 999 590 8301, telephone and GP recorded), 100 days after a wrist
+    fracture, identified and assessed, DXA recommended, alendronate recommended: waiting for the
+    16-week contact. `episode_values` add to the episode. Returns (patient id, episode id)."""
+    from datetime import date, timedelta
+
+    from portal import clock
+    from portal.extensions import db
+    from portal.models import Episode, Patient
+
+    with server.app.app_context():
+        fracture = clock.today() - timedelta(days=100)
+        patient = Patient(
+            service_id=service.id,
+            nhs_number="9995908301",
+            date_of_birth=date(1944, 3, 2),
+            sex="Female",
+            given_name="Zoë",
+            family_name="Brontë",
+            phone="01632 960123",
+            gp_practice="Riverside Surgery",
+            gp_practice_code="Z99001",
+        )
+        db.session.add(patient)
+        db.session.flush()
+        episode = Episode(
+            service_id=service.id,
+            patient_id=patient.id,
+            fracture_date=fracture,
+            fracture_sites="Wrist",
+            identification_date=fracture,
+            assessment_date=fracture + timedelta(days=10),
+            dxa_status="Recommended",
+            bone_therapy="Alendronate",
+            calcium_vitd="Yes",
+            **episode_values,
+        )
+        db.session.add(episode)
+        db.session.commit()
+        return patient.id, episode.id

@@ -5,14 +5,12 @@ without JavaScript, and the plain session-ended message."""
 
 from __future__ import annotations
 
-from datetime import date, timedelta
-
 import pytest
 
-from portal import clock
 from tests.browser.helpers import (
     axe_violations,
     describe_violations,
+    named_patient_100_days_on,
     sign_in_browser,
     wait_for_htmx,
 )
@@ -20,42 +18,6 @@ from tests.browser.helpers import (
 pytestmark = pytest.mark.browser
 
 WIDTHS = (390, 1280)
-
-
-def _episode_part_done(server, service) -> tuple[int, int]:
-    """A named patient 100 days after a wrist fracture: identification and assessment complete,
-    the rest to do. Returns (patient id, episode id)."""
-    from portal.extensions import db
-    from portal.models import Episode, Patient
-
-    with server.app.app_context():
-        fracture = clock.today() - timedelta(days=100)
-        patient = Patient(
-            service_id=service.id,
-            nhs_number="9995908301",
-            date_of_birth=date(1944, 3, 2),
-            sex="Female",
-            given_name="Zoë",
-            family_name="Brontë",
-        )
-        db.session.add(patient)
-        db.session.flush()
-        episode = Episode(
-            service_id=service.id,
-            patient_id=patient.id,
-            fracture_date=fracture,
-            fracture_sites="Wrist",
-            identification_date=fracture,
-            admitted="No",
-            fracture_type="Clinical",
-            assessment_date=fracture + timedelta(days=10),
-            dxa_status="Recommended",
-            bone_therapy="Alendronate",
-            calcium_vitd="Yes",
-        )
-        db.session.add(episode)
-        db.session.commit()
-        return patient.id, episode.id
 
 
 def _check(page, url: str, width: int) -> list[str]:
@@ -123,7 +85,9 @@ def test_public_pages_fit_and_are_axe_clean(live_server, page, width):
 def test_the_nurses_and_leads_pages_fit_and_are_axe_clean(live_server, page, width):
     service = live_server.make_service()
     lead = live_server.make_user(role="lead", services=[service])
-    patient_id, episode_id = _episode_part_done(live_server, service)
+    patient_id, episode_id = named_patient_100_days_on(
+        live_server, service, admitted="No", fracture_type="Clinical"
+    )
     sign_in_browser(page, live_server, lead)
     _check_all(
         page,
@@ -158,7 +122,7 @@ def test_the_nurses_and_leads_pages_fit_and_are_axe_clean(live_server, page, wid
 def test_the_kpi_pages_fit_and_are_axe_clean(live_server, page, width):
     service = live_server.make_service()
     lead = live_server.make_user(role="lead", services=[service])
-    _episode_part_done(live_server, service)
+    named_patient_100_days_on(live_server, service, admitted="No", fracture_type="Clinical")
     sign_in_browser(page, live_server, lead)
     _check_all(
         page,
@@ -180,7 +144,7 @@ def test_the_kpi_pages_fit_and_are_axe_clean(live_server, page, width):
 def test_the_admins_pages_fit_and_are_axe_clean(live_server, page, width):
     service = live_server.make_service()
     admin = live_server.make_user(role="admin", services=[service])
-    _episode_part_done(live_server, service)
+    named_patient_100_days_on(live_server, service, admitted="No", fracture_type="Clinical")
     sign_in_browser(page, live_server, admin)
     _check_all(
         page,
@@ -204,7 +168,9 @@ def test_the_admins_pages_fit_and_are_axe_clean(live_server, page, width):
 def test_the_episode_page_shows_the_stages_as_a_sequence(live_server, page):
     service = live_server.make_service()
     nurse = live_server.make_user(role="clinician", services=[service])
-    _patient_id, episode_id = _episode_part_done(live_server, service)
+    _patient_id, episode_id = named_patient_100_days_on(
+        live_server, service, admitted="No", fracture_type="Clinical"
+    )
     sign_in_browser(page, live_server, nurse)
     page.goto(live_server.url_for(f"/episodes/{episode_id}"))
     wait_for_htmx(page)
@@ -235,7 +201,9 @@ def test_the_episode_page_shows_the_stages_as_a_sequence(live_server, page):
 def test_a_folded_stage_opens_without_javascript(live_server, _chromium):
     service = live_server.make_service()
     nurse = live_server.make_user(role="clinician", services=[service])
-    _patient_id, episode_id = _episode_part_done(live_server, service)
+    _patient_id, episode_id = named_patient_100_days_on(
+        live_server, service, admitted="No", fracture_type="Clinical"
+    )
     context = _chromium.new_context(base_url=live_server.url, java_script_enabled=False)
     page = context.new_page()
     try:
@@ -259,7 +227,9 @@ def test_a_folded_stage_opens_without_javascript(live_server, _chromium):
 def test_a_form_sent_after_the_session_ended_says_so_plainly(live_server, page):
     service = live_server.make_service()
     nurse = live_server.make_user(role="clinician", services=[service])
-    _patient_id, episode_id = _episode_part_done(live_server, service)
+    _patient_id, episode_id = named_patient_100_days_on(
+        live_server, service, admitted="No", fracture_type="Clinical"
+    )
     sign_in_browser(page, live_server, nurse)
     page.goto(live_server.url_for(f"/episodes/{episode_id}"))
     wait_for_htmx(page)
@@ -288,7 +258,9 @@ def test_the_remaining_pages_fit_and_are_axe_clean(live_server, page, width, tmp
 
     service = live_server.make_service()
     lead = live_server.make_user(role="lead", services=[service])
-    _, episode_id = _episode_part_done(live_server, service)
+    _, episode_id = named_patient_100_days_on(
+        live_server, service, admitted="No", fracture_type="Clinical"
+    )
     sign_in_browser(page, live_server, lead)
     page.set_viewport_size({"width": width, "height": 900})
 

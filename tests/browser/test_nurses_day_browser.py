@@ -6,14 +6,12 @@ when refused."""
 
 from __future__ import annotations
 
-from datetime import date, timedelta
-
 import pytest
 
-from portal import clock
 from tests.browser.helpers import (
     axe_violations,
     describe_violations,
+    named_patient_100_days_on,
     sign_in_browser,
     wait_for_htmx,
 )
@@ -21,42 +19,6 @@ from tests.browser.helpers import (
 pytestmark = pytest.mark.browser
 
 WIDTHS = (390, 1280)
-
-
-def _patient_waiting(server, service) -> int:
-    """A named patient waiting for the 16-week contact; returns the episode id."""
-    from portal.extensions import db
-    from portal.models import Episode, Patient
-
-    with server.app.app_context():
-        fracture = clock.today() - timedelta(days=100)
-        patient = Patient(
-            service_id=service.id,
-            nhs_number="9995908301",
-            date_of_birth=date(1944, 3, 2),
-            sex="Female",
-            given_name="Zoë",
-            family_name="Brontë",
-            phone="01632 960123",
-            gp_practice="Riverside Surgery",
-            gp_practice_code="Z99001",
-        )
-        db.session.add(patient)
-        db.session.flush()
-        episode = Episode(
-            service_id=service.id,
-            patient_id=patient.id,
-            fracture_date=fracture,
-            fracture_sites="Wrist",
-            identification_date=fracture,
-            assessment_date=fracture + timedelta(days=10),
-            dxa_status="Recommended",
-            bone_therapy="Alendronate",
-            calcium_vitd="Yes",
-        )
-        db.session.add(episode)
-        db.session.commit()
-        return episode.id
 
 
 def _clean(page) -> None:
@@ -68,7 +30,7 @@ def _clean(page) -> None:
 def test_pages_of_the_nurses_day_are_axe_clean(live_server, page, width):
     service = live_server.make_service()
     lead = live_server.make_user(role="lead", services=[service])
-    episode_id = _patient_waiting(live_server, service)
+    _, episode_id = named_patient_100_days_on(live_server, service)
     page.set_viewport_size({"width": width, "height": 900})
     sign_in_browser(page, live_server, lead)
 
@@ -106,7 +68,7 @@ def test_pages_of_the_nurses_day_are_axe_clean(live_server, page, width):
 def test_contact_attempt_and_letter_forms_without_javascript(live_server, _chromium):
     service = live_server.make_service()
     nurse = live_server.make_user(role="clinician", services=[service])
-    episode_id = _patient_waiting(live_server, service)
+    _, episode_id = named_patient_100_days_on(live_server, service)
     context = _chromium.new_context(base_url=live_server.url, java_script_enabled=False)
     page = context.new_page()
     try:
