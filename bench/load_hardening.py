@@ -262,6 +262,11 @@ class Nurse:
     def work(self, until: float, think: float) -> None:
         turn = 0
         rng = random.Random(self.email)
+        if think:
+            # Nurses do not all press a link in the same millisecond: each starts somewhere in the
+            # first think time. (Started together, the first fifty worklist requests queued behind
+            # one another on four workers: that burst was the worklists' whole p95 tail.)
+            time.sleep(rng.uniform(0, 2 * think))
         while time.monotonic() < until:
             episode_id = self.episodes[turn % len(self.episodes)]
             for step in ("worklists", "save", "kpis"):
