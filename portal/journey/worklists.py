@@ -5,18 +5,26 @@ until the field that ends its wait is answered; deceased patients and deleted ep
 appear. A follow-up recorded as not done ends the wait once its window has closed, or at once when
 the patient was lost to follow-up (issue 18): a "not done" brought in by an import before then
 keeps the episode listed. Each row shows who the patient is, what is due by when and the last
-attempt to reach them (journey/contacts.py). Windows are inclusive and turned into fracture-date bounds so that the database does the
-filtering, sorting and paging (a service of 30,000 episodes stays fast).
+attempt to reach them (journey/contacts.py).
+
+Windows are inclusive and turned into fracture-date bounds so that the database does the
+filtering, sorting and paging. Each list's wait is a few parts no episode is in twice, each with
+its own partial index on PostgreSQL (portal/models/waiting.py, migration 0011): a list is counted
+from its indexes without reading its patients, and a page takes the first rows of each part in
+the order asked for, then merges them. Ten years of a service (140,000 episodes) stay under
+100 ms a page (docs/benchmarks.md); on SQLite the same statements read the service's episodes in
+stored order (kpis.sql.unindexed).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
+from functools import partial
 from typing import Any
 
-from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy import and_, func, literal, not_, or_, select, union_all
 from sqlalchemy.sql.elements import ColumnElement
 
 from kpis import dataset as ds
@@ -26,7 +34,7 @@ from portal.extensions import db
 from portal.journey import contacts
 from portal.journey.rules import age_on, missing_audited_fields
 from portal.journey.rules.direct_care import fold_name
-from portal.models import Episode, Patient, Service
+from portal.models import Episode, Patient, Service, waiting
 from portal.models.contacts import LOST_TO_FOLLOW_UP as LOST
 
 # The last day of each follow-up's window, in days since the fracture.
@@ -132,52 +140,13 @@ WORKLISTS: dict[str, Worklist] = {
 # the first of them that is due.
 TIMED = ("awaiting-assessment", "dxa-not-done", "followup16", "followup52")
 
-SORTS: dict[str, Any] = {
-    "fracture_date": Episode.fracture_date,
-    "nhs_number": Patient.nhs_number,
-    "name": Patient.family_name_search,
-    "date_of_birth": Patient.date_of_birth,
+# The sorts a list offers (as the page names them) and the column each sorts on.
+SORTS = {
+    "fracture_date": "fracture_date",
+    "nhs_number": "nhs_number",
+    "name": "family_name_search",
+    "date_of_birth": "date_of_birth",
 }
-
-
-def _empty(column) -> ColumnElement[bool]:
-    if isinstance(column.type, db.String):
-        return or_(column.is_(None), column == "")
-    return column.is_(None)
-
-
-def _followup_waiting(stage: str, today: date) -> ColumnElement[bool]:
-    """The follow-up is not answered, or recorded as not done while its window is still open and
-    the patient was not lost to follow-up (an import may bring such a "No")."""
-    done = getattr(Episode, f"{stage}_done")
-    reason = getattr(Episode, f"{stage}_not_done_reason")
-    closes = FOLLOWUP_CLOSES[stage]
-    return or_(
-        _empty(done),
-        and_(
-            done == "No",
-            Episode.fracture_date >= _day(today, closes),
-            or_(reason.is_(None), reason != LOST),
-        ),
-    )
-
-
-def _waiting(key: str, today: date) -> ColumnElement[bool]:
-    """The field that ends the wait is not answered."""
-    if key == "awaiting-assessment":
-        return _empty(Episode.assessment_date)
-    if key == "dxa-not-done":
-        return and_(Episode.dxa_status == "Recommended", _empty(Episode.dxa_date))
-    if key in ("followup16", "followup52"):
-        return _followup_waiting(key, today)
-    if key == "incomplete":
-        return or_(
-            *(
-                _empty(getattr(Patient if name in ds.PATIENT_FIELDS else Episode, name))
-                for name in ds.AUDITED_FIELDS
-            )
-        )
-    raise KeyError(key)
 
 
 def _day(today: date, days: int) -> date:
@@ -185,23 +154,51 @@ def _day(today: date, days: int) -> date:
     return today - timedelta(days=days)
 
 
-def _live_in(service: Service) -> list[ColumnElement[bool]]:
-    """A service's live episodes, read through `ix_episodes_service_id` in the order they are
-    stored (see kpis.sql.unindexed: a worklist reads all of them, not a run of months)."""
-    return [Episode.service_id == service.id, unindexed(Episode.__table__.c.deleted_at).is_(None)]
+def _patient(service: Service, condition: ColumnElement[bool], joined: bool) -> ColumnElement[bool]:
+    """The episode's patient meets the condition: said of the patient joined to the episode (a
+    page of the list, which shows the patient), or as a search of the service's patients (a count,
+    which reads no patient but those the condition's index finds)."""
+    if joined:
+        return condition
+    return (
+        select(Patient.id)
+        .where(Patient.id == Episode.patient_id, Patient.service_id == service.id, condition)
+        .correlate_except(Patient)
+        .exists()
+    )
 
 
-def _membership(worklist: Worklist, service: Service, today: date) -> list[ColumnElement[bool]]:
-    if worklist.key == "due-soon":
-        return [*_live_in(service), Patient.date_of_death.is_(None), _due_soon(service, today)]
-    conditions = [
-        *_live_in(service),
-        Patient.date_of_death.is_(None),
-        _waiting(worklist.key, today),
+def _parts(key: str, service: Service, today: date, joined: bool) -> list[ColumnElement[bool]]:
+    """A list's wait as parts no episode is in twice, each read through its own partial index
+    (portal/models/waiting.py): the field that ends the wait is not answered; a follow-up
+    recorded as not done while its window is open and the patient was not lost to follow-up (an
+    import may bring such a "No"); an audited field of the patient's own missing."""
+    unanswered = waiting.UNANSWERED[key]
+    if key in ("followup16", "followup52"):
+        done = getattr(Episode, f"{key}_done")
+        reason = getattr(Episode, f"{key}_not_done_reason")
+        still_open = and_(
+            done == waiting.constant("No"),
+            Episode.fracture_date >= _day(today, FOLLOWUP_CLOSES[key]),
+            or_(reason.is_(None), reason != LOST),
+        )
+        return [unanswered, still_open]
+    if key == "incomplete":
+        # Every episode of the few patients missing an audited field of their own, then the
+        # other patients' episodes missing one of theirs.
+        patient_incomplete = _patient(service, waiting.PATIENT_INCOMPLETE, joined)
+        return [patient_incomplete, and_(unanswered, not_(patient_incomplete))]
+    return [unanswered]
+
+
+def _live_in(service: Service, joined: bool) -> list[ColumnElement[bool]]:
+    """A service's live episodes whose patient is alive. On SQLite the live term is read through
+    `ix_episodes_service_id` in the order rows are stored (see kpis.sql.unindexed)."""
+    return [
+        Episode.service_id == service.id,
+        unindexed(Episode.__table__.c.deleted_at).is_(None),
+        not_(_patient(service, waiting.DECEASED, joined)),
     ]
-    if worklist.listed_from is not None:
-        conditions.append(Episode.fracture_date <= _day(today, worklist.listed_from))
-    return conditions
 
 
 def _soon(worklist: Worklist, today: date) -> ColumnElement[bool]:
@@ -213,13 +210,30 @@ def _soon(worklist: Worklist, today: date) -> ColumnElement[bool]:
     )
 
 
-def _due_soon(service: Service, today: date) -> ColumnElement[bool]:
-    return or_(
-        *(
-            and_(*_membership(WORKLISTS[key], service, today)[3:], _soon(WORKLISTS[key], today))
-            for key in TIMED
-        )
-    )
+def _listed(worklist: Worklist, today: date) -> list[ColumnElement[bool]]:
+    if worklist.listed_from is None:
+        return []
+    return [Episode.fracture_date <= _day(today, worklist.listed_from)]
+
+
+def _membership(
+    worklist: Worklist, service: Service, today: date, joined: bool
+) -> list[ColumnElement[bool]]:
+    """Which live episodes a list holds, as parts no episode is in twice (one for "due in the next
+    14 days", whose waits overlap)."""
+    if worklist.key == "due-soon":
+        return [
+            or_(
+                *(
+                    and_(or_(*_parts(key, service, today, joined)), _soon(WORKLISTS[key], today))
+                    for key in TIMED
+                )
+            )
+        ]
+    return [
+        and_(part, *_listed(worklist, today))
+        for part in _parts(worklist.key, service, today, joined)
+    ]
 
 
 def _overdue(worklist: Worklist, today: date) -> ColumnElement[bool] | None:
@@ -324,30 +338,37 @@ def page(
 
     Sorting by fracture date oldest first puts the longest wait at the top.
     """
-    conditions = _membership(worklist, service, today)
     overdue = _overdue(worklist, today)
-    if status in STATUSES and overdue is not None:
-        if status == "soon":
-            conditions.append(_soon(worklist, today))
-        else:
-            conditions.append(overdue if status == "overdue" else ~overdue)
-    else:
+    if status not in STATUSES or overdue is None:
         status = ""
     digits = "".join(ch for ch in nhs if ch.isdigit())
-    if digits:
-        conditions.append(Patient.nhs_number.contains(digits, autoescape=True))
     folded = fold_name(name)
-    if folded:
-        conditions.append(
-            or_(
+
+    def conditions(joined: bool) -> list[ColumnElement[bool]]:
+        """The service's live episodes of living patients, filtered as asked."""
+        chosen = _live_in(service, joined)
+        if status == "soon":
+            chosen.append(_soon(worklist, today))
+        elif status and overdue is not None:
+            chosen.append(overdue if status == "overdue" else ~overdue)
+        if digits:
+            number = Patient.nhs_number.contains(digits, autoescape=True)
+            chosen.append(_patient(service, number, joined))
+        if folded:
+            named = or_(
                 Patient.family_name_search.contains(folded, autoescape=True),
                 Patient.given_name_search.contains(folded, autoescape=True),
             )
-        )
+            chosen.append(_patient(service, named, joined))
+        return chosen
+
     sort = sort if sort in SORTS else "fracture_date"
     order = "desc" if order == "desc" else "asc"
-    column = SORTS[sort]
-    ordering = [column.desc() if order == "desc" else column.asc(), Episode.id.asc()]
+
+    # The size of the list: each part counted from its own index, without reading patients.
+    total, _ = _tally(service, today, [worklist], conditions)[worklist.key]
+    pages = max(1, -(-total // page_size))
+    page_number = min(max(1, page_number), pages)  # past the last page: the last page
 
     columns = [
         Episode.id,
@@ -357,39 +378,38 @@ def page(
         Episode.fracture_sites,
         Patient.given_name,
         Patient.family_name,
+        Patient.family_name_search,
         Patient.date_of_birth,
         Patient.phone,
         *(WAIT_COLUMNS if worklist.key == "due-soon" else ()),
-        # The size of the whole list comes with its page: one pass over the service's episodes.
-        func.count().over().label("total"),
     ]
+    wanted = page_number * page_size
 
-    def fetch(number: int):
-        return db.session.execute(
-            select(*columns)
-            .join(Patient, Patient.id == Episode.patient_id)
-            .where(*conditions)
-            .order_by(*ordering)
-            .limit(page_size)
-            .offset((number - 1) * page_size)
-        ).all()
+    def ordered(columns_of: Any) -> list[Any]:
+        column = columns_of[SORTS[sort]]
+        return [column.desc() if order == "desc" else column.asc(), columns_of["id"].asc()]
 
-    page_number = max(1, page_number)
-    results = fetch(page_number)
-    if not results and page_number > 1:
-        # Past the last page (the list shrank, or a hand-made link): show the last page.
-        total = (
-            db.session.scalar(
-                select(func.count(Episode.id))
-                .join(Patient, Patient.id == Episode.patient_id)
-                .where(*conditions)
-            )
-            or 0
-        )
-        page_number = max(1, -(-total // page_size))
-        results = fetch(page_number)
-    total = results[0].total if results else 0
-    pages = max(1, -(-total // page_size))
+    # Each part's first rows in the order asked for, read through its own index and stopping
+    # there, then the parts merged and the page taken.
+    firsts: list[Any] = []
+    joined_on: ColumnElement[bool] = Patient.id == Episode.patient_id
+    if sort != "fracture_date":
+        # Sorted by the patient's NHS number, name or date of birth, the service is named on the
+        # patient too, so that the service's patients can be walked in that order (the planner
+        # then also expects fewer patients per episode: said only when it helps).
+        joined_on = and_(joined_on, Patient.service_id == service.id)
+    for part in _membership(worklist, service, today, joined=True):
+        chosen = select(*columns).join(Patient, joined_on).where(*conditions(True), part)
+        first = chosen.order_by(*ordered(chosen.selected_columns)).limit(wanted).subquery()
+        firsts.append(select(first))
+    merged: Any = union_all(*firsts) if len(firsts) > 1 else firsts[0]
+    listed = merged.subquery()
+    results = db.session.execute(
+        select(listed)
+        .order_by(*ordered(listed.c))
+        .limit(page_size)
+        .offset((page_number - 1) * page_size)
+    ).all()
     ids = [r.id for r in results]
     missing = _missing_counts(ids) if worklist.key == "incomplete" else {}
     attempts = contacts.last_attempts(ids)
@@ -472,28 +492,57 @@ class Count:
 
 
 def counts(service: Service, today: date) -> list[Count]:
-    """How many episodes each worklist holds, and how many of them are overdue, in one query."""
-    columns: list[ColumnElement[Any] | None] = []
-    base = [*_live_in(service), Patient.date_of_death.is_(None)]
-    for worklist in WORKLISTS.values():
-        member = and_(*_membership(worklist, service, today)[3:])
-        columns.append(func.coalesce(func.sum(case((member, 1), else_=0)), 0))
+    """How many episodes each worklist holds, and how many of them are overdue."""
+    tallies = _tally(service, today, WORKLISTS.values(), partial(_live_in, service))
+    return [Count(w, *tallies[w.key]) for w in WORKLISTS.values()]
+
+
+def _tally(
+    service: Service,
+    today: date,
+    lists: Iterable[Worklist],
+    conditions: Callable[[bool], list[ColumnElement[bool]]],
+) -> dict[str, tuple[int, int]]:
+    """(listed, overdue) of each list among the episodes meeting the conditions, in one
+    statement.
+
+    PostgreSQL counts each part of each list from its own partial index, reading no patient but
+    those an index of patients finds. SQLite, which has no index-only counts, reads the service's
+    episodes once, in stored order (kpis.sql.unindexed), each part a filtered count: one pass is
+    quicker there than a search per part."""
+    one_pass = db.engine.dialect.name == "sqlite"
+    parts = []
+    for worklist in lists:
         overdue = _overdue(worklist, today)
-        late = and_(member, overdue) if overdue is not None else None
-        columns.append(
-            func.coalesce(func.sum(case((late, 1), else_=0)), 0) if late is not None else None
+        for part in _membership(worklist, service, today, joined=one_pass):
+            parts.append((worklist.key, part, overdue if overdue is not None else literal(False)))
+    figures: list[tuple[str, Any, Any]]
+    if one_pass:
+        row = db.session.execute(
+            select(
+                *(
+                    count
+                    for _, part, late in parts
+                    for count in (func.count().filter(part), func.count().filter(and_(part, late)))
+                )
+            )
+            .select_from(Episode)
+            .join(Patient, Patient.id == Episode.patient_id)
+            .where(*conditions(True))
+        ).one()
+        figures = [(key, row[2 * i], row[2 * i + 1]) for i, (key, _, _) in enumerate(parts)]
+    else:
+        each = union_all(
+            *(
+                select(literal(key), func.count(), func.count().filter(late))
+                .select_from(Episode)
+                .where(*conditions(False), part)
+                for key, part, late in parts
+            )
         )
-    selected = [c for c in columns if c is not None]
-    result = db.session.execute(
-        select(*selected)
-        .select_from(Episode)
-        .join(Patient, Patient.id == Episode.patient_id)
-        .where(*base)
-    ).one()
-    values = iter(result)
-    figures = []
-    for worklist in WORKLISTS.values():
-        total = int(next(values))
-        overdue_count = int(next(values)) if worklist.due_until is not None else 0
-        figures.append(Count(worklist, total, overdue_count))
-    return figures
+        figures = [(r[0], r[1], r[2]) for r in db.session.execute(each)]
+    tallies: dict[str, tuple[int, int]] = {}
+    for key, listed_count, late_count in figures:
+        before = tallies.get(key, (0, 0))
+        tallies[key] = (before[0] + int(listed_count or 0), before[1] + int(late_count or 0))
+    return tallies

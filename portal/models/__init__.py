@@ -16,6 +16,7 @@ from portal.models.imports import ImportJob, ImportUploadChunk
 from portal.models.service import Service
 from portal.models.submissions import Submission
 from portal.models.treatment import TreatmentCourse, TreatmentEvent
+from portal.models.waiting import WORKLIST_INDEXES
 
 __all__ = [
     "AuditEvent",
@@ -35,5 +36,6 @@ __all__ = [
     "TreatmentEvent",
     "User",
     "UserSession",
+    "WORKLIST_INDEXES",
     "user_services",
 ]

@@ -245,6 +245,61 @@ def test_worklists_read_a_service_in_stored_order_not_by_months(db, make_service
             assert "+episodes" not in statement
 
 
+def test_each_list_is_counted_through_its_own_partial_index_on_postgresql(
+    db, make_service, add_episode
+):
+    """Migration 0011 (issue 21): on PostgreSQL each list is counted from its own partial index,
+    the deceased found through theirs. The planner uses a partial index only when the statement,
+    as the portal sends it (with its parameters), implies the index's predicate: a constant bound
+    as a parameter instead of written into the SQL would lose it silently. The plan is read with
+    every other index of episodes dropped and sequential scans priced out, in a transaction that
+    is rolled back (a test table's few rows let the planner take any index)."""
+    from sqlalchemy import event, text
+
+    from portal.journey import worklists
+    from portal.models import waiting
+
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL's partial indexes: this database is SQLite")
+    service = make_service()
+    add_episode(service, 30)
+    statements = []
+
+    def keep(conn, cursor, statement, parameters, context, executemany):
+        if "UNION ALL" in statement:
+            statements.append((statement, parameters))
+
+    event.listen(db.engine, "before_cursor_execute", keep)
+    try:
+        worklists.counts(service, TEST_TODAY)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", keep)
+    db.session.commit()  # the counts' read ends: dropping needs the tables to itself
+    [(statement, parameters)] = statements
+    wanted = {waiting.index_name(key) for key in waiting.UNANSWERED} | {"ix_patients_deceased"}
+    with db.engine.connect() as conn, conn.begin() as transaction:
+        conn.execute(text("SET LOCAL enable_seqscan = off"))
+        conn.execute(text("SET LOCAL lock_timeout = '10s'"))
+        for name in conn.scalars(
+            text(
+                "SELECT indexname FROM pg_indexes WHERE tablename IN ('episodes', 'patients') "
+                "AND indexname NOT LIKE 'pk_%' AND indexname NOT LIKE 'uq_%'"
+            )
+        ).all():
+            if name not in wanted:
+                conn.execute(text(f"DROP INDEX {name}"))
+        plan = " / ".join(
+            row[0] for row in conn.exec_driver_sql(f"EXPLAIN {statement}", parameters)
+        )
+        transaction.rollback()
+    for name in wanted:
+        assert name in plan, (name, plan)
+    # After five runs psycopg prepares a statement and PostgreSQL may plan it once for any
+    # parameters: only constants written into the SQL still prove a predicate then.
+    for term in ("episodes.dxa_status = 'Recommended'", "episodes.followup16_done = ''"):
+        assert term in statement, term
+
+
 def _urls(html: str) -> list[str]:
     import re
 
