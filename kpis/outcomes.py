@@ -134,8 +134,12 @@ class FollowUp:
 def pooled(groups: Iterable[FollowUp]) -> FollowUp:
     """The union of several groups of patients (the national pool, a split's whole)."""
     total = FollowUp()
-    for group in groups:
-        total = total + group
+    for group in groups:  # in place: adding Counters afresh each time copies the pool 80 times
+        total.patients += group.patients
+        total.times.update(group.times)
+        for h in MORTALITY_HORIZONS:
+            deaths, followed = total.mortality[h]
+            total.mortality[h] = (deaths + group.mortality[h][0], followed + group.mortality[h][1])
     return total
 
 

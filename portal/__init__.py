@@ -21,6 +21,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         app.config.update(config)
     _configure_sqlite(app)
     _configure_transaction_pooling(app)
+    _configure_jit(app)
     if app.config.get("PORTAL_TRUST_PROXY"):
         from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -79,6 +80,22 @@ def _configure_transaction_pooling(app: Flask) -> None:
     if app.config.get("DATABASE_TRANSACTION_POOLING") and uri.startswith("postgresql"):
         options = app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {})
         options.setdefault("connect_args", {})["prepare_threshold"] = None
+
+
+def _configure_jit(app: Flask) -> None:
+    """PostgreSQL compiles a query costed above `jit_above_cost` to machine code first. The
+    portal's largest queries (a national KPI year, a service's outcome figures) run for 0.1 to
+    1.5 s, and compiling them cost 50 to 400 ms more than it saved on ten years of a nation
+    (docs/benchmarks.md): the portal's connections ask for none, unless DATABASE_JIT is set.
+    Behind a PgBouncer in transaction pooling no startup option can be passed: set it on the
+    database there (README, "PgBouncer")."""
+    uri = app.config["SQLALCHEMY_DATABASE_URI"]
+    if not uri.startswith("postgresql") or app.config.get("DATABASE_JIT"):
+        return
+    if app.config.get("DATABASE_TRANSACTION_POOLING"):
+        return
+    options = app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {})
+    options.setdefault("connect_args", {}).setdefault("options", "-c jit=off")
 
 
 @event.listens_for(Engine, "connect")

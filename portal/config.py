@@ -38,6 +38,8 @@ def from_environment(instance_path: str) -> dict:
         # PostgreSQL reached through a PgBouncer in transaction pooling (README, "Production").
         "DATABASE_TRANSACTION_POOLING": os.environ.get("DATABASE_TRANSACTION_POOLING", "").lower()
         in ("1", "true", "yes"),
+        # PostgreSQL's JIT compilation of large queries: off unless asked for (README, "Production").
+        "DATABASE_JIT": os.environ.get("DATABASE_JIT", "").lower() in ("1", "true", "yes", "on"),
         # `__Host-` (security.md): the browser keeps it only if Secure, for Path=/ and with no
         # Domain, so no other host or path can plant or read it.
         "SESSION_COOKIE_NAME": "__Host-fls-session" if production else "session",

@@ -45,6 +45,25 @@ def test_psycopg_prepares_nothing_behind_transaction_pooling(
                 db.engine.dispose()
 
 
+@pytest.mark.postgres
+@pytest.mark.parametrize(("setting", "jit"), [("", "off"), ("on", "on")])
+def test_postgresql_jit_is_off_for_the_portal_unless_asked_for(tmp_path, monkeypatch, setting, jit):
+    """DATABASE_JIT (README): the portal's connections ask PostgreSQL for no JIT compilation."""
+    monkeypatch.setenv("DATABASE_JIT", setting)
+    monkeypatch.delenv("DATABASE_TRANSACTION_POOLING", raising=False)
+    monkeypatch.delenv("PGOPTIONS", raising=False)
+    with fresh_database("postgresql", tmp_path) as url:
+        app = create_app({"SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": "jit"})
+        from portal.extensions import db
+
+        with app.app_context():
+            try:
+                with db.engine.connect() as connection:
+                    assert connection.execute(text("SHOW jit")).scalar_one() == jit
+            finally:
+                db.engine.dispose()
+
+
 def test_sqlite_is_left_alone(tmp_path, monkeypatch):
     monkeypatch.setenv("DATABASE_TRANSACTION_POOLING", "true")
     app = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path}/p.db", "SECRET_KEY": "x"})
@@ -133,9 +152,15 @@ def test_the_portal_works_through_pgbouncer_in_transaction_pooling(tmp_path, mon
             upgrade()  # the migrations run through PgBouncer too
         _two_clients_take_turns(app)
 
-        # Without the setting, psycopg's prepared statements collide on the shared server
-        # connection: the setting is what makes it work.
+        # Without the setting the portal asks for JIT off as a startup option, which this
+        # PgBouncer refuses (hence the README's ALTER DATABASE) ...
         monkeypatch.setenv("DATABASE_TRANSACTION_POOLING", "")
+        refused = create_app({"SQLALCHEMY_DATABASE_URI": pooled, "SECRET_KEY": "pooling"})
+        with pytest.raises(DBAPIError, match="unsupported startup parameter"):
+            _two_clients_take_turns(refused)
+        # ... and with psycopg's defaults alone its prepared statements collide on the shared
+        # server connection: the setting is what makes it work.
+        monkeypatch.setenv("DATABASE_JIT", "on")
         default = create_app({"SQLALCHEMY_DATABASE_URI": pooled, "SECRET_KEY": "pooling"})
         with pytest.raises(DBAPIError, match="prepared statement"):
             _two_clients_take_turns(default)
