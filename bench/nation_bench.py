@@ -48,6 +48,24 @@ def timed(action, repeat: int = 1) -> tuple[float, float, object]:
     return statistics.median(times), times[max(0, int(len(times) * 0.95) - 1)], result
 
 
+def after_changes(app, service_id: int, request) -> float:
+    """The median time of `request` over CHANGES runs, each after a change in the service (its
+    data version advanced, as every save does), in milliseconds."""
+    from portal.extensions import db
+    from portal.models import Service
+
+    times = []
+    for _ in range(CHANGES):
+        with app.app_context():
+            service = db.session.get(Service, service_id)
+            service.data_version += 1
+            db.session.commit()
+        elapsed, _, response = timed(request)
+        assert response.status_code == 200, response.status_code
+        times.append(elapsed)
+    return statistics.median(times)
+
+
 def resident_mb() -> tuple[float, float]:
     """This process's resident set size now and at its peak (VmRSS, VmHWM), in MB."""
     fields = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines())
@@ -139,16 +157,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         # What users meet once the figures are kept: a save in one service, and only that
         # service's counts are counted again (each service's are kept by its data version).
-        after_change = []
-        for _ in range(CHANGES):
-            with app.app_context():
-                service = db.session.get(Service, largest_id)
-                service.data_version += 1
-                db.session.commit()
-            changed, _, response = timed(lambda: client.get(national))
-            assert response.status_code == 200
-            after_change.append(changed)
-        changed = statistics.median(after_change)
+        changed = after_changes(app, largest_id, lambda: client.get(national))
         line(
             f"  the same after a change in {code} (median of {CHANGES})",
             changed,
@@ -174,16 +183,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         # A save in the service advances its data version: its figures are counted again, every
         # other service's are kept.
-        after_change = []
-        for _ in range(CHANGES):
-            with app.app_context():
-                service = db.session.get(Service, largest_id)
-                service.data_version += 1
-                db.session.commit()
-            cold, _, response = timed(lambda: client.get(kpi_page))
-            assert response.status_code == 200
-            after_change.append(cold)
-        cold = statistics.median(after_change)
+        cold = after_changes(app, largest_id, lambda: client.get(kpi_page))
         line(
             f"  the same after a change in {code} (median of {CHANGES})",
             cold,

@@ -207,29 +207,41 @@ def test_counts_on_home_page_and_index(signed_in, make_service, add_episode):
     assert client.get("/worklists/no-such-list").status_code == 404
 
 
+def _statements_sent(db, action, holding: str) -> list[tuple[str, object]]:
+    """The statements `action` sends to the database that hold `holding`, with their
+    parameters."""
+    from sqlalchemy import event
+
+    statements = []
+
+    def keep(conn, cursor, statement, parameters, context, executemany):
+        if holding in statement:
+            statements.append((statement, parameters))
+
+    event.listen(db.engine, "before_cursor_execute", keep)
+    try:
+        action()
+    finally:
+        event.remove(db.engine, "before_cursor_execute", keep)
+    return statements
+
+
 def test_worklists_read_a_service_in_stored_order_not_by_months(db, make_service, add_episode):
     """Query plans: a worklist reads every live episode of its service, so on SQLite it walks
     `ix_episodes_service_id` (rows in stored order), never the partial index by fracture date
     that the KPI pages search (rows out of order: several times slower on a large service).
     PostgreSQL plans by its statistics and gets the plain column."""
-    from sqlalchemy import event
 
     from portal.journey import worklists
 
     service = make_service()
     add_episode(service, 30)
-    statements = []
 
-    def keep(conn, cursor, statement, parameters, context, executemany):
-        if "FROM episodes" in statement:
-            statements.append((statement, parameters))
-
-    event.listen(db.engine, "before_cursor_execute", keep)
-    try:
+    def read() -> None:
         worklists.counts(service, TEST_TODAY)
         worklists.page(worklists.WORKLISTS["awaiting-assessment"], service, TEST_TODAY)
-    finally:
-        event.remove(db.engine, "before_cursor_execute", keep)
+
+    statements = _statements_sent(db, read, "FROM episodes")
     assert len(statements) >= 2
     for statement, parameters in statements:
         if db.engine.dialect.name == "sqlite":
@@ -254,7 +266,7 @@ def test_each_list_is_counted_through_its_own_partial_index_on_postgresql(
     as a parameter instead of written into the SQL would lose it silently. The plan is read with
     every other index of episodes dropped and sequential scans priced out, in a transaction that
     is rolled back (a test table's few rows let the planner take any index)."""
-    from sqlalchemy import event, text
+    from sqlalchemy import text
 
     from portal.journey import worklists
     from portal.models import waiting
@@ -263,17 +275,7 @@ def test_each_list_is_counted_through_its_own_partial_index_on_postgresql(
         pytest.skip("PostgreSQL's partial indexes: this database is SQLite")
     service = make_service()
     add_episode(service, 30)
-    statements = []
-
-    def keep(conn, cursor, statement, parameters, context, executemany):
-        if "UNION ALL" in statement:
-            statements.append((statement, parameters))
-
-    event.listen(db.engine, "before_cursor_execute", keep)
-    try:
-        worklists.counts(service, TEST_TODAY)
-    finally:
-        event.remove(db.engine, "before_cursor_execute", keep)
+    statements = _statements_sent(db, lambda: worklists.counts(service, TEST_TODAY), "UNION ALL")
     db.session.commit()  # the counts' read ends: dropping needs the tables to itself
     [(statement, parameters)] = statements
     wanted = {waiting.index_name(key) for key in waiting.UNANSWERED} | {"ix_patients_deceased"}
