@@ -95,7 +95,8 @@ class Episode(Base):
         Index("ix_episodes_fracture_date", "fracture_date"),
         # One service's live episodes in a run of months (its KPI page and run charts). Partial:
         # the app only ever reads live episodes by service and date. A scan of every service
-        # never walks it, nor do the worklists (kpis.sql.unindexed; docs/bench-kpis.md).
+        # never walks it, nor do the worklists (kpis.sql.unindexed; docs/bench-kpis.md), which
+        # have partial indexes of their own (portal/models/waiting.py).
         Index(
             "ix_episodes_live_service_fracture_date",
             "service_id",
