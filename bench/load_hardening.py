@@ -145,8 +145,11 @@ def seed(url: str, nurses: int, episodes_each: int) -> list[tuple[str, list[int]
         if db.engine.dialect.name == "postgresql":
             # The planner's statistics, as autovacuum keeps them on a server in use: without them
             # a fresh table is estimated at one row and joined by nested loops.
+            # Committed: a connection's implicit transaction is rolled back when it closes, and
+            # ANALYZE's statistics with it (they were, until 2026-12-03).
             with db.engine.connect() as connection:
                 connection.exec_driver_sql("ANALYZE")
+                connection.commit()
         db.engine.dispose()
     return out
 

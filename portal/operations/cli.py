@@ -11,6 +11,7 @@ from flask.cli import AppGroup
 from portal.audit.actor import Actor
 from portal.command_line import progress_bar, refuse
 from portal.extensions import db
+from portal.operations import statistics
 
 backup_cli = AppGroup("backup", help="Back up and restore the database.")
 
@@ -100,4 +101,5 @@ def demo(today: str | None) -> None:
         return
     summary = demo_data.fill(Actor.command_line(), today=day, progress=progress_bar)
     db.session.commit()
+    statistics.gather()
     click.echo(summary)

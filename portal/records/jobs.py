@@ -34,6 +34,7 @@ from portal.audit.actor import Actor
 from portal.extensions import db
 from portal.models import ImportJob, ImportUploadChunk, Service
 from portal.models.base import Base
+from portal.operations import statistics
 from portal.records import csv_files as csv_reading
 from portal.records import importing as record_import
 from portal.records import uploads
@@ -284,6 +285,8 @@ def _apply(app: Flask, job_id: int, attempt: int, actor: Actor) -> None:
     if report.written:
         uploads.forget(job_id)
         db.session.commit()
+        if report.added + report.updated >= statistics.AFTER_ROWS:
+            statistics.gather()
         return
     # All or nothing, and rows were refused: nothing written; the preview shows them again.
     db.session.rollback()

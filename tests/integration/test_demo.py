@@ -9,6 +9,7 @@ import re
 from datetime import date, timedelta
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select
 
 from kpis import dataset as ds
@@ -338,6 +339,21 @@ def _empty(db) -> None:
     with db.engine.begin() as conn:
         for table in reversed(Base.metadata.sorted_tables):
             conn.execute(table.delete())
+
+
+def test_demo_gathers_postgresql_statistics_of_what_it_wrote(db, runner):
+    """The planner knows the demo's thousands of rows at once (portal/operations/statistics.py),
+    not a minute later when autovacuum comes by."""
+    from sqlalchemy import text
+
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL's planner statistics: this database is SQLite")
+    assert _run_demo(runner).exit_code == 0
+    db.session.commit()
+    stored = db.session.scalar(text("SELECT count(*) FROM patients"))
+    estimated = db.session.scalar(text("SELECT reltuples FROM pg_class WHERE relname = 'patients'"))
+    assert stored > 1000
+    assert estimated == stored
 
 
 def test_demo_is_deterministic_for_a_given_today(db, runner):

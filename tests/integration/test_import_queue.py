@@ -367,3 +367,23 @@ def test_a_passing_database_error_is_retried_by_the_queue_then_fails(signed_in, 
     assert job.status == "failed" and job.error == import_jobs.UNEXPECTED
     assert job.attempts == 2 + 1 + background.RETRIES
     assert count_episodes(db) == 0
+
+
+def test_postgresql_statistics_are_gathered_after_a_bulk_import(signed_in, db, monkeypatch):
+    """After an import that wrote many rows the worker gathers PostgreSQL's statistics at once
+    (the planner would otherwise take the service for the few rows it had until autovacuum came
+    by): the planner's row count of episodes is then the true one."""
+    from sqlalchemy import text
+
+    from portal.operations import statistics
+
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL's planner statistics: this database is SQLite")
+    monkeypatch.setattr(statistics, "AFTER_ROWS", 30)
+    client, _, _ = signed_in()
+    _upload_and_apply(client, db, rows=30)
+    db.session.commit()
+    stored = db.session.scalar(text("SELECT count(*) FROM episodes"))
+    estimated = db.session.scalar(text("SELECT reltuples FROM pg_class WHERE relname = 'episodes'"))
+    assert stored >= 30
+    assert estimated == stored
