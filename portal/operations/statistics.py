@@ -16,6 +16,12 @@ from portal.extensions import db
 AFTER_ROWS = 1000
 
 
+def after_bulk_write(rows: int) -> None:
+    """Gather the statistics when a committed write (an import) changed `rows` rows, if many."""
+    if rows >= AFTER_ROWS:
+        gather()
+
+
 def gather() -> None:
     """ANALYZE the tables the worklists and KPI pages read, outside any transaction. The bulk
     write is committed already: a refusal (a database user that does not own the tables) is

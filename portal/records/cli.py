@@ -13,6 +13,7 @@ from flask.cli import AppGroup
 from portal.audit.actor import Actor
 from portal.command_line import progress_bar, refuse
 from portal.extensions import db
+from portal.operations import statistics
 from portal.operations.progress import ProgressBar
 
 records_cli = AppGroup("records", help="Import and export fracture episodes as CSV.")
@@ -76,6 +77,7 @@ def records_import(file: Path, service_code: str | None, keep_valid: bool, dry_r
             refuse(str(error))
     if report.written:
         db.session.commit()
+        statistics.after_bulk_write(report.added + report.updated)
     else:
         db.session.rollback()
     for name in report.unknown_columns:

@@ -285,8 +285,7 @@ def _apply(app: Flask, job_id: int, attempt: int, actor: Actor) -> None:
     if report.written:
         uploads.forget(job_id)
         db.session.commit()
-        if report.added + report.updated >= statistics.AFTER_ROWS:
-            statistics.gather()
+        statistics.after_bulk_write(report.added + report.updated)
         return
     # All or nothing, and rows were refused: nothing written; the preview shows them again.
     db.session.rollback()

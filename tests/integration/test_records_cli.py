@@ -737,3 +737,22 @@ def test_stored_formula_text_is_neutralised_in_the_export(runner, db, brd, tmp_p
     assert cells["bone_therapy"] == "'@SUM(A1)"
     assert cells["fracture_sites"] == "'+Hip"
     assert cells["t_score"] == "-1.7"
+
+
+def test_a_bulk_import_gathers_postgresql_statistics(runner, db, brd, tmp_path, monkeypatch):
+    """As the queue's worker does (portal/operations/statistics.py): after a committed import of
+    many rows the planner knows them at once."""
+    from sqlalchemy import text
+
+    from portal.operations import statistics
+
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL's planner statistics: this database is SQLite")
+    monkeypatch.setattr(statistics, "AFTER_ROWS", 20)
+    path = write(tmp_path, csv_text([row(nhs_number=nhs_number(n)) for n in range(20)]))
+    assert run_import(runner, path).exit_code == 0
+    db.session.commit()
+    stored = db.session.scalar(text("SELECT count(*) FROM episodes"))
+    estimated = db.session.scalar(text("SELECT reltuples FROM pg_class WHERE relname = 'episodes'"))
+    assert stored >= 20
+    assert estimated == stored
