@@ -41,6 +41,8 @@ HOUSEKEEPING = {
     # An upload's rows are the file itself: kept and deleted within acts jobs.py audits (the
     # upload, the discard), after use, or after 7 days.
     "portal/records/uploads.py": {"keep", "forget"},
+    # ANALYZE: PostgreSQL's planner statistics, no stored record of anyone's changes.
+    "portal/operations/statistics.py": {"gather", "after_bulk_write"},
 }
 
 # session.add(...), audit.record(...): a method of one of these receivers.
