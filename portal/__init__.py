@@ -7,7 +7,7 @@ from typing import Any
 
 from flask import Flask
 from sqlalchemy import event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 
 from portal import config as config_module
 from portal.extensions import compress, csrf, db, htmx, limiter, login_manager, migrate
@@ -94,6 +94,8 @@ def _configure_jit(app: Flask) -> None:
         return
     if app.config.get("DATABASE_TRANSACTION_POOLING"):
         return
+    if "options" in make_url(uri).query:
+        return  # the URL names its own server options: they are left as given
     options = app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {})
     options.setdefault("connect_args", {}).setdefault("options", "-c jit=off")
 

@@ -64,6 +64,27 @@ def test_postgresql_jit_is_off_for_the_portal_unless_asked_for(tmp_path, monkeyp
                 db.engine.dispose()
 
 
+@pytest.mark.postgres
+def test_server_options_in_the_database_url_are_kept(tmp_path, monkeypatch):
+    """A DATABASE_URL with its own `options` keeps them (the portal does not replace them with
+    its JIT setting)."""
+    monkeypatch.delenv("DATABASE_JIT", raising=False)
+    monkeypatch.delenv("DATABASE_TRANSACTION_POOLING", raising=False)
+    monkeypatch.delenv("PGOPTIONS", raising=False)
+    with fresh_database("postgresql", tmp_path) as url:
+        given = f"{url}?options=-c%20statement_timeout%3D12345"
+        app = create_app({"SQLALCHEMY_DATABASE_URI": given, "SECRET_KEY": "jit"})
+        from portal.extensions import db
+
+        with app.app_context():
+            try:
+                with db.engine.connect() as connection:
+                    timeout = connection.execute(text("SHOW statement_timeout")).scalar_one()
+                    assert timeout == "12345ms"
+            finally:
+                db.engine.dispose()
+
+
 def test_sqlite_is_left_alone(tmp_path, monkeypatch):
     monkeypatch.setenv("DATABASE_TRANSACTION_POOLING", "true")
     app = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path}/p.db", "SECRET_KEY": "x"})
